@@ -1,0 +1,1 @@
+//! Helpers for netshim's integration tests.

@@ -1,0 +1,510 @@
+//! Launching a process into a target with libcontainer: state directories,
+//! the create → verify → start → wait cycle, signal forwarding, TTY, and
+//! cleanup (including state left by a crashed run).
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::container::Container;
+use libcontainer::syscall::syscall::SyscallType;
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::caps::{CapMask, ProcCreds};
+use crate::ns::NsFile;
+use crate::plan::{IdMap, Plan};
+use crate::spec::{self, Placement, RunRequest};
+use crate::tty;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot prepare netshim's state directory {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "state directory {path} is not safe to use: it must be a directory owned by you (UID {uid}) \
+         and not writable by others; remove it or set XDG_RUNTIME_DIR to a private directory"
+    )]
+    UnsafeState { path: PathBuf, uid: u32 },
+    #[error("cannot write the OCI bundle in {path}: {source}")]
+    Bundle {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("libcontainer could not create the process in the target: {source}{hint}")]
+    Create {
+        #[source]
+        source: libcontainer::error::LibcontainerError,
+        hint: String,
+    },
+    #[error("libcontainer could not start the process: {0}")]
+    Start(#[source] libcontainer::error::LibcontainerError),
+    #[error(
+        "the process in the target does not hold the privileges netshim planned, so it was stopped:\n  {}\n\
+         this is a bug or an unexpected kernel or security-module policy; please report it with the output of \
+         `netshim --debug run ...`",
+        .0.join("\n  ")
+    )]
+    Verify(Vec<String>),
+    #[error("cannot read the credentials of the process in the target: {0}")]
+    ReadCreds(#[source] io::Error),
+    #[error("cannot join the target's user namespace: {0}; check that you own it (`netshim run --debug` shows the plan)")]
+    EnterUserns(#[source] Errno),
+    #[error("cannot prepare a rootless cgroup view (a private mount of cgroup v2): {0}")]
+    RootlessCgroups(#[source] Errno),
+    #[error("waiting for the process failed: {0}")]
+    Wait(#[source] Errno),
+    #[error("cannot set up the terminal: {0}")]
+    Tty(#[source] io::Error),
+}
+
+/// Where netshim keeps its state: `/run/netshim` for root,
+/// `$XDG_RUNTIME_DIR/netshim` for a user (else `/tmp/netshim-UID`).
+#[derive(Debug, Clone)]
+pub struct StateDirs {
+    pub root: PathBuf,
+}
+
+impl StateDirs {
+    pub fn for_caller() -> Result<StateDirs, LaunchError> {
+        let uid = nix::unistd::geteuid().as_raw();
+        let root = if uid == 0 {
+            PathBuf::from("/run/netshim")
+        } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
+            PathBuf::from(x).join("netshim")
+        } else {
+            PathBuf::from(format!("/tmp/netshim-{uid}"))
+        };
+        Self::at(root)
+    }
+
+    pub fn at(root: PathBuf) -> Result<StateDirs, LaunchError> {
+        let s = StateDirs { root };
+        for d in [s.root.clone(), s.containers(), s.bundles()] {
+            ensure_private_dir(&d)?;
+        }
+        Ok(s)
+    }
+
+    /// libcontainer's state root.
+    pub fn containers(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    pub fn bundles(&self) -> PathBuf {
+        self.root.join("bundles")
+    }
+}
+
+fn ensure_private_dir(path: &Path) -> Result<(), LaunchError> {
+    let uid = nix::unistd::geteuid().as_raw();
+    match fs::DirBuilder::new().mode(0o700).create(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(LaunchError::State {
+                path: path.into(),
+                source,
+            })
+        }
+    }
+    let md = fs::symlink_metadata(path).map_err(|source| LaunchError::State {
+        path: path.into(),
+        source,
+    })?;
+    if !md.is_dir() || md.uid() != uid || md.permissions().mode() & 0o022 != 0 {
+        return Err(LaunchError::UnsafeState {
+            path: path.into(),
+            uid,
+        });
+    }
+    Ok(())
+}
+
+/// Start time of a process in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`): with the PID it names one process uniquely.
+fn start_time(pid: i32) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A run's container ID: `run-<netshim pid>-<its start time>-<n>`. The
+/// owner's identity in the name lets a later run tell stale state (owner
+/// gone) from a run in progress.
+fn new_run_id() -> String {
+    let pid = std::process::id() as i32;
+    format!(
+        "run-{pid}-{}-{}",
+        start_time(pid).unwrap_or(0),
+        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn owner_alive(id: &str) -> bool {
+    let mut it = id.strip_prefix("run-").unwrap_or("").split('-');
+    let (Some(pid), Some(st)) = (it.next(), it.next()) else {
+        return false;
+    };
+    let (Ok(pid), Ok(st)) = (pid.parse::<i32>(), st.parse::<u64>()) else {
+        return false;
+    };
+    start_time(pid) == Some(st)
+}
+
+/// Removes what runs whose netshim process is gone left behind (after a
+/// SIGKILL of netshim, say): their processes are killed, their cgroups and
+/// state removed. Returns the IDs cleaned.
+pub fn clean_stale(state: &StateDirs) -> Vec<String> {
+    let mut cleaned = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for dir in [state.containers(), state.bundles()] {
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if let Ok(n) = e.file_name().into_string() {
+                    if n.starts_with("run-") && !ids.contains(&n) {
+                        ids.push(n);
+                    }
+                }
+            }
+        }
+    }
+    for id in ids {
+        if owner_alive(&id) {
+            continue;
+        }
+        let cdir = state.containers().join(&id);
+        if cdir.exists() {
+            match Container::load(cdir.clone()) {
+                Ok(mut c) => {
+                    if let Err(e) = c.delete(true) {
+                        tracing::warn!(%id, error = %e, "could not delete stale container; removing its state");
+                        let _ = fs::remove_dir_all(&cdir);
+                    }
+                }
+                Err(_) => {
+                    let _ = fs::remove_dir_all(&cdir);
+                }
+            }
+        }
+        let _ = fs::remove_dir_all(state.bundles().join(&id));
+        tracing::info!(%id, "cleaned state left by an earlier run that did not finish");
+        cleaned.push(id);
+    }
+    cleaned
+}
+
+/// Everything a run needs, planned and checked.
+pub struct Launch<'a> {
+    pub target: String,
+    pub netns: &'a NsFile,
+    pub plan: &'a Plan,
+    pub request: RunRequest,
+    /// The UID map of the target's user namespace (join-userns), for
+    /// checking the process's outside UID.
+    pub uid_map: Option<IdMap>,
+}
+
+/// Signals netshim passes on to the process in the target.
+const FORWARDED: [Signal; 7] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCONT,
+];
+
+/// Removes a run's container and bundle however the run ends.
+struct Cleanup {
+    state: StateDirs,
+    id: String,
+    container: Option<Container>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(c) = self.container.as_mut() {
+            if let Err(e) = c.delete(true) {
+                tracing::warn!(id = %self.id, error = %e, "could not delete the run's container");
+            }
+        }
+        let cdir = self.state.containers().join(&self.id);
+        if cdir.exists() {
+            let _ = fs::remove_dir_all(&cdir);
+        }
+        let _ = fs::remove_dir_all(self.state.bundles().join(&self.id));
+    }
+}
+
+impl Launch<'_> {
+    /// Runs the command to completion; returns its exit status (128+N for a
+    /// signal), as a shell would.
+    pub fn run(self, state: &StateDirs) -> Result<i32, LaunchError> {
+        for id in clean_stale(state) {
+            tracing::debug!(%id, "stale run cleaned");
+        }
+        let id = new_run_id();
+        let bundle = state.bundles().join(&id);
+        let mut cleanup = Cleanup {
+            state: state.clone(),
+            id: id.clone(),
+            container: None,
+        };
+        let bundle_err = |source| LaunchError::Bundle {
+            path: bundle.clone(),
+            source,
+        };
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&bundle)
+            .map_err(bundle_err)?;
+        spec::prepare_rootfs(&bundle.join("rootfs"), Path::new("/")).map_err(bundle_err)?;
+
+        // libcontainer joins namespaces by path in its child processes, which
+        // inherit our descriptors: /proc/self/fd/N names them there.
+        // join-userns: root can hand libcontainer the user namespace by path;
+        // an unprivileged caller must already be inside it (see
+        // plan::enter_userns), and then the spec names no user namespace.
+        let pre_join =
+            matches!(self.plan, Plan::JoinUserns { .. }) && !nix::unistd::geteuid().is_root();
+        let userns_path = match self.plan {
+            Plan::JoinUserns { userns } if !pre_join => Some(userns.proc_self_path()),
+            _ => None,
+        };
+        let place = Placement {
+            netns_path: self.netns.proc_self_path(),
+            userns_path,
+            cgroups_path: cgroups_path(&id),
+        };
+        let spec = spec::build(&self.request, &place, Path::new("/")).map_err(bundle_err)?;
+        spec.save(bundle.join("config.json"))
+            .map_err(|e| bundle_err(io::Error::other(e)))?;
+
+        // Become the subreaper: libcontainer's init process is our
+        // grandchild, and its parent exits once it is set up.
+        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes
+        // only which process adopts our orphaned descendants.
+        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+            return Err(LaunchError::Wait(Errno::last()));
+        }
+
+        if let (true, Plan::JoinUserns { userns }) = (pre_join, self.plan) {
+            crate::plan::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
+            crate::plan::show_cgroup_v2().map_err(LaunchError::RootlessCgroups)?;
+        }
+
+        let console = if self.request.tty {
+            Some(tty::ConsoleSocket::bind(&bundle.join("console.sock")).map_err(LaunchError::Tty)?)
+        } else {
+            None
+        };
+
+        let builder = ContainerBuilder::new(id.clone(), SyscallType::default())
+            .with_root_path(state.containers())
+            .map_err(|source| LaunchError::Create {
+                source,
+                hint: String::new(),
+            })?
+            .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
+        let created = builder
+            .as_init(&bundle)
+            .with_systemd(false)
+            .with_detach(self.request.tty)
+            .build();
+        let container = match created {
+            Ok(c) => c,
+            Err(source) => {
+                let hint = create_hint(&source);
+                return Err(LaunchError::Create { source, hint });
+            }
+        };
+        let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        cleanup.container = Some(container);
+        tracing::debug!(%id, pid, plan = %self.plan, "created");
+
+        // libcontainer sets every capability set before it waits for start,
+        // but only logs a warning if raising the ambient set fails: check
+        // what the kernel says before the command runs.
+        self.verify(pid, pre_join)?;
+
+        // From here on, signals arrive through a signalfd; the init process
+        // was created with them unblocked.
+        let mut mask = SigSet::empty();
+        for s in FORWARDED {
+            mask.add(s);
+        }
+        mask.add(Signal::SIGCHLD);
+        mask.add(Signal::SIGWINCH);
+        mask.thread_block().map_err(LaunchError::Wait)?;
+        let mut sfd =
+            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(LaunchError::Wait)?;
+
+        cleanup
+            .container
+            .as_mut()
+            .expect("container set above")
+            .start()
+            .map_err(LaunchError::Start)?;
+
+        let mut term = match console {
+            Some(c) => Some(tty::Proxy::start(c).map_err(LaunchError::Tty)?),
+            None => None,
+        };
+
+        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut())?;
+        if let Some(t) = term {
+            t.finish();
+        }
+        let _ = mask.thread_unblock();
+        drop(cleanup);
+        Ok(status)
+    }
+
+    /// `inside`: netshim itself runs in the target's user namespace, so
+    /// /proc shows the process's UIDs as the target sees them.
+    fn verify(&self, pid: i32, inside: bool) -> Result<(), LaunchError> {
+        let creds = ProcCreds::read(pid).map_err(LaunchError::ReadCreds)?;
+        let want = CapMask::of(&self.request.caps);
+        let mut diffs = creds.differences(want);
+        let want_uid = match (&self.plan, &self.uid_map) {
+            (Plan::JoinUserns { .. }, Some(map)) if !inside => map
+                .0
+                .iter()
+                .find(|r| self.request.uid >= r.inside && self.request.uid - r.inside < r.count)
+                .map(|r| r.outside + (self.request.uid - r.inside)),
+            _ => Some(self.request.uid),
+        };
+        if want_uid.is_some_and(|u| creds.uid != [u; 4]) || creds.uid.contains(&0) {
+            diffs.push(format!(
+                "Uid is {:?}, expected {} (UID {} in the target)",
+                creds.uid,
+                want_uid.map_or("mapped".into(), |u| u.to_string()),
+                self.request.uid
+            ));
+        }
+        if diffs.is_empty() {
+            tracing::debug!(pid, uid = ?creds.uid, caps = %creds.eff, "verified");
+            Ok(())
+        } else {
+            Err(LaunchError::Verify(diffs))
+        }
+    }
+}
+
+/// On cgroup v1 and v2 alike, each run gets its own cgroup when netshim may
+/// create one (root); libcontainer's cgroup removal kills every process in
+/// the cgroup, so it must never be a shared one.
+fn cgroups_path(id: &str) -> Option<String> {
+    Some(format!("/netshim/{id}"))
+}
+
+fn create_hint(e: &libcontainer::error::LibcontainerError) -> String {
+    let s = format!("{e:?}");
+    if s.contains("EPERM") || s.contains("EACCES") {
+        "\nthe kernel refused an operation; run with --debug to see which, and check that the target still exists"
+            .into()
+    } else {
+        String::new()
+    }
+}
+
+/// Waits for `pid`, forwarding signals to it and reaping any orphan that
+/// lands on us (we are a subreaper). Returns the shell-style status.
+fn wait_forwarding(
+    pid: Pid,
+    sfd: &mut SignalFd,
+    mut term: Option<&mut tty::Proxy>,
+) -> Result<i32, LaunchError> {
+    loop {
+        // Reap first: the process may have exited before we waited.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
+                Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Ok(_) => continue,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(LaunchError::Wait(e)),
+            }
+        }
+        let info = match sfd.read_signal() {
+            Ok(Some(i)) => i,
+            Ok(None) => continue,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(LaunchError::Wait(e)),
+        };
+        let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
+            continue;
+        };
+        match sig {
+            Signal::SIGCHLD => {}
+            Signal::SIGWINCH => {
+                if let Some(t) = term.as_deref_mut() {
+                    t.resize();
+                }
+            }
+            s => {
+                tracing::debug!(signal = %s, %pid, "forwarding");
+                let _ = kill(pid, s);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_name_their_owner() {
+        let id = new_run_id();
+        assert!(owner_alive(&id), "{id}");
+        assert!(!owner_alive("run-999999999-1-0"));
+        assert!(!owner_alive("run-1-0-0"), "PID 1 did not start at tick 0");
+        assert!(!owner_alive("other"));
+        assert_ne!(new_run_id(), id);
+    }
+
+    #[test]
+    fn state_dirs_are_private_and_checked() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDirs::at(t.path().join("ns")).unwrap();
+        let mode = fs::metadata(&s.root).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        assert!(s.containers().is_dir() && s.bundles().is_dir());
+        fs::set_permissions(&s.root, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = StateDirs::at(s.root.clone()).unwrap_err();
+        assert!(e.to_string().contains("not safe"), "{e}");
+    }
+
+    #[test]
+    fn stale_state_of_dead_owners_is_removed_and_live_kept() {
+        let t = tempfile::tempdir().unwrap();
+        let s = StateDirs::at(t.path().join("ns")).unwrap();
+        let dead = "run-999999999-5-0";
+        fs::create_dir(s.bundles().join(dead)).unwrap();
+        fs::create_dir(s.containers().join(dead)).unwrap();
+        let live = new_run_id();
+        fs::create_dir(s.bundles().join(&live)).unwrap();
+        let cleaned = clean_stale(&s);
+        assert_eq!(cleaned, vec![dead.to_string()]);
+        assert!(!s.bundles().join(dead).exists());
+        assert!(!s.containers().join(dead).exists());
+        assert!(s.bundles().join(&live).exists());
+    }
+}

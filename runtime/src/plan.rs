@@ -1,0 +1,410 @@
+//! Privilege plans (`shared/design.md` §3): how netshim reaches a target's
+//! network namespace with the least privilege the kernel allows.
+//!
+//! Kernel rules this module relies on:
+//! - `AF_PACKET`/raw sockets need `CAP_NET_RAW` in the user namespace that
+//!   owns the network namespace (`ns_capable(net->user_ns, CAP_NET_RAW)`).
+//! - `setns(CLONE_NEWNET)` needs `CAP_SYS_ADMIN` in the netns's owning user
+//!   namespace and in the caller's own.
+//! - A process whose euid owns a user namespace, and that lives in that user
+//!   namespace's parent, holds every capability in it (and in its
+//!   descendants); so does a process with `CAP_SYS_ADMIN` in the parent.
+//!   `setns(CLONE_NEWUSER)` then grants the full set inside.
+
+use std::fmt;
+
+use nix::errno::Errno;
+use nix::unistd::geteuid;
+
+use crate::caps::{CapMask, ProcCreds};
+use crate::ns::{own_userns, NsFile, NsId};
+
+/// The plan netshim will use for a target.
+#[derive(Debug)]
+pub enum Plan {
+    /// The caller owns the user namespace that owns the netns (rootless
+    /// Docker/Podman/nerdctl, `hostUsers: false` pods): join that user
+    /// namespace, then the netns.
+    JoinUserns { userns: NsFile },
+    /// The netns is owned by the caller's own user namespace and the caller is
+    /// privileged there (root): join the netns without a new user namespace.
+    DropUid,
+}
+
+impl Plan {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Plan::JoinUserns { .. } => "join-userns",
+            Plan::DropUid => "drop-uid",
+        }
+    }
+}
+
+/// Why no plan can reach a target.
+#[derive(Debug, thiserror::Error)]
+pub enum Impossible {
+    #[error(
+        "cannot enter {target}: its network namespace is owned by your own user namespace (the host's), \
+         and you are not privileged there.\n\
+         The kernel lets a process open packet sockets in a network namespace only with CAP_NET_RAW in the \
+         user namespace that owns it, and lets it join one only with CAP_SYS_ADMIN there; an unprivileged \
+         user holds neither in the host's user namespace, and no user namespace of your own changes that.\n\
+         What you can do instead:\n  \
+         - run netshim as root (sudo netshim run ...): it still runs your command as an unprivileged UID with only CAP_NET_RAW;\n  \
+         - run the workload under the netshim runtime (a containerd RuntimeClass or `docker run --runtime netshim`), which grants ambient CAP_NET_RAW to non-root containers;\n  \
+         - target a container of your own rootless engine (docker:NAME with rootless Docker, or pid:PID of a process in it), whose network namespace your user namespace owns"
+    )]
+    HostOwned { target: String },
+    #[error(
+        "cannot enter {target}: its network namespace is owned by a user namespace of UID {owner_uid}, not yours (UID {caller}).\n\
+         Only the owner of a user namespace (or root) holds capabilities in it, and the kernel checks CAP_NET_RAW \
+         and CAP_SYS_ADMIN there. Run netshim as UID {owner_uid}, or as root"
+    )]
+    ForeignUserns {
+        target: String,
+        owner_uid: u32,
+        caller: u32,
+    },
+    #[error(
+        "cannot enter {target}: its network namespace is owned by a user namespace outside yours \
+         (an ancestor of the one netshim runs in). A process in a child user namespace holds no capability \
+         in its ancestors, so no plan can reach it from here: run netshim from the host's user namespace"
+    )]
+    Ancestor { target: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Impossible(#[from] Impossible),
+    #[error("cannot inspect the user namespace of {target}: {what}: {errno}")]
+    Inspect {
+        target: String,
+        what: &'static str,
+        errno: Errno,
+    },
+}
+
+/// What the caller is, as far as planning goes.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub euid: u32,
+    pub userns: NsId,
+    /// CAP_SYS_ADMIN in the caller's own user namespace (root, sudo).
+    pub sys_admin: bool,
+}
+
+impl Caller {
+    pub fn current() -> Result<Caller, PlanError> {
+        let inspect = |what, errno| PlanError::Inspect {
+            target: "the caller".into(),
+            what,
+            errno,
+        };
+        let userns = own_userns()
+            .and_then(|u| u.id())
+            .map_err(|e| inspect("opening /proc/self/ns/user", e))?;
+        let creds = ProcCreds::read(std::process::id() as i32).map_err(|e| {
+            inspect(
+                "reading /proc/self/status",
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })?;
+        let sys_admin =
+            creds.eff.0 & CapMask::of(&[crate::caps::Cap::from_bit(21).expect("SYS_ADMIN")]).0 != 0;
+        Ok(Caller {
+            euid: geteuid().as_raw(),
+            userns,
+            sys_admin,
+        })
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Chooses the plan for a target's network namespace.
+pub fn classify(target: &str, netns: &NsFile, caller: &Caller) -> Result<Plan, PlanError> {
+    let inspect = |what, errno| PlanError::Inspect {
+        target: target.to_string(),
+        what,
+        errno,
+    };
+    let owner = match netns.owner_userns() {
+        Ok(o) => o,
+        // NS_GET_USERNS fails with EPERM when the owner is outside our userns.
+        Err(Errno::EPERM) => {
+            return Err(Impossible::Ancestor {
+                target: target.into(),
+            }
+            .into())
+        }
+        Err(e) => return Err(inspect("NS_GET_USERNS", e)),
+    };
+    let owner_id = owner.id().map_err(|e| inspect("fstat", e))?;
+    if owner_id == caller.userns {
+        return if caller.sys_admin {
+            Ok(Plan::DropUid)
+        } else {
+            Err(Impossible::HostOwned {
+                target: target.into(),
+            }
+            .into())
+        };
+    }
+    // Walk up from the owning user namespace to the child of ours: that
+    // child's owner (or a privileged caller) holds every capability in it
+    // and in all its descendants.
+    let mut top = owner.try_clone().map_err(|e| {
+        inspect(
+            "dup",
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)),
+        )
+    })?;
+    loop {
+        let parent = match top.parent_userns() {
+            Ok(p) => p,
+            Err(Errno::EPERM) => {
+                return Err(Impossible::Ancestor {
+                    target: target.into(),
+                }
+                .into())
+            }
+            Err(e) => return Err(inspect("NS_GET_PARENT", e)),
+        };
+        if parent.id().map_err(|e| inspect("fstat", e))? == caller.userns {
+            break;
+        }
+        top = parent;
+    }
+    let owner_uid = top
+        .owner_uid()
+        .map_err(|e| inspect("NS_GET_OWNER_UID", e))?;
+    if owner_uid == caller.euid || caller.sys_admin {
+        Ok(Plan::JoinUserns { userns: owner })
+    } else {
+        Err(Impossible::ForeignUserns {
+            target: target.into(),
+            owner_uid,
+            caller: caller.euid,
+        }
+        .into())
+    }
+}
+
+/// Moves the calling process into a user namespace it owns.
+///
+/// Used by the join-userns plan when the caller is unprivileged:
+/// libcontainer 0.7 accepts a user namespace given by path only from root,
+/// but accepts an unprivileged caller that already runs inside a user
+/// namespace (as Podman runs it). Kernel rules: `setns(CLONE_NEWUSER)` needs
+/// `CAP_SYS_ADMIN` in the target user namespace (its owner, in the parent,
+/// has it) and a single-threaded caller whose `fs` struct is not shared
+/// (`unshare(CLONE_FS)` makes sure); on success the caller holds every
+/// capability inside the joined namespace and none outside it.
+pub fn enter_userns(userns: &NsFile) -> Result<(), Errno> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+    nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
+}
+
+/// Makes libcontainer see cgroup v2 at `/sys/fs/cgroup`, for a caller that
+/// is already inside a user namespace it owns (after [`enter_userns`]).
+///
+/// libcontainer's cgroup v1 manager has no rootless mode: it fails when it
+/// cannot create the container's cgroup, and its removal kills every PID
+/// listed in that cgroup. Its v2 manager, told it is rootless, leaves the
+/// process in its parent cgroup when the hierarchy is not writable, as runc
+/// does for rootless containers. So on a v1 or hybrid host, netshim takes a
+/// private mount namespace (allowed: it holds CAP_SYS_ADMIN in the user
+/// namespace that will own it; mounts copied into a less privileged mount
+/// namespace are locked and shared ones become slaves, so nothing reaches
+/// the host) and puts the v2 hierarchy there: a bind of the hybrid host's
+/// `/sys/fs/cgroup/unified`, or else a fresh cgroup2 mount, which the kernel
+/// permits in a cgroup namespace owned by this user namespace.
+pub fn show_cgroup_v2() -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    use std::path::Path;
+
+    let root = Path::new("/sys/fs/cgroup");
+    if statfs(root)?.filesystem_type() == CGROUP2_SUPER_MAGIC {
+        return Ok(());
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )?;
+    let unified = root.join("unified");
+    if statfs(&unified).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
+        mount(
+            Some(&unified),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    } else {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
+        mount(
+            Some("cgroup2"),
+            root,
+            Some("cgroup2"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+    }
+}
+
+/// One line of `/proc/PID/uid_map`: `inside outside count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IdMap(pub Vec<IdRange>);
+
+impl IdMap {
+    pub fn parse(s: &str) -> Option<IdMap> {
+        s.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let v: Vec<u32> = l
+                    .split_whitespace()
+                    .map(|x| x.parse().ok())
+                    .collect::<Option<_>>()?;
+                match v[..] {
+                    [inside, outside, count] => Some(IdRange {
+                        inside,
+                        outside,
+                        count,
+                    }),
+                    _ => None,
+                }
+            })
+            .collect::<Option<Vec<_>>>()
+            .map(IdMap)
+    }
+
+    pub fn contains(&self, id: u32) -> bool {
+        self.0
+            .iter()
+            .any(|r| id >= r.inside && (id - r.inside) < r.count)
+    }
+}
+
+impl fmt::Display for IdMap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| format!("{}-{}", r.inside, r.inside as u64 + r.count as u64 - 1))
+            .collect();
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Reads the UID and GID maps of a user namespace.
+///
+/// The kernel shows a user namespace's maps only through a process inside
+/// it, so a short-lived child joins it (`setns(CLONE_NEWUSER)`, which needs a
+/// single-threaded caller that does not share its `fs` struct: a fresh
+/// `fork` child is both) and reads `/proc/self/{uid,gid}_map`.
+pub fn read_id_maps(userns: &NsFile) -> Result<(IdMap, IdMap), Errno> {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+
+    let (rd, wr) = nix::unistd::pipe()?;
+    // SAFETY: netshim is single-threaded here (it has not started any thread
+    // before planning), so the child may allocate; it only calls setns, reads
+    // two /proc files, writes to a pipe and exits without returning.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let mut out = std::fs::File::from(wr);
+            let code = match nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER) {
+                Ok(()) => {
+                    let u = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+                    let g = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
+                    let _ = write!(out, "{u}\0{g}");
+                    0
+                }
+                Err(e) => e as i32,
+            };
+            let _ = out.flush();
+            // SAFETY: _exit ends the forked child without running the
+            // parent's atexit handlers or destructors.
+            unsafe { libc::_exit(code) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut buf = String::new();
+            let mut f = std::fs::File::from(rd);
+            let _ = f.read_to_string(&mut buf);
+            let status = nix::sys::wait::waitpid(child, None)?;
+            if let nix::sys::wait::WaitStatus::Exited(_, code) = status {
+                if code != 0 {
+                    return Err(Errno::from_raw(code));
+                }
+            }
+            let _ = f.as_raw_fd();
+            let (u, g) = buf.split_once('\0').ok_or(Errno::EIO)?;
+            Ok((
+                IdMap::parse(u).ok_or(Errno::EINVAL)?,
+                IdMap::parse(g).ok_or(Errno::EINVAL)?,
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_maps_parse_and_answer_membership() {
+        let m =
+            IdMap::parse("         0       1000          1\n         1     100000      65536\n")
+                .unwrap();
+        assert!(m.contains(0));
+        assert!(m.contains(1));
+        assert!(m.contains(65534));
+        assert!(m.contains(65536));
+        assert!(!m.contains(65537));
+        assert_eq!(m.to_string(), "0-0, 1-65536");
+        assert!(IdMap::parse("0 1\n").is_none());
+        assert!(!IdMap::default().contains(0));
+    }
+
+    #[test]
+    fn own_netns_plan_depends_on_privilege() {
+        let netns = crate::ns::own_netns().unwrap();
+        let mut caller = Caller::current().unwrap();
+        caller.sys_admin = true;
+        assert!(matches!(
+            classify("self", &netns, &caller).unwrap(),
+            Plan::DropUid
+        ));
+        caller.sys_admin = false;
+        let err = classify("self", &netns, &caller).unwrap_err();
+        assert!(err.to_string().contains("user namespace"), "{err}");
+        assert!(err.to_string().contains("rootless"), "{err}");
+    }
+
+    #[test]
+    fn own_user_namespace_maps_are_readable() {
+        // Joining our own user namespace is refused by the kernel (EINVAL);
+        // that refusal must come back as an error, not as a bogus map.
+        let own = own_userns().unwrap();
+        assert!(read_id_maps(&own).is_err());
+    }
+}

@@ -1,0 +1,252 @@
+//! The OCI spec netshim synthesizes for `netshim run`.
+//!
+//! The process sees the host's files, but libcontainer is never pointed at
+//! the host's `/` itself: it populates `/dev` (device nodes, `/dev/ptmx`,
+//! `/dev/kcore` symlinks), and devtmpfs is shared by every mount namespace,
+//! so doing that on the host's `/dev` would change the host. Instead the
+//! rootfs is an empty directory of netshim's own in which each top-level
+//! host directory is bind-mounted (recursively), `/dev` and `/tmp` are fresh
+//! tmpfs mounts, and the host's top-level symlinks (`/bin -> usr/bin` on
+//! merged-/usr systems) are recreated.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+use crate::caps::Cap;
+
+/// Host top-level directories that get a fresh filesystem instead of a bind.
+const PRIVATE_DIRS: [&str; 4] = ["dev", "proc", "sys", "tmp"];
+
+/// What one `netshim run` asks for.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub args: Vec<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub caps: Vec<Cap>,
+    pub tty: bool,
+    pub env: Vec<String>,
+    pub cwd: String,
+}
+
+/// Namespaces and cgroup the spec points at, decided by the plan.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    pub netns_path: String,
+    pub userns_path: Option<String>,
+    pub cgroups_path: Option<String>,
+}
+
+/// The environment a run starts with: a fixed PATH, the caller's TERM, and
+/// HOME=/ (the unprivileged UID has no home of its own).
+pub fn default_env(term: Option<&str>) -> Vec<String> {
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        "HOME=/".to_string(),
+    ];
+    if let Some(t) = term.filter(|t| !t.is_empty()) {
+        env.push(format!("TERM={t}"));
+    }
+    env
+}
+
+/// Builds the spec. `host_root` lists what to bind: normally `/`.
+pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Result<Spec> {
+    let caps: Vec<String> = req.caps.iter().map(|c| c.to_string()).collect();
+    let mut namespaces = vec![
+        json!({"type": "mount"}),
+        json!({"type": "network", "path": place.netns_path}),
+    ];
+    if let Some(u) = &place.userns_path {
+        namespaces.push(json!({"type": "user", "path": u}));
+    }
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind", "nosuid", "nodev", "noexec"]}),
+        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "nodev", "noexec"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}),
+    ];
+    for name in host_dirs(host_root)? {
+        let src = host_root.join(&name);
+        mounts.push(json!({
+            "destination": format!("/{name}"),
+            "type": "bind",
+            "source": src,
+            "options": ["rbind"],
+        }));
+    }
+    let mut linux = json!({
+        "namespaces": namespaces,
+        "maskedPaths": [],
+        "readonlyPaths": [],
+    });
+    if let Some(cg) = &place.cgroups_path {
+        linux["cgroupsPath"] = Value::String(cg.clone());
+    }
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": Value::Null,
+        "process": {
+            "terminal": req.tty,
+            "user": {"uid": req.uid, "gid": req.gid, "additionalGids": []},
+            "args": req.args,
+            "env": req.env,
+            "cwd": req.cwd,
+            "noNewPrivileges": true,
+            "capabilities": {
+                "bounding": caps, "effective": caps, "permitted": caps,
+                "inheritable": caps, "ambient": caps,
+            },
+        },
+        "mounts": mounts,
+        "linux": linux,
+    });
+    serde_json::from_value(spec).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Top-level directories of the host to bind (everything but the private ones).
+fn host_dirs(host_root: &Path) -> io::Result<Vec<String>> {
+    let mut v = Vec::new();
+    for e in fs::read_dir(host_root)? {
+        let e = e?;
+        let Ok(name) = e.file_name().into_string() else {
+            continue;
+        };
+        if PRIVATE_DIRS.contains(&name.as_str()) {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            v.push(name);
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// Creates the bundle's rootfs: an empty directory plus the host's top-level
+/// symlinks, so `/bin/sh` resolves as on the host.
+pub fn prepare_rootfs(rootfs: &Path, host_root: &Path) -> io::Result<()> {
+    fs::create_dir_all(rootfs)?;
+    for e in fs::read_dir(host_root)? {
+        let e = e?;
+        if e.file_type()?.is_symlink() {
+            let target = fs::read_link(e.path())?;
+            symlink(target, rootfs.join(e.file_name()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caps::NET_RAW;
+    use oci_spec::runtime::LinuxNamespaceType;
+
+    fn req() -> RunRequest {
+        RunRequest {
+            args: vec!["ip".into(), "addr".into()],
+            uid: 65534,
+            gid: 65534,
+            caps: vec![NET_RAW],
+            tty: false,
+            env: default_env(Some("xterm")),
+            cwd: "/".into(),
+        }
+    }
+
+    #[test]
+    fn spec_has_exactly_the_requested_privileges() {
+        let place = Placement {
+            netns_path: "/proc/self/fd/7".into(),
+            userns_path: Some("/proc/self/fd/8".into()),
+            cgroups_path: None,
+        };
+        let spec = build(&req(), &place, Path::new("/")).unwrap();
+        let p = spec.process().as_ref().unwrap();
+        assert_eq!(p.user().uid(), 65534);
+        assert_eq!(p.no_new_privileges(), &Some(true));
+        let c = p.capabilities().as_ref().unwrap();
+        for set in [
+            c.bounding(),
+            c.effective(),
+            c.permitted(),
+            c.inheritable(),
+            c.ambient(),
+        ] {
+            let set = set.as_ref().unwrap();
+            assert_eq!(set.len(), 1);
+            assert!(set.contains(&oci_spec::runtime::Capability::NetRaw));
+        }
+        assert!(p
+            .env()
+            .as_ref()
+            .unwrap()
+            .contains(&"TERM=xterm".to_string()));
+        let ns = spec
+            .linux()
+            .as_ref()
+            .unwrap()
+            .namespaces()
+            .as_ref()
+            .unwrap();
+        let find = |t| ns.iter().find(|n| n.typ() == t);
+        assert!(find(LinuxNamespaceType::Mount).unwrap().path().is_none());
+        assert_eq!(
+            find(LinuxNamespaceType::Network).unwrap().path().as_deref(),
+            Some(Path::new("/proc/self/fd/7"))
+        );
+        assert_eq!(
+            find(LinuxNamespaceType::User).unwrap().path().as_deref(),
+            Some(Path::new("/proc/self/fd/8"))
+        );
+        assert!(find(LinuxNamespaceType::Pid).is_none());
+    }
+
+    #[test]
+    fn host_dev_is_never_bound() {
+        let place = Placement {
+            netns_path: "/run/netns/x".into(),
+            userns_path: None,
+            cgroups_path: Some("/netshim/x".into()),
+        };
+        let spec = build(&req(), &place, Path::new("/")).unwrap();
+        let mounts = spec.mounts().as_ref().unwrap();
+        let dev = mounts
+            .iter()
+            .find(|m| m.destination() == Path::new("/dev"))
+            .unwrap();
+        assert_eq!(dev.typ().as_deref(), Some("tmpfs"));
+        assert!(mounts
+            .iter()
+            .all(|m| m.source().as_deref() != Some(Path::new("/dev"))));
+        assert!(mounts.iter().any(|m| m.destination() == Path::new("/usr")));
+        assert_eq!(
+            spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
+            Some(Path::new("/netshim/x"))
+        );
+    }
+
+    #[test]
+    fn rootfs_mirrors_top_level_symlinks() {
+        let host = tempfile::tempdir().unwrap();
+        fs::create_dir(host.path().join("usr")).unwrap();
+        fs::create_dir(host.path().join("dev")).unwrap();
+        symlink("usr/bin", host.path().join("bin")).unwrap();
+        let root = tempfile::tempdir().unwrap();
+        prepare_rootfs(&root.path().join("rootfs"), host.path()).unwrap();
+        assert_eq!(
+            fs::read_link(root.path().join("rootfs/bin")).unwrap(),
+            Path::new("usr/bin")
+        );
+        assert_eq!(host_dirs(host.path()).unwrap(), vec!["usr".to_string()]);
+    }
+}

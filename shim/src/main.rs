@@ -1,0 +1,125 @@
+//! `netshim`: get a process into a target's network namespace as an
+//! unprivileged UID with only ambient CAP_NET_RAW.
+
+mod demo;
+mod probe;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use netshim_runtime::caps::Cap;
+use netshim_runtime::target::Target;
+
+/// Exit status for netshim's own failures (as docker and podman use it).
+const EXIT_NETSHIM: u8 = 125;
+
+#[derive(Parser)]
+#[command(
+    name = "netshim",
+    version,
+    about = "Run network troubleshooting tools in a container's network namespace with the least privilege the kernel allows",
+    long_about = None,
+)]
+struct Cli {
+    /// Log what netshim does (to stderr).
+    #[arg(long, global = true)]
+    debug: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a command in a target's network namespace as an unprivileged UID with ambient CAP_NET_RAW.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
+    Demo(demo::DemoArgs),
+    /// Print this process's identity and capabilities, and read a few packets
+    /// with a packet socket (run it under `netshim run` to see what a command gets).
+    Probe(probe::ProbeArgs),
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  sudo netshim run --target-netns netns:blue -- ip -o addr
+  sudo netshim run --target-netns pid:4242 -- tcpdump -ni eth0 -c 10
+  netshim run --target-netns docker:web -- tcpdump -ni lo -c 4     # rootless Docker, no root
+  netshim run -t --target-netns docker:web -- sh                   # interactive shell";
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The target: /proc/PID/ns/net or another netns path, pid:PID, netns:NAME, docker:NAME|ID.
+    #[arg(long = "target-netns", value_name = "TARGET")]
+    target: Target,
+    /// UID of the process in the target (not 0).
+    #[arg(long, default_value_t = netshim_runtime::DEFAULT_ID)]
+    uid: u32,
+    /// GID of the process in the target (not 0).
+    #[arg(long, default_value_t = netshim_runtime::DEFAULT_ID)]
+    gid: u32,
+    /// Add a capability to CAP_NET_RAW: NET_ADMIN or NET_BIND_SERVICE. Repeatable.
+    #[arg(long = "cap", value_name = "CAP")]
+    caps: Vec<Cap>,
+    /// Give the command a terminal (for interactive shells).
+    #[arg(short = 't', long)]
+    tty: bool,
+    /// The command and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    command: Vec<String>,
+}
+
+fn init_logging(debug: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if debug {
+        "debug"
+    } else {
+        // libcontainer logs every failure at error level before returning it;
+        // netshim reports the error itself, with what to do.
+        "warn,libcontainer=off,libcgroups=off"
+    };
+    let filter = EnvFilter::try_from_env("NETSHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(debug)
+        .init();
+}
+
+fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let opts = netshim_runtime::RunOptions {
+        target: args.target,
+        uid: args.uid,
+        gid: args.gid,
+        extra_caps: args.caps,
+        tty: args.tty,
+        args: args.command,
+    };
+    let prepared = netshim_runtime::prepare(&opts)?;
+    let status = netshim_runtime::run(&opts, prepared)
+        .with_context(|| format!("running {:?} in {}", opts.args.join(" "), opts.target))?;
+    Ok(u8::try_from(status).unwrap_or(255))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.debug);
+    let r = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Demo(a) => demo::main(a),
+        Command::Probe(a) => probe::main(a),
+    };
+    match r {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("netshim: {e:#}");
+            ExitCode::from(EXIT_NETSHIM)
+        }
+    }
+}
