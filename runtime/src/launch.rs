@@ -48,6 +48,10 @@ pub enum LaunchError {
         source: libcontainer::error::LibcontainerError,
         hint: String,
     },
+    #[error("command not found in the target's view of the host: {0:?} (PATH is /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin); give its full path or install it")]
+    CommandNotFound(String),
+    #[error("command {0:?} is not executable; check its permissions")]
+    CommandNotExecutable(String),
     #[error("libcontainer could not start the process: {0}")]
     Start(#[source] libcontainer::error::LibcontainerError),
     #[error(
@@ -329,6 +333,16 @@ impl Launch<'_> {
         let container = match created {
             Ok(c) => c,
             Err(source) => {
+                // libcontainer checks the executable before the process is
+                // created; report that as a shell would (exit status 127).
+                let text = source.to_string();
+                let cmd = self.request.args.first().cloned().unwrap_or_default();
+                if text.contains("not found in $PATH") {
+                    return Err(LaunchError::CommandNotFound(cmd));
+                }
+                if text.contains("does not have correct permissions") {
+                    return Err(LaunchError::CommandNotExecutable(cmd));
+                }
                 let hint = create_hint(&source);
                 return Err(LaunchError::Create { source, hint });
             }

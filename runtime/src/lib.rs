@@ -70,6 +70,19 @@ pub enum RunError {
     Launch(#[from] launch::LaunchError),
 }
 
+impl RunError {
+    /// The exit status netshim should end with: 127 and 126 as a shell
+    /// reports a command it cannot find or execute, 125 for netshim's own
+    /// failures (as docker and podman do).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Launch(launch::LaunchError::CommandNotFound(_)) => 127,
+            RunError::Launch(launch::LaunchError::CommandNotExecutable(_)) => 126,
+            _ => 125,
+        }
+    }
+}
+
 /// A `netshim run` request before planning.
 #[derive(Debug, Clone)]
 pub struct RunOptions {

@@ -107,6 +107,23 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(u8::try_from(status).unwrap_or(255))
 }
 
+/// The error and its causes, each once: library errors often repeat their
+/// source's text in their own message.
+fn render(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.debug);
@@ -118,8 +135,12 @@ fn main() -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("netshim: {e:#}");
-            ExitCode::from(EXIT_NETSHIM)
+            eprintln!("netshim: {}", render(&e));
+            let code = e
+                .chain()
+                .find_map(|c| c.downcast_ref::<netshim_runtime::RunError>())
+                .map_or(EXIT_NETSHIM, |r| r.exit_code());
+            ExitCode::from(code)
         }
     }
 }
