@@ -1,8 +1,306 @@
-//! `netshim demo` (filled in below).
+//! `netshim demo`: the README's main job on an embedded default.
+//!
+//! It makes a throwaway target with traffic on it (as a user: a private user
+//! and network namespace; as root: a named network namespace), then runs
+//! `netshim run` into it exactly as a user would, with `netshim probe` as the
+//! command: the probe prints its UID and capability sets and reads packets
+//! from a packet socket. Everything made is removed at the end.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
+use nix::unistd::{fork, ForkResult, Pid};
 
 #[derive(clap::Args)]
-pub struct DemoArgs {}
+pub struct DemoArgs {
+    /// Packets the probe reads in the target.
+    #[arg(short = 'c', long, default_value_t = 5)]
+    count: u32,
+}
 
-pub fn main(_a: DemoArgs) -> anyhow::Result<u8> {
-    anyhow::bail!("not yet")
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+pub fn main(a: DemoArgs) -> anyhow::Result<u8> {
+    let root = nix::unistd::geteuid().is_root();
+    let exe = std::env::current_exe().context("finding netshim's own binary")?;
+    let target = if root {
+        step("running as root: making a throwaway named network namespace");
+        DemoTarget::named()?
+    } else {
+        step("running as an unprivileged user: making a throwaway user + network namespace that you own");
+        DemoTarget::private()?
+    };
+    step(&format!(
+        "target {} is up; a process in it sends a UDP datagram to 127.0.0.1:5000 every 100 ms",
+        target.spec
+    ));
+    let args = [
+        "run",
+        "--target-netns",
+        &target.spec,
+        "--",
+        exe.to_str().context("netshim's path is not UTF-8")?,
+        "probe",
+        "-c",
+        &a.count.to_string(),
+    ];
+    step(&format!("netshim {}", args.join(" ")));
+    let out = Command::new(&exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("starting netshim run")?;
+    std::io::stdout().write_all(&out.stdout)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    drop(target);
+    step("removed the throwaway target");
+    if !out.status.success() {
+        bail!(
+            "netshim run failed ({}); see the messages above",
+            out.status
+        );
+    }
+    let packets = text.lines().filter(|l| l.contains(" bytes")).count();
+    let uid = text
+        .lines()
+        .find_map(|l| l.strip_prefix("uid="))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("?")
+        .to_string();
+    if !text.contains("CapEff=0000000000002000") || packets == 0 {
+        bail!("the probe did not show CAP_NET_RAW and traffic; see its output above");
+    }
+    step(&format!(
+        "done: the command ran in the target as UID {uid} with only CAP_NET_RAW (ambient, under no_new_privs) \
+         and read {packets} packets there"
+    ));
+    Ok(0)
+}
+
+/// The throwaway target: a forked process holding the namespaces and
+/// sending traffic, plus, as root, a bind mount naming its netns.
+struct DemoTarget {
+    pid: Pid,
+    spec: String,
+    netns_file: Option<std::path::PathBuf>,
+}
+
+impl DemoTarget {
+    fn private() -> anyhow::Result<DemoTarget> {
+        let uid = nix::unistd::getuid().as_raw();
+        let gid = nix::unistd::getgid().as_raw();
+        let user = nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten()
+            .map(|u| u.name)
+            .unwrap_or_default();
+        let subuid = subordinate("/etc/subuid", &user, uid).with_context(|| {
+            format!(
+                "you ({user}, UID {uid}) have no subordinate UID range in /etc/subuid; the demo maps UID 65534 \
+                 in its namespace from one. Add one as root: usermod --add-subuids 100000-165535 \
+                 --add-subgids 100000-165535 {user}"
+            )
+        })?;
+        let subgid = subordinate("/etc/subgid", &user, uid).with_context(|| {
+            format!("you ({user}) have no subordinate GID range in /etc/subgid")
+        })?;
+        let (pid, ready, go) = spawn_holder(true)?;
+        wait_byte(&ready)
+            .map_err(|e| anyhow::anyhow!(netshim_runtime::userns::explain_creation_failure(e)))?;
+        let map = |tool: &str, id: u32, sub: (u32, u32)| -> anyhow::Result<()> {
+            let st = Command::new(tool)
+                .args([
+                    pid.to_string(),
+                    "0".into(),
+                    id.to_string(),
+                    "1".into(),
+                    "1".into(),
+                    sub.0.to_string(),
+                    sub.1.min(65536).to_string(),
+                ])
+                .status()
+                .with_context(|| format!("running {tool} (Debian package uidmap)"))?;
+            if !st.success() {
+                bail!("{tool} failed ({st}); check your ranges in /etc/subuid and /etc/subgid");
+            }
+            Ok(())
+        };
+        let t = DemoTarget {
+            pid,
+            spec: format!("pid:{pid}"),
+            netns_file: None,
+        };
+        map("newuidmap", uid, subuid)?;
+        map("newgidmap", gid, subgid)?;
+        send_byte(&go)?;
+        wait_byte(&ready).map_err(|e| anyhow::anyhow!("the target's network namespace: {e}"))?;
+        Ok(t)
+    }
+
+    fn named() -> anyhow::Result<DemoTarget> {
+        let (pid, ready, go) = spawn_holder(false)?;
+        send_byte(&go)?;
+        wait_byte(&ready).map_err(|e| anyhow::anyhow!("making the network namespace: {e}"))?;
+        let name = format!("netshim-demo-{}", std::process::id());
+        let dir = std::path::Path::new(netshim_runtime::target::NETNS_RUN_DIR);
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = dir.join(&name);
+        let mut t = DemoTarget {
+            pid,
+            spec: format!("netns:{name}"),
+            netns_file: None,
+        };
+        std::fs::File::create(&file).with_context(|| format!("creating {}", file.display()))?;
+        t.netns_file = Some(file.clone());
+        // What `ip netns add` does: bind the namespace file to a name.
+        nix::mount::mount(
+            Some(format!("/proc/{pid}/ns/net").as_str()),
+            &file,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .with_context(|| format!("bind-mounting the namespace on {}", file.display()))?;
+        Ok(t)
+    }
+}
+
+impl Drop for DemoTarget {
+    fn drop(&mut self) {
+        if let Some(f) = &self.netns_file {
+            let _ = nix::mount::umount2(f, nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_file(f);
+        }
+        let _ = kill(self.pid, Signal::SIGKILL);
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+/// `NAME:START:COUNT` (or `UID:START:COUNT`) from /etc/subuid or /etc/subgid.
+fn subordinate(path: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let who = f.next()?;
+        if who != user && who != uid.to_string() {
+            return None;
+        }
+        let start = f.next()?.parse().ok()?;
+        let count: u32 = f.next()?.parse().ok()?;
+        (count > 65534).then_some((start, count))
+    })
+}
+
+fn send_byte(fd: &OwnedFd) -> anyhow::Result<()> {
+    nix::unistd::write(fd, &[1]).context("signalling the target process")?;
+    Ok(())
+}
+
+/// Reads the holder's status byte: 0 means ready, anything else an errno.
+fn wait_byte(fd: &OwnedFd) -> Result<(), nix::errno::Errno> {
+    let mut b = [0u8; 4];
+    let mut f = std::fs::File::from(fd.try_clone().map_err(|_| nix::errno::Errno::EBADF)?);
+    f.read_exact(&mut b).map_err(|_| nix::errno::Errno::EPIPE)?;
+    match i32::from_ne_bytes(b) {
+        0 => Ok(()),
+        e => Err(nix::errno::Errno::from_raw(e)),
+    }
+}
+
+/// Forks the process that holds the target's namespaces. With `userns`, it
+/// first makes a user namespace and reports (the parent then writes its ID
+/// maps); in both cases it waits for the go byte, makes the network
+/// namespace, brings `lo` up, reports, and sends traffic until killed.
+fn spawn_holder(userns: bool) -> anyhow::Result<(Pid, OwnedFd, OwnedFd)> {
+    let (ready_r, ready_w) = nix::unistd::pipe()?;
+    let (go_r, go_w) = nix::unistd::pipe()?;
+    // SAFETY: the demo is single-threaded, so the child may allocate; it
+    // never returns into the parent's code (it loops until killed or _exits).
+    match unsafe { fork() }.context("forking the target process")? {
+        ForkResult::Parent { child } => Ok((child, ready_r, go_w)),
+        ForkResult::Child => {
+            drop(ready_r);
+            drop(go_w);
+            // If the demo dies, so does its target.
+            // SAFETY: PR_SET_PDEATHSIG takes a signal number.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+            let report = |code: i32| {
+                let _ = nix::unistd::write(&ready_w, &code.to_ne_bytes());
+            };
+            let fail = |e: nix::errno::Errno| -> ! {
+                report(e as i32);
+                // SAFETY: ends the forked child without unwinding into main.
+                unsafe { libc::_exit(1) }
+            };
+            if userns {
+                if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
+                    fail(e);
+                }
+                report(0);
+            }
+            let mut b = [0u8; 1];
+            if nix::unistd::read(go_r.as_raw_fd(), &mut b) != Ok(1) {
+                // SAFETY: as above.
+                unsafe { libc::_exit(1) }
+            }
+            if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+                fail(e);
+            }
+            if let Err(e) = loopback_up() {
+                fail(e);
+            }
+            report(0);
+            traffic_loop()
+        }
+    }
+}
+
+/// `ip link set lo up`, by ioctl.
+fn loopback_up() -> Result<(), nix::errno::Errno> {
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|_| nix::errno::Errno::EIO)?;
+    // SAFETY: ifreq is plain old data; zero is a valid value for every field.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in ifr.ifr_name.iter_mut().zip(b"lo\0") {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq we pass,
+    // which lives across both calls; the union member used is ifru_flags.
+    unsafe {
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut ifr) < 0 {
+            return Err(nix::errno::Errno::last());
+        }
+        ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &ifr) < 0 {
+            return Err(nix::errno::Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Sends a datagram to 127.0.0.1:5000 (inside the target) every 100 ms.
+fn traffic_loop() -> ! {
+    let rx = std::net::UdpSocket::bind("127.0.0.1:5000").ok();
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").ok();
+    let mut n = 0u64;
+    let mut buf = [0u8; 64];
+    loop {
+        if let Some(tx) = &tx {
+            let _ = tx.send_to(format!("netshim demo {n}").as_bytes(), "127.0.0.1:5000");
+        }
+        if let Some(rx) = &rx {
+            let _ = rx.set_nonblocking(true);
+            while rx.recv(&mut buf).is_ok() {}
+        }
+        n += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
