@@ -1,1 +1,313 @@
-//! Helpers for netshim's integration tests.
+//! Helpers for netshim's integration tests: real network namespaces and veth
+//! pairs (198.18.0.0/15 only), commands run as the unprivileged test user,
+//! and containers of that user's rootless Docker.
+//!
+//! These tests need root and the environment `integration/run.sh` sets up.
+//! When it is missing they fail, saying so: they never pass by skipping.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A short name unique to this test process and call.
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}x{}",
+        std::process::id() % 100000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The netshim binary the harness built.
+pub fn netshim() -> PathBuf {
+    if let Some(p) = std::env::var_os("NETSHIM_BIN") {
+        return p.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let p = target.join("debug/netshim");
+    assert!(
+        p.exists(),
+        "{} is missing: build it with `cargo build --workspace` (integration/run.sh does)",
+        p.display()
+    );
+    p
+}
+
+/// Fails the test unless it runs as root (the harness runs it so).
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this integration test needs root: run the suite with `sudo ./integration/run.sh`"
+    );
+}
+
+/// The unprivileged test user and its runtime directory, set by the harness.
+pub fn test_user() -> (String, String) {
+    require_root();
+    let user = std::env::var("NETSHIM_TEST_USER").expect(
+        "NETSHIM_TEST_USER is not set: run the suite with `sudo ./integration/run.sh`, \
+         which creates the test user and starts its rootless Docker",
+    );
+    let dir =
+        std::env::var("NETSHIM_TEST_RUNTIME_DIR").expect("NETSHIM_TEST_RUNTIME_DIR is not set");
+    (user, dir)
+}
+
+/// Requires the harness's rootless Docker for the test user.
+pub fn require_docker() {
+    test_user();
+    assert!(
+        std::env::var_os("NETSHIM_TEST_DOCKER").is_some(),
+        "NETSHIM_TEST_DOCKER is not set: run the suite with `sudo ./integration/run.sh`, \
+         which starts a rootless Docker for the test user"
+    );
+}
+
+/// The result of a command, with its text for assertions.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Self {
+        Ran {
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Ran {
+    #[track_caller]
+    pub fn ok(self) -> Ran {
+        assert_eq!(self.code, Some(0), "command failed: {self:#?}");
+        self
+    }
+}
+
+/// Runs a command to completion with no stdin.
+pub fn run(cmd: &mut Command) -> Ran {
+    cmd.stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+        .into()
+}
+
+/// The netshim binary under `timeout(1)`: a test waiting for traffic must
+/// end even if none comes (timeout's SIGTERM goes through netshim's
+/// forwarding, so the command ends too).
+pub fn netshim_with_timeout(secs: u32) -> Command {
+    let mut c = Command::new("timeout");
+    c.arg(secs.to_string()).arg(netshim());
+    c
+}
+
+/// `sh -c SCRIPT` as root.
+pub fn sh(script: &str) -> Ran {
+    run(Command::new("sh").args(["-c", script]))
+}
+
+/// A command that runs as the test user, with its rootless Docker's
+/// environment.
+pub fn as_user(args: &[&str]) -> Command {
+    let (user, dir) = test_user();
+    let mut c = Command::new("runuser");
+    c.args(["-u", &user, "--", "env", "-i"])
+        .arg(format!("HOME=/home/{user}"))
+        .arg(format!("XDG_RUNTIME_DIR={dir}"))
+        .arg(format!("DOCKER_HOST=unix://{dir}/docker.sock"))
+        .arg("PATH=/usr/sbin:/usr/bin:/sbin:/bin")
+        .args(args);
+    c
+}
+
+/// A named network namespace (as `ip netns add` makes), optionally wired
+/// by a veth pair to a peer namespace: target 198.18.N.1/30 on `veth`,
+/// peer 198.18.N.2/30. Removed on drop.
+pub struct Netns {
+    pub name: String,
+    pub peer: Option<String>,
+    pub veth: String,
+    pub addr: String,
+    pub peer_addr: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        require_root();
+        let name = unique("nst");
+        sh(&format!(
+            "ip netns add {name} && ip -n {name} link set lo up"
+        ))
+        .ok();
+        Netns {
+            name,
+            peer: None,
+            veth: String::new(),
+            addr: String::new(),
+            peer_addr: String::new(),
+        }
+    }
+
+    /// With a peer namespace on the other end of a veth pair.
+    pub fn with_peer() -> Netns {
+        let mut n = Netns::new();
+        let peer = format!("{}p", n.name);
+        let k = COUNTER.fetch_add(1, Ordering::Relaxed) % 250 + 1;
+        let octet = (std::process::id() % 200 + k) % 250;
+        let veth = format!("v{}", &n.name[3..]);
+        let (a, b) = (format!("198.18.{octet}.1"), format!("198.18.{octet}.2"));
+        sh(&format!(
+            "set -e; ip netns add {peer}; ip -n {peer} link set lo up; \
+             ip link add {veth} netns {name} type veth peer name {veth}p netns {peer}; \
+             ip -n {name} addr add {a}/30 dev {veth}; ip -n {peer} addr add {b}/30 dev {veth}p; \
+             ip -n {name} link set {veth} up; ip -n {peer} link set {veth}p up",
+            name = n.name
+        ))
+        .ok();
+        n.peer = Some(peer);
+        n.veth = veth;
+        n.addr = a;
+        n.peer_addr = b;
+        n
+    }
+
+    pub fn target(&self) -> String {
+        format!("netns:{}", self.name)
+    }
+
+    /// Starts `ping` from the peer to the target every 0.1 s for `secs`;
+    /// it ends by itself.
+    pub fn ping_from_peer(&self, secs: u32) -> std::process::Child {
+        let peer = self.peer.as_ref().expect("a netns with a peer");
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", peer, "ping", "-q", "-i", "0.1", "-w"])
+            .arg(secs.to_string())
+            .arg(&self.addr)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting ping in the peer namespace");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            use std::io::Read;
+            let _ = child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("ping in {peer} ended at once ({st}): {err}");
+        }
+        child
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = sh(&format!("ip netns del {}", self.name));
+        if let Some(p) = &self.peer {
+            let _ = sh(&format!("ip netns del {p}"));
+        }
+    }
+}
+
+/// A container of the test user's rootless Docker, removed on drop.
+pub struct UserContainer {
+    pub name: String,
+}
+
+impl UserContainer {
+    /// `docker run -d` of the harness's busybox image with `cmd`.
+    pub fn start(cmd: &[&str]) -> UserContainer {
+        require_docker();
+        let name = unique("nsc");
+        let mut args = vec![
+            "/usr/bin/docker",
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "netshim-busybox",
+        ];
+        args.extend_from_slice(cmd);
+        run(&mut as_user(&args)).ok();
+        UserContainer { name }
+    }
+
+    pub fn pid(&self) -> i32 {
+        let r = run(&mut as_user(&[
+            "/usr/bin/docker",
+            "inspect",
+            "-f",
+            "{{.State.Pid}}",
+            &self.name,
+        ]))
+        .ok();
+        r.stdout.trim().parse().expect("a PID from docker inspect")
+    }
+
+    pub fn target(&self) -> String {
+        format!("docker:{}", self.name)
+    }
+}
+
+impl Drop for UserContainer {
+    fn drop(&mut self) {
+        let _ = run(&mut as_user(&["/usr/bin/docker", "rm", "-f", &self.name]));
+    }
+}
+
+/// The Uid, Cap* and NoNewPrivs lines of a `/proc/PID/status` text.
+pub fn status_fields(status: &str) -> std::collections::BTreeMap<String, String> {
+    status
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.starts_with("Cap") || *k == "Uid" || *k == "Gid" || *k == "NoNewPrivs")
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.split_whitespace().collect::<Vec<_>>().join(" "),
+            )
+        })
+        .collect()
+}
+
+/// Asserts a status text shows UID/GID 65534 everywhere, every capability
+/// set equal to CAP_NET_RAW only, and no_new_privs.
+#[track_caller]
+pub fn assert_least_privilege(status: &str) {
+    let f = status_fields(status);
+    assert_eq!(
+        f.get("Uid").map(String::as_str),
+        Some("65534 65534 65534 65534"),
+        "{status}"
+    );
+    assert_eq!(
+        f.get("Gid").map(String::as_str),
+        Some("65534 65534 65534 65534"),
+        "{status}"
+    );
+    for k in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+        assert_eq!(
+            f.get(k).map(String::as_str),
+            Some("0000000000002000"),
+            "{k} in {status}"
+        );
+    }
+    assert_eq!(
+        f.get("NoNewPrivs").map(String::as_str),
+        Some("1"),
+        "{status}"
+    );
+}

@@ -45,7 +45,7 @@ pub enum LaunchError {
     #[error("libcontainer could not create the process in the target: {source}{hint}")]
     Create {
         #[source]
-        source: libcontainer::error::LibcontainerError,
+        source: Box<libcontainer::error::LibcontainerError>,
         hint: String,
     },
     #[error("command not found in the target's view of the host: {0:?} (PATH is /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin); give its full path or install it")]
@@ -53,7 +53,7 @@ pub enum LaunchError {
     #[error("command {0:?} is not executable; check its permissions")]
     CommandNotExecutable(String),
     #[error("libcontainer could not start the process: {0}")]
-    Start(#[source] libcontainer::error::LibcontainerError),
+    Start(#[source] Box<libcontainer::error::LibcontainerError>),
     #[error(
         "the process in the target does not hold the privileges netshim planned, so it was stopped:\n  {}\n\
          this is a bug or an unexpected kernel or security-module policy; please report it with the output of \
@@ -321,7 +321,7 @@ impl Launch<'_> {
         let builder = ContainerBuilder::new(id.clone(), SyscallType::default())
             .with_root_path(state.containers())
             .map_err(|source| LaunchError::Create {
-                source,
+                source: Box::new(source),
                 hint: String::new(),
             })?
             .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
@@ -344,7 +344,10 @@ impl Launch<'_> {
                     return Err(LaunchError::CommandNotExecutable(cmd));
                 }
                 let hint = create_hint(&source);
-                return Err(LaunchError::Create { source, hint });
+                return Err(LaunchError::Create {
+                    source: Box::new(source),
+                    hint,
+                });
             }
         };
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
@@ -373,7 +376,7 @@ impl Launch<'_> {
             .as_mut()
             .expect("container set above")
             .start()
-            .map_err(LaunchError::Start)?;
+            .map_err(|e| LaunchError::Start(Box::new(e)))?;
 
         let mut term = match console {
             Some(c) => Some(tty::Proxy::start(c).map_err(LaunchError::Tty)?),

@@ -173,7 +173,7 @@ mod tests {
         let spec = build(&req(), &place, Path::new("/")).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.user().uid(), 65534);
-        assert_eq!(p.no_new_privileges(), &Some(true));
+        assert_eq!(p.no_new_privileges(), Some(true));
         let c = p.capabilities().as_ref().unwrap();
         for set in [
             c.bounding(),

@@ -65,7 +65,7 @@ pub fn main(a: ProbeArgs) -> anyhow::Result<u8> {
                 std::mem::size_of::<libc::timeval>() as libc::socklen_t,
             );
         }
-        let mut addr: libc::sockaddr_ll = unsafe_zeroed_sll();
+        let mut addr = empty_sockaddr_ll();
         let mut alen = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
         // SAFETY: recvfrom writes at most buf.len() bytes into buf and at most
         // alen bytes into addr; both live for the call.
@@ -92,7 +92,7 @@ pub fn main(a: ProbeArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn unsafe_zeroed_sll() -> libc::sockaddr_ll {
+fn empty_sockaddr_ll() -> libc::sockaddr_ll {
     libc::sockaddr_ll {
         sll_family: 0,
         sll_protocol: 0,
@@ -130,7 +130,7 @@ fn ifname(index: i32) -> String {
 
 /// One line: interface, direction, and the IPv4 header's gist.
 fn summarize(frame: &[u8], sll: &libc::sockaddr_ll) -> String {
-    let dir = if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+    let dir = if sll.sll_pkttype == libc::PACKET_OUTGOING {
         "out"
     } else {
         "in"

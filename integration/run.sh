@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# netshim's whole test suite: sets up what it needs on a fresh Debian 12 machine
+# and runs lint, unit and integration tests against the real kernel and a real
+# rootless Docker. Run it as root:
+#
+#     sudo ./integration/run.sh
+#
+# What it does, and undoes when it ends:
+#   - installs the Debian packages the tests use (apt, once);
+#   - creates the unprivileged test user $NETSHIM_TEST_USER (default
+#     netshim-test) with /etc/subuid and /etc/subgid ranges (kept: it is
+#     harmless and makes the next run faster);
+#   - gives that user /dev/net/tun by ACL (removed at the end);
+#   - starts a rootless dockerd for that user (stopped at the end) and imports
+#     a busybox image built from Debian's busybox-static;
+#   - runs cargo fmt --check, cargo clippy -D warnings and cargo test.
+#
+# Environment: NETSHIM_TEST_USER, NETSHIM_SKIP_LINT=1 (skip fmt/clippy),
+# extra arguments are passed to `cargo test` (e.g. a test name filter).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+TEST_USER=${NETSHIM_TEST_USER:-netshim-test}
+
+say() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "run this as root: it installs packages, creates a test user and starts daemons (sudo $0)"
+
+PACKAGES=(
+  containerd runc docker.io rootlesskit slirp4netns uidmap
+  tcpdump tshark netsniff-ng busybox-static iperf3 iputils-ping
+  iproute2 procps psmisc util-linux acl iptables
+  libpcap-dev libseccomp-dev pkg-config
+)
+
+install_packages() {
+  local missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+make_test_user() {
+  if ! id "$TEST_USER" >/dev/null 2>&1; then
+    say "creating test user $TEST_USER"
+    useradd --create-home --shell /bin/bash "$TEST_USER"
+  fi
+  TEST_UID=$(id -u "$TEST_USER")
+  for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    if ! grep -q "^$TEST_USER:" "$f"; then
+      # Pick a range past every range already given out.
+      local start
+      start=$(awk -F: 'BEGIN{m=100000} {e=$2+$3; if (e>m) m=e} END{print m}' "$f")
+      echo "$TEST_USER:$start:65536" >>"$f"
+    fi
+  done
+  TEST_RUNTIME_DIR=/run/user/$TEST_UID
+  install -d -m 0700 -o "$TEST_USER" -g "$TEST_USER" "$TEST_RUNTIME_DIR"
+  # The repository (and the built binary) must be reachable by the test user.
+  local d=$REPO
+  while [ "$d" != / ]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+}
+
+DOCKERD_PID=
+TUN_ACL=
+
+cleanup() {
+  local rc=$?
+  if [ -n "$DOCKERD_PID" ]; then
+    say "stopping the rootless dockerd (process group $DOCKERD_PID)"
+    kill -TERM -- "-$DOCKERD_PID" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$DOCKERD_PID" 2>/dev/null || true
+  fi
+  if [ -n "$TUN_ACL" ]; then setfacl -x "u:$TEST_USER" /dev/net/tun 2>/dev/null || true; fi
+  exit $rc
+}
+trap cleanup EXIT INT TERM
+
+user_env() {
+  echo "HOME=/home/$TEST_USER XDG_RUNTIME_DIR=$TEST_RUNTIME_DIR DOCKER_HOST=unix://$TEST_RUNTIME_DIR/docker.sock PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+}
+
+as_user() {
+  # shellcheck disable=SC2046
+  runuser -u "$TEST_USER" -- env $(user_env) "$@"
+}
+
+start_rootless_docker() {
+  say "starting a rootless dockerd for $TEST_USER"
+  [ -e /dev/net/tun ] || { mkdir -p /dev/net; mknod /dev/net/tun c 10 200; chmod 0600 /dev/net/tun; }
+  setfacl -m "u:$TEST_USER:rw" /dev/net/tun
+  TUN_ACL=1
+  local log=/home/$TEST_USER/netshim-test-dockerd.log
+  # setsid: the daemon gets a process group of its own, which cleanup ends.
+  # shellcheck disable=SC2046
+  setsid runuser -u "$TEST_USER" -- env $(user_env) \
+    /usr/share/docker.io/contrib/dockerd-rootless.sh \
+    --data-root "/home/$TEST_USER/.local/share/docker-netshim-test" >"$log" 2>&1 &
+  DOCKERD_PID=$!
+  for _ in $(seq 1 120); do
+    if as_user /usr/bin/docker info >/dev/null 2>&1; then return 0; fi
+    kill -0 "$DOCKERD_PID" 2>/dev/null || { tail -20 "$log" >&2; die "rootless dockerd exited; its log is above"; }
+    sleep 0.5
+  done
+  tail -20 "$log" >&2
+  die "rootless dockerd did not answer within 60 s; its log is above"
+}
+
+import_busybox() {
+  if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1; then return 0; fi
+  say "importing a busybox image (from Debian's busybox-static)"
+  local root
+  root=$(mktemp -d)
+  mkdir -p "$root"/{bin,etc,tmp,proc,sys,dev}
+  cp /bin/busybox "$root/bin/"
+  for a in $(/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
+  echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
+  echo "root:x:0:" >"$root/etc/group"
+  tar -C "$root" -cf "$root.tar" .
+  chmod 0644 "$root.tar"
+  as_user /usr/bin/docker import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
+  rm -rf "$root" "$root.tar"
+}
+
+install_packages
+make_test_user
+
+say "building"
+cargo build --workspace --all-targets
+
+if [ "${NETSHIM_SKIP_LINT:-}" != 1 ]; then
+  say "cargo fmt --check and cargo clippy"
+  cargo fmt --all -- --check
+  cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+start_rootless_docker
+import_busybox
+
+say "running the tests"
+export NETSHIM_TEST_USER=$TEST_USER
+export NETSHIM_TEST_RUNTIME_DIR=$TEST_RUNTIME_DIR
+export NETSHIM_TEST_DOCKER=1
+cargo test --workspace --no-fail-fast "$@"

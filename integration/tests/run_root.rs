@@ -1,0 +1,410 @@
+//! `netshim run` as root into `ip netns` targets: the drop-uid plan.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use netshim_integration::*;
+
+fn netshim_run(target: &str, cmd: &[&str]) -> Ran {
+    run(Command::new(netshim())
+        .args(["run", "--target-netns", target, "--"])
+        .args(cmd))
+}
+
+#[test]
+fn process_has_uid_65534_and_only_ambient_net_raw() {
+    let ns = Netns::new();
+    let r = netshim_run(&ns.target(), &["cat", "/proc/self/status"]).ok();
+    assert_least_privilege(&r.stdout);
+}
+
+#[test]
+fn command_sees_the_targets_addresses_not_the_hosts() {
+    let ns = Netns::with_peer();
+    let r = netshim_run(&ns.target(), &["ip", "-o", "-4", "addr"]).ok();
+    assert!(
+        r.stdout.contains(&format!("{}/30", ns.addr)),
+        "{}",
+        r.stdout
+    );
+    let host = sh("ip -o -4 addr").ok();
+    let host_ifaces: Vec<&str> = host
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    for l in r.stdout.lines() {
+        let iface = l.split_whitespace().nth(1).unwrap();
+        assert!(
+            iface == "lo" || iface == ns.veth,
+            "unexpected interface {iface}; host has {host_ifaces:?}"
+        );
+    }
+}
+
+#[test]
+fn host_tcpdump_captures_veth_traffic_as_nobody() {
+    let ns = Netns::with_peer();
+    let mut ping = ns.ping_from_peer(15);
+    let r = run(netshim_with_timeout(30).args([
+        "run",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "tcpdump",
+        "-n",
+        "-i",
+        &ns.veth,
+        "-c",
+        "4",
+        "icmp",
+    ]));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let r = r.ok();
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains(" > ")).collect();
+    assert_eq!(lines.len(), 4, "{r:#?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(&ns.peer_addr) && l.contains("ICMP")),
+        "{lines:?}"
+    );
+    assert!(r.stderr.contains("4 packets captured"), "{}", r.stderr);
+}
+
+#[test]
+fn extra_capabilities_are_granted_and_others_refused() {
+    let ns = Netns::new();
+    let r = run(Command::new(netshim()).args([
+        "run",
+        "--cap",
+        "NET_ADMIN",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "grep",
+        "^CapAmb",
+        "/proc/self/status",
+    ]))
+    .ok();
+    assert!(r.stdout.contains("0000000000003000"), "{}", r.stdout);
+    // NET_ADMIN really works there: the process can add an address.
+    run(Command::new(netshim()).args([
+        "run",
+        "--cap",
+        "NET_ADMIN",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "ip",
+        "addr",
+        "add",
+        "198.19.255.1/32",
+        "dev",
+        "lo",
+    ]))
+    .ok();
+    let check = sh(&format!("ip -n {} -o addr show dev lo", ns.name)).ok();
+    assert!(check.stdout.contains("198.19.255.1/32"), "{}", check.stdout);
+    // ... and without it, it cannot.
+    let r = netshim_run(
+        &ns.target(),
+        &["ip", "addr", "add", "198.19.255.2/32", "dev", "lo"],
+    );
+    assert_ne!(r.code, Some(0), "{r:#?}");
+    for bad in ["SYS_ADMIN", "DAC_OVERRIDE", "SYS_PTRACE"] {
+        let r = run(Command::new(netshim()).args([
+            "run",
+            "--cap",
+            bad,
+            "--target-netns",
+            &ns.target(),
+            "--",
+            "true",
+        ]));
+        assert_eq!(r.code, Some(125), "{r:#?}");
+        assert!(r.stderr.contains("refusing capability"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn uid_and_gid_zero_are_refused() {
+    let ns = Netns::new();
+    for flag in ["--uid", "--gid"] {
+        let r = run(Command::new(netshim()).args([
+            "run",
+            flag,
+            "0",
+            "--target-netns",
+            &ns.target(),
+            "--",
+            "true",
+        ]));
+        assert_eq!(r.code, Some(125), "{r:#?}");
+        assert!(r.stderr.contains("refusing to run as"), "{}", r.stderr);
+    }
+    let r = run(Command::new(netshim()).args([
+        "run",
+        "--uid",
+        "4242",
+        "--gid",
+        "4343",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "id",
+        "-u",
+    ]))
+    .ok();
+    assert_eq!(r.stdout.trim(), "4242");
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    let ns = Netns::new();
+    assert_eq!(
+        netshim_run(&ns.target(), &["sh", "-c", "exit 7"]).code,
+        Some(7)
+    );
+    assert_eq!(
+        netshim_run(&ns.target(), &["sh", "-c", "kill -TERM $$"]).code,
+        Some(143)
+    );
+    let r = netshim_run(&ns.target(), &["netshim-no-such-command"]);
+    assert_eq!(r.code, Some(127), "{r:#?}");
+    assert!(r.stderr.contains("command not found"), "{}", r.stderr);
+    assert_eq!(netshim_run(&ns.target(), &["/etc"]).code, Some(126));
+}
+
+#[test]
+fn stdin_and_stdout_pass_through() {
+    let ns = Netns::new();
+    let mut c = Command::new(netshim())
+        .args([
+            "run",
+            "--target-netns",
+            &ns.target(),
+            "--",
+            "tr",
+            "a-z",
+            "A-Z",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(b"through the target\n")
+        .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "THROUGH THE TARGET\n");
+}
+
+fn signal_status(sig: nix::sys::signal::Signal) -> Option<i32> {
+    let ns = Netns::new();
+    let mut c = Command::new(netshim())
+        .args(["run", "--target-netns", &ns.target(), "--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_child_named(c.id() as i32, "sleep");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
+    let t = Instant::now();
+    let st = c.wait().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "the signal did not end the command"
+    );
+    st.code()
+}
+
+/// Waits until a process named `comm` whose ancestor is `pid` exists.
+fn wait_for_child_named(pid: i32, comm: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim() == comm)
+                .unwrap_or(false)
+                && descends_from(p, pid)
+            {
+                return p;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("no {comm} under {pid} within 10 s");
+}
+
+fn ppid(p: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+    s[s.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+fn descends_from(mut p: i32, ancestor: i32) -> bool {
+    for _ in 0..16 {
+        match ppid(p) {
+            Some(q) if q == ancestor => return true,
+            Some(q) if q > 1 => p = q,
+            _ => return false,
+        }
+    }
+    false
+}
+
+#[test]
+fn sigint_and_sigterm_reach_the_command() {
+    use nix::sys::signal::Signal;
+    assert_eq!(signal_status(Signal::SIGINT), Some(130));
+    assert_eq!(signal_status(Signal::SIGTERM), Some(143));
+}
+
+#[test]
+fn sigkill_of_the_command_is_reported_and_state_removed() {
+    let ns = Netns::new();
+    let c = Command::new(netshim())
+        .args(["run", "--target-netns", &ns.target(), "--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = c.id() as i32;
+    let sleeper = wait_for_child_named(id, "sleep");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sleeper),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = c.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(137));
+    assert!(no_state_of(id), "state of run {id} left behind");
+}
+
+fn no_state_of(netshim_pid: i32) -> bool {
+    let prefix = format!("run-{netshim_pid}-");
+    ["/run/netshim/containers", "/run/netshim/bundles"]
+        .iter()
+        .all(|d| {
+            std::fs::read_dir(d)
+                .map(|rd| {
+                    rd.flatten()
+                        .all(|e| !e.file_name().to_string_lossy().starts_with(&prefix))
+                })
+                .unwrap_or(true)
+        })
+}
+
+#[test]
+fn a_run_after_netshim_was_killed_cleans_its_state_and_process() {
+    let ns = Netns::new();
+    let mut c = Command::new(netshim())
+        .args(["run", "--target-netns", &ns.target(), "--", "sleep", "120"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let id = c.id() as i32;
+    let sleeper = wait_for_child_named(id, "sleep");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(id),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = c.wait();
+    assert!(
+        !no_state_of(id),
+        "a killed netshim leaves its state (this is what the next run cleans)"
+    );
+    // The next run cleans the stale state and kills the orphaned command.
+    netshim_run(&ns.target(), &["true"]).ok();
+    assert!(no_state_of(id), "stale state of run {id} was not cleaned");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{sleeper}")).exists() {
+        let zombie = std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true);
+        if zombie {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "orphaned command {sleeper} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn missing_and_invalid_targets_explain_themselves() {
+    let r = netshim_run("netns:netshim-does-not-exist", &["true"]);
+    assert_eq!(r.code, Some(125));
+    assert!(r.stderr.contains("ip netns list"), "{}", r.stderr);
+    let r = netshim_run("pid:999999999", &["true"]);
+    assert!(r.stderr.contains("does not exist"), "{}", r.stderr);
+    let r = netshim_run("/proc/self/ns/user", &["true"]);
+    assert!(
+        r.stderr.contains("not a network-namespace file"),
+        "{}",
+        r.stderr
+    );
+    let r = netshim_run("nonsense", &["true"]);
+    assert_eq!(r.code, Some(2), "clap's usage error: {r:#?}");
+    assert!(r.stderr.contains("pid:PID"), "{}", r.stderr);
+}
+
+#[test]
+fn the_hosts_dev_is_left_untouched() {
+    // libcontainer populates /dev (and relinks /dev/ptmx); netshim must give
+    // it a private /dev, because devtmpfs is shared by every mount namespace.
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let before = std::fs::symlink_metadata("/dev/ptmx").unwrap();
+    assert!(before.file_type().is_char_device());
+    let ns = Netns::new();
+    let r = netshim_run(&ns.target(), &["readlink", "/dev/ptmx"]).ok();
+    assert_eq!(
+        r.stdout.trim(),
+        "pts/ptmx",
+        "inside, /dev/ptmx is libcontainer's symlink"
+    );
+    let after = std::fs::symlink_metadata("/dev/ptmx").unwrap();
+    assert!(
+        after.file_type().is_char_device(),
+        "the host's /dev/ptmx was replaced"
+    );
+    assert_eq!(before.ino(), after.ino());
+}
+
+#[test]
+fn tty_mode_gives_the_command_a_terminal() {
+    let ns = Netns::new();
+    // script(1) gives netshim a real terminal, as an interactive user has.
+    let cmd = format!(
+        "{} run -t --target-netns {} -- sh -c 'tty; stty size; exit 3'",
+        netshim().display(),
+        ns.target()
+    );
+    let r = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert!(r.stdout.contains("/dev/pts/"), "{}", r.stdout);
+}
+
+#[test]
+fn demo_works_as_root() {
+    require_root();
+    let r = run(Command::new(netshim()).args(["demo", "-c", "3"])).ok();
+    assert!(r.stdout.contains("CapAmb=0000000000002000"), "{}", r.stdout);
+    assert!(r.stderr.contains("read 3 packets"), "{}", r.stderr);
+    assert!(
+        !sh("ip netns list").ok().stdout.contains("netshim-demo"),
+        "the demo left its namespace"
+    );
+}

@@ -1,0 +1,302 @@
+//! `netshim run` as an unprivileged user: into the user's own rootless
+//! Docker containers (the join-userns plan), and refused where the kernel
+//! gives an unprivileged user no way in.
+
+use netshim_integration::*;
+
+/// `netshim run ARGS` as the test user, ended after 60 s if still running.
+fn user_run(args: &[&str]) -> Ran {
+    let bin = netshim();
+    let mut v = vec!["timeout", "60", bin.to_str().unwrap(), "run"];
+    v.extend_from_slice(args);
+    run(&mut as_user(&v))
+}
+
+#[test]
+fn rootless_docker_container_by_name_gets_least_privilege() {
+    let c = UserContainer::start(&["sleep", "300"]);
+    let r = user_run(&[
+        "--target-netns",
+        &c.target(),
+        "--",
+        "cat",
+        "/proc/self/status",
+    ])
+    .ok();
+    // Seen from inside the container's user namespace: UID 65534 there.
+    assert_least_privilege(&r.stdout);
+}
+
+#[test]
+fn rootless_docker_container_by_pid_is_the_same_netns() {
+    let c = UserContainer::start(&["sleep", "300"]);
+    let pid = c.pid().to_string();
+    let via_pid = user_run(&[
+        "--target-netns",
+        &format!("pid:{pid}"),
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ])
+    .ok();
+    let via_name = user_run(&[
+        "--target-netns",
+        &c.target(),
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ])
+    .ok();
+    let container = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    assert_eq!(via_pid.stdout.trim(), container.to_str().unwrap());
+    assert_eq!(via_name.stdout.trim(), container.to_str().unwrap());
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(
+        container, ours,
+        "the container must have a netns of its own"
+    );
+}
+
+#[test]
+fn host_tcpdump_captures_the_containers_loopback_without_root() {
+    let c = UserContainer::start(&["ping", "-i", "0.2", "127.0.0.1"]);
+    let r = user_run(&[
+        "--target-netns",
+        &c.target(),
+        "--",
+        "tcpdump",
+        "-n",
+        "-i",
+        "lo",
+        "-c",
+        "4",
+        "icmp",
+    ])
+    .ok();
+    let lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.contains("127.0.0.1 > 127.0.0.1"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{r:#?}");
+    assert!(r.stderr.contains("4 packets captured"), "{}", r.stderr);
+}
+
+#[test]
+fn bundled_probe_reads_packets_in_the_container() {
+    let c = UserContainer::start(&["ping", "-i", "0.2", "127.0.0.1"]);
+    let bin = netshim();
+    let r = user_run(&[
+        "--target-netns",
+        &c.target(),
+        "--",
+        bin.to_str().unwrap(),
+        "probe",
+        "-c",
+        "3",
+    ])
+    .ok();
+    assert!(r.stdout.contains("CapAmb=0000000000002000"), "{}", r.stdout);
+    assert_eq!(
+        r.stdout.lines().filter(|l| l.contains("ICMP")).count(),
+        3,
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn exit_status_and_output_pass_through_rootless() {
+    let c = UserContainer::start(&["sleep", "300"]);
+    let r = user_run(&[
+        "--target-netns",
+        &c.target(),
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 9",
+    ]);
+    assert_eq!(r.code, Some(9), "{r:#?}");
+    assert_eq!(r.stdout, "out\n");
+    assert!(r.stderr.contains("err"), "{}", r.stderr);
+}
+
+#[test]
+fn host_owned_netns_is_refused_with_the_ownership_rule() {
+    let ns = Netns::new();
+    let r = user_run(&["--target-netns", &ns.target(), "--", "true"]);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    for needle in [
+        "owned by your own user namespace",
+        "CAP_NET_RAW in the user namespace",
+        "run netshim as root",
+        "rootless",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "missing {needle:?} in: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn another_users_process_is_refused() {
+    // PID 1 belongs to root: the user cannot even open its namespace file.
+    let r = user_run(&["--target-netns", "pid:1", "--", "true"]);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr.contains("permission denied")
+            || r.stderr.contains("owned by your own user namespace"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn unmapped_uid_is_refused_with_the_mapped_ranges() {
+    let c = UserContainer::start(&["sleep", "300"]);
+    let r = user_run(&[
+        "--uid",
+        "900000",
+        "--target-netns",
+        &c.target(),
+        "--",
+        "true",
+    ]);
+    assert_eq!(r.code, Some(125), "{r:#?}");
+    assert!(
+        r.stderr.contains("UID 900000 is not mapped"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("0-0"),
+        "names the mapped ranges: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn stopped_and_missing_containers_are_explained() {
+    let r = user_run(&[
+        "--target-netns",
+        "docker:netshim-no-such-container",
+        "--",
+        "true",
+    ]);
+    assert!(
+        r.stderr.contains("no Docker container named"),
+        "{}",
+        r.stderr
+    );
+    let c = UserContainer::start(&["sleep", "300"]);
+    run(&mut as_user(&[
+        "/usr/bin/docker",
+        "stop",
+        "-t",
+        "0",
+        &c.name,
+    ]))
+    .ok();
+    let r = user_run(&["--target-netns", &c.target(), "--", "true"]);
+    assert!(r.stderr.contains("is not running"), "{}", r.stderr);
+}
+
+#[test]
+fn unreachable_docker_daemon_is_explained() {
+    let bin = netshim();
+    let r = run(&mut as_user(&[
+        "env",
+        "DOCKER_HOST=unix:///nonexistent/docker.sock",
+        bin.to_str().unwrap(),
+        "run",
+        "--target-netns",
+        "docker:web",
+        "--",
+        "true",
+    ]));
+    assert_eq!(r.code, Some(125));
+    assert!(
+        r.stderr
+            .contains("cannot reach the Docker daemon at /nonexistent/docker.sock"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn state_goes_to_the_users_runtime_dir_and_is_removed() {
+    let (_, dir) = test_user();
+    let c = UserContainer::start(&["sleep", "300"]);
+    user_run(&["--target-netns", &c.target(), "--", "true"]).ok();
+    let state = std::path::Path::new(&dir).join("netshim");
+    assert!(
+        state.join("containers").is_dir(),
+        "state root is {}",
+        state.display()
+    );
+    for sub in ["containers", "bundles"] {
+        let left: Vec<_> = std::fs::read_dir(state.join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        // Tests run in parallel: only runs of live netshim processes may remain.
+        for n in &left {
+            let n = n.to_string_lossy();
+            let pid: i32 = n
+                .split('-')
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            assert!(
+                std::path::Path::new(&format!("/proc/{pid}")).exists(),
+                "{sub}/{n} left behind"
+            );
+        }
+    }
+}
+
+#[test]
+fn demo_works_as_an_unprivileged_user() {
+    let bin = netshim();
+    let r = run(&mut as_user(&[bin.to_str().unwrap(), "demo", "-c", "3"])).ok();
+    assert!(r.stdout.contains("uid=65534"), "{}", r.stdout);
+    assert!(r.stdout.contains("CapAmb=0000000000002000"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("throwaway user + network namespace that you own"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("read 3 packets"), "{}", r.stderr);
+}
+
+#[test]
+fn runs_in_parallel_do_not_collide() {
+    let c = UserContainer::start(&["sleep", "300"]);
+    let bin = netshim();
+    let kids: Vec<_> = (0..4)
+        .map(|i| {
+            as_user(&[
+                bin.to_str().unwrap(),
+                "run",
+                "--target-netns",
+                &c.target(),
+                "--",
+                "sh",
+                "-c",
+                &format!("exit {i}"),
+            ])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let codes: Vec<_> = kids
+        .into_iter()
+        .map(|k| k.wait_with_output().unwrap().status.code())
+        .collect();
+    assert_eq!(codes, vec![Some(0), Some(1), Some(2), Some(3)]);
+}
