@@ -65,8 +65,8 @@ pub enum LaunchError {
     ReadCreds(#[source] io::Error),
     #[error("cannot join the target's user namespace: {0}; check that you own it (`netshim run --debug` shows the plan)")]
     EnterUserns(#[source] Errno),
-    #[error("cannot prepare a rootless cgroup view (a private mount of cgroup v2): {0}")]
-    RootlessCgroups(#[source] Errno),
+    #[error("cannot prepare netshim's private view of /sys/fs/cgroup (a mount namespace of its own): {0}")]
+    CgroupView(#[source] Errno),
     #[error("waiting for the process failed: {0}")]
     Wait(#[source] Errno),
     #[error("cannot set up the terminal: {0}")]
@@ -144,6 +144,74 @@ fn start_time(pid: i32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The file in a run's bundle naming its init process: `PID STARTTIME`.
+const INIT_RECORD: &str = "init";
+
+/// Ends what is left of a run whose init process has exited or been killed:
+/// its process group (libcontainer's init calls `setsid`, so the group is
+/// the init's PID and holds what the command started without job control),
+/// then every process netshim adopted as a child subreaper — orphans of the
+/// run, since netshim starts no other children — and reaps them.
+fn end_leftovers(init: i32) {
+    let _ = kill(Pid::from_raw(-init), Signal::SIGKILL);
+    for _ in 0..100 {
+        let children = adopted_children();
+        if children.is_empty() {
+            break;
+        }
+        for c in &children {
+            let _ = kill(Pid::from_raw(*c), Signal::SIGKILL);
+        }
+        for c in children {
+            let _ = waitpid(Pid::from_raw(c), None);
+        }
+    }
+}
+
+/// This process's children, from `/proc/self/task/*/children`.
+fn adopted_children() -> Vec<i32> {
+    let mut v = Vec::new();
+    if let Ok(tasks) = fs::read_dir("/proc/self/task") {
+        for t in tasks.flatten() {
+            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                v.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+            }
+        }
+    }
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Kills the init process of an abandoned run (and its process group) if
+/// the recorded process still runs, by PID and start time.
+fn end_abandoned(bundle: &Path) {
+    let Ok(rec) = fs::read_to_string(bundle.join(INIT_RECORD)) else {
+        return;
+    };
+    let mut it = rec.split_whitespace();
+    let (Some(Ok(pid)), Some(Ok(st))) = (
+        it.next().map(str::parse::<i32>),
+        it.next().map(str::parse::<u64>),
+    ) else {
+        return;
+    };
+    if pid <= 1 || start_time(pid) != Some(st) {
+        return;
+    }
+    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
+    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    // It is not our child: wait until the kernel has ended it.
+    for _ in 0..200 {
+        match fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(s) if start_time(pid) == Some(st) && !s.contains(") Z ") => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            _ => break,
+        }
+    }
+}
+
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A run's container ID: `run-<netshim pid>-<its start time>-<n>`. The
@@ -190,6 +258,7 @@ pub fn clean_stale(state: &StateDirs) -> Vec<String> {
         if owner_alive(&id) {
             continue;
         }
+        end_abandoned(&state.bundles().join(&id));
         let cdir = state.containers().join(&id);
         if cdir.exists() {
             match Container::load(cdir.clone()) {
@@ -238,10 +307,19 @@ struct Cleanup {
     state: StateDirs,
     id: String,
     container: Option<Container>,
+    /// The init process while it may still run.
+    init: Option<i32>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if let Some(pid) = self.init.take() {
+            // A run abandoned between create and exit (verification failed,
+            // start failed): end its processes before deleting the state.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            let _ = waitpid(Pid::from_raw(pid), None);
+            end_leftovers(pid);
+        }
         if let Some(c) = self.container.as_mut() {
             if let Err(e) = c.delete(true) {
                 tracing::warn!(id = %self.id, error = %e, "could not delete the run's container");
@@ -268,6 +346,7 @@ impl Launch<'_> {
             state: state.clone(),
             id: id.clone(),
             container: None,
+            init: None,
         };
         let bundle_err = |source| LaunchError::Bundle {
             path: bundle.clone(),
@@ -309,8 +388,8 @@ impl Launch<'_> {
 
         if let (true, Plan::JoinUserns { userns }) = (pre_join, self.plan) {
             crate::plan::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
-            crate::plan::show_cgroup_v2().map_err(LaunchError::RootlessCgroups)?;
         }
+        crate::plan::private_cgroup_view(!pre_join).map_err(LaunchError::CgroupView)?;
 
         let console = if self.request.tty {
             Some(tty::ConsoleSocket::bind(&bundle.join("console.sock")).map_err(LaunchError::Tty)?)
@@ -352,6 +431,14 @@ impl Launch<'_> {
         };
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         cleanup.container = Some(container);
+        cleanup.init = Some(pid);
+        // Which process is this run's init, for a later run that finds this
+        // one abandoned: the start time tells it from a reused PID.
+        fs::write(
+            bundle.join(INIT_RECORD),
+            format!("{pid} {}\n", start_time(pid).unwrap_or(0)),
+        )
+        .map_err(bundle_err)?;
         tracing::debug!(%id, pid, plan = %self.plan, "created");
 
         // libcontainer sets every capability set before it waits for start,
@@ -384,6 +471,8 @@ impl Launch<'_> {
         };
 
         let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut())?;
+        cleanup.init = None;
+        end_leftovers(pid);
         if let Some(t) = term {
             t.finish();
         }
@@ -423,9 +512,11 @@ impl Launch<'_> {
     }
 }
 
-/// On cgroup v1 and v2 alike, each run gets its own cgroup when netshim may
-/// create one (root); libcontainer's cgroup removal kills every process in
-/// the cgroup, so it must never be a shared one.
+/// The spec names a per-run cgroup, but libcontainer never creates it:
+/// `plan::private_cgroup_view` shows it no hierarchy it may use (a run needs
+/// no limits, and a cgroup migration costs ~10 ms). The path stays unique so
+/// that no run could ever name a shared cgroup, whose removal would kill
+/// every process in it.
 fn cgroups_path(id: &str) -> Option<String> {
     Some(format!("/netshim/{id}"))
 }

@@ -210,27 +210,41 @@ pub fn enter_userns(userns: &NsFile) -> Result<(), Errno> {
     nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
 }
 
-/// Makes libcontainer see cgroup v2 at `/sys/fs/cgroup`, for a caller that
-/// is already inside a user namespace it owns (after [`enter_userns`]).
+/// Gives libcontainer a view of `/sys/fs/cgroup` in which a run gets no
+/// cgroup of its own, in a private mount namespace of netshim's.
 ///
-/// libcontainer's cgroup v1 manager has no rootless mode: it fails when it
-/// cannot create the container's cgroup, and its removal kills every PID
-/// listed in that cgroup. Its v2 manager, told it is rootless, leaves the
-/// process in its parent cgroup when the hierarchy is not writable, as runc
-/// does for rootless containers. So on a v1 or hybrid host, netshim takes a
-/// private mount namespace (allowed: it holds CAP_SYS_ADMIN in the user
-/// namespace that will own it; mounts copied into a less privileged mount
-/// namespace are locked and shared ones become slaves, so nothing reaches
-/// the host) and puts the v2 hierarchy there: a bind of the hybrid host's
-/// `/sys/fs/cgroup/unified`, or else a fresh cgroup2 mount, which the kernel
-/// permits in a cgroup namespace owned by this user namespace.
-pub fn show_cgroup_v2() -> Result<(), Errno> {
-    use nix::mount::{mount, MsFlags};
+/// Why: `netshim run` sets no resource limits, so a cgroup buys nothing, and
+/// it costs: moving a process into a v1 or v2 cgroup takes the kernel's
+/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace
+/// period (~10 ms, more than half of a run's start-up). libcontainer's cgroup
+/// v1 manager also has no rootless mode, and its removal kills every PID the
+/// cgroup lists. netshim instead ends a run's processes itself (see
+/// `launch`).
+///
+/// - `privileged` (root in the initial user namespace): netshim's private
+///   mount namespace detaches the cgroup hierarchies and puts an empty
+///   read-only tmpfs on `/sys/fs/cgroup`; libcontainer's manager then finds
+///   no controller in `/proc/self/mountinfo` and does nothing.
+/// - otherwise (already inside a user namespace it owns, after
+///   [`enter_userns`]): mounts copied into a less privileged mount namespace
+///   are locked and cannot be unmounted, but may be covered. On a v1 or
+///   hybrid host netshim puts the cgroup v2 hierarchy on `/sys/fs/cgroup` (a
+///   bind of the hybrid host's `/sys/fs/cgroup/unified`, or a fresh cgroup2
+///   mount, which the kernel permits in a cgroup namespace this user
+///   namespace owns); libcontainer's rootless v2 manager leaves the process
+///   in its parent cgroup when it may not create one, as runc does rootless.
+///
+/// Kernel rules: `unshare(CLONE_NEWNS)` and mounting need `CAP_SYS_ADMIN` in
+/// the user namespace owning the new mount namespace; it is made `MS_SLAVE`
+/// recursively first, so nothing done here reaches the host's mounts.
+pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
     use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
     use std::path::Path;
 
     let root = Path::new("/sys/fs/cgroup");
-    if statfs(root)?.filesystem_type() == CGROUP2_SUPER_MAGIC {
+    let is_v2 = statfs(root)?.filesystem_type() == CGROUP2_SUPER_MAGIC;
+    if !privileged && is_v2 {
         return Ok(());
     }
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
@@ -241,6 +255,16 @@ pub fn show_cgroup_v2() -> Result<(), Errno> {
         MsFlags::MS_REC | MsFlags::MS_SLAVE,
         None::<&str>,
     )?;
+    if privileged {
+        umount2(root, MntFlags::MNT_DETACH)?;
+        return mount(
+            Some("tmpfs"),
+            root,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=4k,mode=0555"),
+        );
+    }
     let unified = root.join("unified");
     if statfs(&unified).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
         mount(
