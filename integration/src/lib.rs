@@ -311,3 +311,70 @@ pub fn assert_least_privilege(status: &str) {
         "{status}"
     );
 }
+
+/// Waits until a process named `comm` whose ancestor is `pid` exists.
+pub fn wait_for_child_named(pid: i32, comm: &str) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .map(|c| c.trim() == comm)
+                .unwrap_or(false)
+                && descends_from(p, pid)
+            {
+                return p;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no {comm} under {pid} within 10 s");
+}
+
+pub fn ppid(p: i32) -> Option<i32> {
+    let s = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+    s[s.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+pub fn descends_from(mut p: i32, ancestor: i32) -> bool {
+    for _ in 0..16 {
+        match ppid(p) {
+            Some(q) if q == ancestor => return true,
+            Some(q) if q > 1 => p = q,
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// No state (container or bundle) of the netshim process `pid` under `root`.
+pub fn no_state_in(root: &str, netshim_pid: i32) -> bool {
+    let prefix = format!("run-{netshim_pid}-");
+    ["containers", "bundles"].iter().all(|d| {
+        std::fs::read_dir(std::path::Path::new(root).join(d))
+            .map(|rd| {
+                rd.flatten()
+                    .all(|e| !e.file_name().to_string_lossy().starts_with(&prefix))
+            })
+            .unwrap_or(true)
+    })
+}
+
+/// Waits until `pid` is gone (or a zombie); false if it still runs after 5 s.
+pub fn wait_gone(pid: i32) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => return true,
+            Ok(s) if s.contains(") Z ") => return true,
+            Ok(_) if std::time::Instant::now() > deadline => return false,
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    }
+}

@@ -222,47 +222,6 @@ fn signal_status(sig: nix::sys::signal::Signal) -> Option<i32> {
     st.code()
 }
 
-/// Waits until a process named `comm` whose ancestor is `pid` exists.
-fn wait_for_child_named(pid: i32, comm: &str) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .map(|c| c.trim() == comm)
-                .unwrap_or(false)
-                && descends_from(p, pid)
-            {
-                return p;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("no {comm} under {pid} within 10 s");
-}
-
-fn ppid(p: i32) -> Option<i32> {
-    let s = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-    s[s.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-fn descends_from(mut p: i32, ancestor: i32) -> bool {
-    for _ in 0..16 {
-        match ppid(p) {
-            Some(q) if q == ancestor => return true,
-            Some(q) if q > 1 => p = q,
-            _ => return false,
-        }
-    }
-    false
-}
-
 #[test]
 fn sigint_and_sigterm_reach_the_command() {
     use nix::sys::signal::Signal;
@@ -327,20 +286,7 @@ fn a_run_after_netshim_was_killed_cleans_its_state_and_process() {
     // The next run cleans the stale state and kills the orphaned command.
     netshim_run(&ns.target(), &["true"]).ok();
     assert!(no_state_of(id), "stale state of run {id} was not cleaned");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while std::path::Path::new(&format!("/proc/{sleeper}")).exists() {
-        let zombie = std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
-            .map(|s| s.contains(") Z "))
-            .unwrap_or(true);
-        if zombie {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "orphaned command {sleeper} still runs"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(wait_gone(sleeper), "orphaned command {sleeper} still runs");
 }
 
 #[test]

@@ -307,3 +307,53 @@ fn runs_in_parallel_do_not_collide() {
         .collect();
     assert_eq!(codes, vec![Some(0), Some(1), Some(2), Some(3)]);
 }
+
+#[test]
+fn a_run_after_netshim_was_killed_cleans_up_rootless_too() {
+    let (_, dir) = test_user();
+    let state = format!("{dir}/netshim");
+    let c = UserContainer::start(&["sleep", "300"]);
+    let bin = netshim();
+    let mut runner = as_user(&[
+        bin.to_str().unwrap(),
+        "run",
+        "--target-netns",
+        &c.target(),
+        "--",
+        "sleep",
+        "120",
+    ])
+    .stdin(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let shim = wait_for_child_named(runner.id() as i32, "netshim");
+    let sleeper = wait_for_child_named(shim, "sleep");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let _ = runner.wait();
+    assert!(
+        !no_state_in(&state, shim),
+        "a killed netshim leaves its state"
+    );
+    assert!(
+        !wait_gone_quickly(sleeper),
+        "the orphan outlives netshim until the next run"
+    );
+    user_run(&["--target-netns", &c.target(), "--", "true"]).ok();
+    assert!(
+        no_state_in(&state, shim),
+        "stale state of {shim} was not cleaned"
+    );
+    assert!(
+        wait_gone(sleeper),
+        "orphaned command {sleeper} (a subordinate UID) still runs"
+    );
+}
+
+fn wait_gone_quickly(pid: i32) -> bool {
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
