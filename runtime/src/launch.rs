@@ -282,7 +282,6 @@ pub fn clean_stale(state: &StateDirs) -> Vec<String> {
 
 /// Everything a run needs, planned and checked.
 pub struct Launch<'a> {
-    pub target: String,
     pub netns: &'a NsFile,
     pub plan: &'a Plan,
     pub request: RunRequest,

@@ -178,7 +178,6 @@ pub fn run(opts: &RunOptions, prepared: Prepared) -> Result<i32, RunError> {
     let state = launch::StateDirs::for_caller()?;
     let term = std::env::var("TERM").ok();
     let launch = launch::Launch {
-        target: opts.target.to_string(),
         netns: &prepared.resolved.netns,
         plan: &prepared.plan,
         request: spec::RunRequest {

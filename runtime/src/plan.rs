@@ -256,14 +256,25 @@ pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
         None::<&str>,
     )?;
     if privileged {
-        umount2(root, MntFlags::MNT_DETACH)?;
-        return mount(
-            Some("tmpfs"),
-            root,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            Some("size=4k,mode=0555"),
-        );
+        match umount2(root, MntFlags::MNT_DETACH) {
+            Ok(()) => {
+                return mount(
+                    Some("tmpfs"),
+                    root,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=4k,mode=0555"),
+                );
+            }
+            // Root inside a user namespace (netshim in a container): the
+            // mounts are locked; cover them as the unprivileged path does.
+            Err(Errno::EINVAL | Errno::EPERM) if is_v2 => return Ok(()),
+            Err(Errno::EINVAL | Errno::EPERM) => {}
+            Err(e) => return Err(e),
+        }
     }
     let unified = root.join("unified");
     if statfs(&unified).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
