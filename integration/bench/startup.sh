@@ -44,7 +44,7 @@ binds=$(for e in /*; do
   n=${e#/}
   [ -L "$e" ] && continue
   [ -d "$e" ] || continue
-  case $n in dev|proc|sys|tmp) continue;; esac
+  case $n in dev|proc|sys) continue;; esac
   printf '{"destination":"/%s","type":"bind","source":"/%s","options":["rbind"]},' "$n" "$n"
 done)
 cat >"$WORK/bundle/config.json" <<EOF
@@ -69,8 +69,7 @@ cat >"$WORK/bundle/config.json" <<EOF
     {"destination":"/sys","type":"bind","source":"/sys","options":["rbind","nosuid","nodev","noexec"]},
     {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
     {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
-    {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]},
-    {"destination":"/tmp","type":"tmpfs","source":"tmpfs","options":["nosuid","nodev","mode=1777"]}
+    {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]}
   ],
   "linux": {
     "namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/netns/$NS"}],

@@ -5,9 +5,10 @@
 //! `/dev/kcore` symlinks), and devtmpfs is shared by every mount namespace,
 //! so doing that on the host's `/dev` would change the host. Instead the
 //! rootfs is an empty directory of netshim's own in which each top-level
-//! host directory is bind-mounted (recursively), `/dev` and `/tmp` are fresh
-//! tmpfs mounts, and the host's top-level symlinks (`/bin -> usr/bin` on
-//! merged-/usr systems) are recreated.
+//! host directory is bind-mounted (recursively; `/tmp` too, since commands
+//! and files may live there), `/dev` is a fresh tmpfs, and the host's
+//! top-level symlinks (`/bin -> usr/bin` on merged-/usr systems) are
+//! recreated.
 
 use std::fs;
 use std::io;
@@ -19,8 +20,9 @@ use serde_json::{json, Value};
 
 use crate::caps::Cap;
 
-/// Host top-level directories that get a fresh filesystem instead of a bind.
-const PRIVATE_DIRS: [&str; 4] = ["dev", "proc", "sys", "tmp"];
+/// Host top-level directories not bound as they are: `/dev` gets a fresh
+/// tmpfs, `/proc` and `/sys` are bound with nosuid/nodev/noexec.
+const PRIVATE_DIRS: [&str; 3] = ["dev", "proc", "sys"];
 
 /// What one `netshim run` asks for.
 #[derive(Debug, Clone)]
@@ -71,7 +73,6 @@ pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Resul
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
-        json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}),
     ];
     for name in host_dirs(host_root)? {
         let src = host_root.join(&name);
