@@ -364,10 +364,10 @@ fn commands_and_files_under_the_hosts_tmp_are_visible() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let script = dir.join("hello");
-    std::fs::write(&script, "#!/bin/sh\necho hello from the host's tmp\n").unwrap();
+    std::fs::write(&script, "#!/bin/sh\necho 'hello from the host tmp'\n").unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let ns = Netns::new();
     let r = netshim_run(&ns.target(), &[script.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(r.ok().stdout, "hello from the host's tmp\n");
+    assert_eq!(r.ok().stdout, "hello from the host tmp\n");
 }
