@@ -378,3 +378,12 @@ pub fn wait_gone(pid: i32) -> bool {
         }
     }
 }
+
+/// SIGKILL to a process the test started.
+pub fn sigkill(pid: i32) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap_or_else(|e| panic!("kill -9 {pid}: {e}"));
+}

@@ -239,28 +239,14 @@ fn sigkill_of_the_command_is_reported_and_state_removed() {
         .unwrap();
     let id = c.id() as i32;
     let sleeper = wait_for_child_named(id, "sleep");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(sleeper),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(sleeper);
     let out = c.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(137));
     assert!(no_state_of(id), "state of run {id} left behind");
 }
 
 fn no_state_of(netshim_pid: i32) -> bool {
-    let prefix = format!("run-{netshim_pid}-");
-    ["/run/netshim/containers", "/run/netshim/bundles"]
-        .iter()
-        .all(|d| {
-            std::fs::read_dir(d)
-                .map(|rd| {
-                    rd.flatten()
-                        .all(|e| !e.file_name().to_string_lossy().starts_with(&prefix))
-                })
-                .unwrap_or(true)
-        })
+    no_state_in("/run/netshim", netshim_pid)
 }
 
 #[test]
@@ -273,11 +259,7 @@ fn a_run_after_netshim_was_killed_cleans_its_state_and_process() {
         .unwrap();
     let id = c.id() as i32;
     let sleeper = wait_for_child_named(id, "sleep");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(id),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(id);
     let _ = c.wait();
     assert!(
         !no_state_of(id),

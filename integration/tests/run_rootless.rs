@@ -328,11 +328,7 @@ fn a_run_after_netshim_was_killed_cleans_up_rootless_too() {
     .unwrap();
     let shim = wait_for_child_named(runner.id() as i32, "netshim");
     let sleeper = wait_for_child_named(shim, "sleep");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(shim),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    sigkill(shim);
     let _ = runner.wait();
     assert!(
         !no_state_in(&state, shim),
