@@ -1,0 +1,473 @@
+//! The capture loop: rings → filter by direction → pcapng/pcap blocks or
+//! summary lines → output, with signals, counts, statistics and a status
+//! line.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::filter;
+use crate::format::{self, Direction, IfaceCounters, Packet};
+use crate::output::{Output, OutputError};
+use crate::ring::{self, Ring, RingConfig};
+use crate::summary::Printer;
+use crate::CaptureError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcapng,
+    Pcap,
+}
+
+/// `-Q`: which directions to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    InOut,
+    In,
+    Out,
+}
+
+/// Where packets go: written to a file (or pipe) in a capture format, or
+/// printed as lines.
+pub enum Sink {
+    Write { file: File, format: Format },
+    Print { file: File },
+}
+
+pub struct Options {
+    /// Interface names; empty means the first one that is up and not
+    /// loopback (as tcpdump), `any` means all of them.
+    pub interfaces: Vec<String>,
+    pub sink: Sink,
+    pub count: Option<u64>,
+    pub snaplen: u32,
+    pub buffer_kib: u32,
+    pub promisc: bool,
+    pub which: Which,
+    pub quiet: bool,
+    pub filter: String,
+    /// Redraw a status line on stderr every second.
+    pub status_line: bool,
+    /// Flush after every batch (a live stream to a pipe).
+    pub low_latency: bool,
+}
+
+/// What a capture saw, per interface.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub interfaces: Vec<(String, IfaceCounters)>,
+    /// Why the capture ended early, if it did (interface gone, output error).
+    pub ended_by: Option<String>,
+}
+
+impl Report {
+    pub fn total(&self) -> IfaceCounters {
+        self.interfaces
+            .iter()
+            .fold(IfaceCounters::default(), |a, (_, c)| IfaceCounters {
+                received: a.received + c.received,
+                dropped: a.dropped + c.dropped,
+                delivered: a.delivered + c.delivered,
+            })
+    }
+}
+
+struct Iface {
+    name: String,
+    ifindex: i32,
+    ring: Ring,
+    counters: IfaceCounters,
+}
+
+/// Interfaces of the current network namespace: (name, index, up, loopback).
+fn list_interfaces() -> Vec<(String, i32, bool, bool)> {
+    let mut v: Vec<(String, i32, bool, bool)> = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            if v.iter().any(|x| x.0 == a.interface_name) {
+                continue;
+            }
+            let idx = nix::net::if_::if_nametoindex(a.interface_name.as_str())
+                .map(|i| i as i32)
+                .unwrap_or(0);
+            let f = a.flags;
+            v.push((
+                a.interface_name.clone(),
+                idx,
+                f.contains(nix::net::if_::InterfaceFlags::IFF_UP),
+                f.contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK),
+            ));
+        }
+    }
+    v.sort_by_key(|x| x.1);
+    v
+}
+
+fn ifname_of(index: i32, cache: &mut HashMap<i32, String>) -> String {
+    cache
+        .entry(index)
+        .or_insert_with(|| {
+            let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+            // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes into buf.
+            let p = unsafe { libc::if_indextoname(index as libc::c_uint, buf.as_mut_ptr()) };
+            if p.is_null() {
+                format!("if{index}")
+            } else {
+                // SAFETY: on success buf holds a NUL-terminated name.
+                unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+                    .to_string_lossy()
+                    .into_owned()
+            }
+        })
+        .clone()
+}
+
+/// Chooses the interfaces to open: (display name, ifindex).
+fn choose(names: &[String]) -> Result<Vec<(String, i32)>, CaptureError> {
+    let all = list_interfaces();
+    if names.is_empty() {
+        let pick = all
+            .iter()
+            .find(|i| i.2 && !i.3)
+            .or_else(|| all.iter().find(|i| i.2))
+            .ok_or_else(|| CaptureError::NoInterface(all.iter().map(|i| i.0.clone()).collect()))?;
+        return Ok(vec![(pick.0.clone(), pick.1)]);
+    }
+    let mut v = Vec::new();
+    for n in names {
+        if n == "any" {
+            return Ok(vec![("any".into(), 0)]);
+        }
+        let found =
+            all.iter()
+                .find(|i| &i.0 == n)
+                .ok_or_else(|| CaptureError::UnknownInterface {
+                    name: n.clone(),
+                    known: all.iter().map(|i| i.0.clone()).collect(),
+                })?;
+        if !v.iter().any(|(_, i)| *i == found.1) {
+            v.push((found.0.clone(), found.1));
+        }
+    }
+    Ok(v)
+}
+
+/// Whether frames from this ARPHRD type start with an Ethernet header.
+fn ethernet_framed(hatype: u16) -> bool {
+    hatype == libc::ARPHRD_ETHER || hatype == libc::ARPHRD_LOOPBACK
+}
+
+struct Writer {
+    out: Output,
+    format: Option<Format>,
+    printer: Printer,
+    snaplen: u32,
+    filter: Option<String>,
+    /// pcap with several interfaces: LINUX_SLL2 records.
+    sll2: bool,
+    /// ifindex → pcapng interface id.
+    idb: HashMap<i32, u32>,
+    names: HashMap<i32, String>,
+}
+
+impl Writer {
+    fn start(&mut self) {
+        match self.format {
+            Some(Format::Pcapng) => format::pcapng_shb(
+                self.out.buf(),
+                concat!("netshim ", env!("CARGO_PKG_VERSION")),
+            ),
+            Some(Format::Pcap) => {
+                let lt = if self.sll2 {
+                    format::LINKTYPE_LINUX_SLL2
+                } else {
+                    format::LINKTYPE_ETHERNET
+                };
+                format::pcap_header(self.out.buf(), self.snaplen, lt)
+            }
+            None => return,
+        }
+        self.out.end_block();
+    }
+
+    fn packet(&mut self, p: &Packet) {
+        match self.format {
+            Some(Format::Pcapng) => {
+                let next = self.idb.len() as u32;
+                let id = match self.idb.get(&p.ifindex) {
+                    Some(&id) => id,
+                    None => {
+                        let name = ifname_of(p.ifindex, &mut self.names);
+                        format::pcapng_idb(
+                            self.out.buf(),
+                            format::LINKTYPE_ETHERNET,
+                            self.snaplen,
+                            &name,
+                            self.filter.as_deref(),
+                        );
+                        self.out.end_block();
+                        self.idb.insert(p.ifindex, next);
+                        next
+                    }
+                };
+                format::pcapng_epb(self.out.buf(), id, p);
+            }
+            Some(Format::Pcap) => format::pcap_record(self.out.buf(), p, self.sll2),
+            None => {
+                let name = ifname_of(p.ifindex, &mut self.names);
+                self.printer.line(self.out.buf(), &name, p);
+            }
+        }
+        self.out.end_block();
+    }
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Runs a capture in the current network namespace until the count is
+/// reached, a signal (SIGINT, SIGTERM, SIGHUP) arrives, an interface goes
+/// away or the output fails.
+pub fn run(opts: Options) -> Result<Report, CaptureError> {
+    let chosen = choose(&opts.interfaces)?;
+    let prog = filter::compile(&opts.filter, filter::LINKTYPE_ETHERNET, opts.snaplen)?;
+    let block = ring::block_size_for(opts.snaplen);
+    let ring_bytes = (opts.buffer_kib as usize * 1024).max(2 * block);
+    let mut ifaces = Vec::new();
+    for (name, ifindex) in &chosen {
+        let cfg = RingConfig {
+            ifindex: *ifindex,
+            ring_bytes: ring_bytes / chosen.len(),
+            block_bytes: block,
+            retire_ms: 20,
+            filter: prog.clone(),
+            promisc: opts.promisc,
+            ignore_outgoing: opts.which == Which::In,
+        };
+        let ring = Ring::open(&cfg).map_err(|source| CaptureError::Socket {
+            iface: name.clone(),
+            source,
+        })?;
+        ifaces.push(Iface {
+            name: name.clone(),
+            ifindex: *ifindex,
+            ring,
+            counters: IfaceCounters::default(),
+        });
+    }
+
+    let (file, format) = match opts.sink {
+        Sink::Write { file, format } => (file, Some(format)),
+        Sink::Print { file } => (file, None),
+    };
+    let multi = chosen.len() > 1 || chosen[0].1 == 0;
+    let mut w = Writer {
+        out: Output::new(file).map_err(CaptureError::OutputSetup)?,
+        format,
+        printer: Printer::new(opts.quiet),
+        snaplen: opts.snaplen,
+        filter: (!opts.filter.trim().is_empty()).then(|| opts.filter.clone()),
+        sll2: multi && format == Some(Format::Pcap),
+        idb: HashMap::new(),
+        names: HashMap::new(),
+    };
+    w.start();
+    let interactive_print =
+        format.is_none() && nix::unistd::isatty(std::io::stdout().as_raw_fd()).unwrap_or(false);
+    let low_latency = opts.low_latency || interactive_print;
+
+    let mut mask = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        mask.add(s);
+    }
+    mask.thread_block()
+        .map_err(|e| CaptureError::Setup(e.into()))?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| CaptureError::Setup(e.into()))?;
+
+    eprintln!(
+        "netshim: capturing on {} ({} bytes per packet{}){}",
+        ifaces
+            .iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        opts.snaplen,
+        if opts.filter.trim().is_empty() {
+            String::new()
+        } else {
+            format!(", filter {:?}", opts.filter.trim())
+        },
+        match format {
+            Some(Format::Pcapng) => ", writing pcapng",
+            Some(Format::Pcap) => ", writing pcap",
+            None => "",
+        }
+    );
+
+    let start_ns = now_ns();
+    let limit = opts.count.unwrap_or(u64::MAX);
+    let mut written: u64 = 0;
+    let mut scratch = Vec::with_capacity(opts.snaplen as usize + 4);
+    let mut ended_by = None;
+    let mut stopping: Option<Instant> = None;
+    let mut last_status = Instant::now();
+    let mut last_flush = Instant::now();
+    let mut skipped_non_ether: u64 = 0;
+
+    'outer: loop {
+        // Drain every ring the kernel has handed blocks of.
+        for ifc in ifaces.iter_mut() {
+            let which = opts.which;
+            let w = &mut w;
+            let counters = &mut ifc.counters;
+            let skipped = &mut skipped_non_ether;
+            ifc.ring.drain(&mut scratch, |p| {
+                if written >= limit {
+                    return false;
+                }
+                if which == Which::Out && p.direction() != Direction::Out {
+                    return true;
+                }
+                if !ethernet_framed(p.hatype) {
+                    *skipped += 1;
+                    return true;
+                }
+                w.packet(p);
+                written += 1;
+                counters.delivered += 1;
+                written < limit
+            });
+            if let Ok((got, drops)) = ifc.ring.stats() {
+                ifc.counters.received += got.saturating_sub(drops);
+                ifc.counters.dropped += drops;
+            }
+        }
+        if w.out.wants_flush()
+            || (low_latency && !w.out.buf().is_empty())
+            || last_flush.elapsed() >= Duration::from_secs(1)
+        {
+            if let Err(e) = w.out.flush() {
+                ended_by = Some(e.to_string());
+                break 'outer;
+            }
+            last_flush = Instant::now();
+        }
+        if written >= limit {
+            break;
+        }
+        if let Some(t) = stopping {
+            // One more look after the kernel retired the last partial block.
+            if t.elapsed() >= Duration::from_millis(60) {
+                break;
+            }
+        }
+        if opts.status_line && last_status.elapsed() >= Duration::from_secs(1) {
+            let total: u64 = ifaces.iter().map(|i| i.counters.dropped).sum();
+            let secs = (now_ns() - start_ns) as f64 / 1e9;
+            eprint!(
+                "\r{written} packets, {:.0}/s, {total} dropped  ",
+                written as f64 / secs.max(0.001)
+            );
+            last_status = Instant::now();
+        }
+        let mut fds: Vec<PollFd> = ifaces
+            .iter()
+            .map(|i| {
+                // SAFETY: the ring's fd lives as long as `ifaces`, which
+                // outlives this poll call.
+                PollFd::new(
+                    unsafe { BorrowedFd::borrow_raw(i.ring.fd()) },
+                    PollFlags::POLLIN,
+                )
+            })
+            .collect();
+        fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
+        let timeout = if stopping.is_some() { 20u16 } else { 250u16 };
+        match poll(&mut fds, PollTimeout::from(timeout)) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(CaptureError::Setup(e.into())),
+        }
+        let sig_ready = fds
+            .last()
+            .and_then(|f| f.revents())
+            .is_some_and(|r| r.contains(PollFlags::POLLIN));
+        let gone: Vec<usize> = fds[..ifaces.len()]
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.revents()
+                    .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        drop(fds);
+        if sig_ready {
+            if let Ok(Some(si)) = sfd.read_signal() {
+                tracing::debug!(signal = si.ssi_signo, "stopping");
+            }
+            stopping.get_or_insert_with(Instant::now);
+        }
+        for i in gone {
+            let e = ifaces[i].ring.take_error();
+            ended_by = Some(format!(
+                "interface {} went away ({}): the target's network namespace or device was removed",
+                ifaces[i].name,
+                e.map(|e| e.to_string()).unwrap_or_else(|| "hang-up".into())
+            ));
+            stopping.get_or_insert_with(Instant::now);
+        }
+    }
+    if opts.status_line {
+        eprintln!();
+    }
+
+    let end_ns = now_ns();
+    for ifc in ifaces.iter_mut() {
+        if let Ok((got, drops)) = ifc.ring.stats() {
+            ifc.counters.received += got.saturating_sub(drops);
+            ifc.counters.dropped += drops;
+        }
+    }
+    if w.format == Some(Format::Pcapng) {
+        // ISBs for the interfaces that have an IDB.
+        let mut ids: Vec<(i32, u32)> = w.idb.iter().map(|(k, v)| (*k, *v)).collect();
+        ids.sort_by_key(|x| x.1);
+        for (ifindex, id) in ids {
+            let c = ifaces
+                .iter()
+                .find(|i| i.ifindex == ifindex)
+                .or_else(|| ifaces.iter().find(|i| i.ifindex == 0))
+                .map(|i| i.counters)
+                .unwrap_or_default();
+            format::pcapng_isb(w.out.buf(), id, start_ns, end_ns, &c);
+            w.out.end_block();
+        }
+    }
+    let fin: Result<(), OutputError> = w.out.finish();
+    if let Err(e) = fin {
+        ended_by.get_or_insert(e.to_string());
+    }
+    let _ = std::io::stderr().flush();
+    if skipped_non_ether > 0 {
+        tracing::warn!(
+            skipped_non_ether,
+            "packets of non-Ethernet interfaces were skipped"
+        );
+    }
+    Ok(Report {
+        interfaces: ifaces.into_iter().map(|i| (i.name, i.counters)).collect(),
+        ended_by,
+    })
+}

@@ -1,0 +1,211 @@
+//! tcpdump filter expressions, compiled by libpcap into classic BPF for the
+//! kernel's `SO_ATTACH_FILTER`.
+//!
+//! libpcap compiles against a "dead" handle whose snapshot length is 65535,
+//! so the accept instructions it emits (`ret #65535`) would make the kernel
+//! cut every packet at 65535 bytes — GRO and BIG TCP packets are larger.
+//! Every `ret #k` with `k > 0` is rewritten to the capture's snaplen.
+
+/// One classic BPF instruction, laid out as the kernel's `struct sock_filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Insn {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+const BPF_RET: u16 = 0x06;
+const BPF_K: u16 = 0x00;
+const BPF_CLASS_MASK: u16 = 0x07;
+const BPF_SRC_MASK: u16 = 0x08;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilterError {
+    #[error("invalid filter expression {expr:?}: {message}")]
+    Syntax { expr: String, message: String },
+    #[error("libpcap could not make a compiler handle: {0}")]
+    Handle(String),
+    #[error("libpcap returned an instruction netshim cannot read: {0:?}")]
+    Unreadable(String),
+}
+
+/// Link types the engine compiles filters for.
+pub const LINKTYPE_ETHERNET: i32 = 1;
+
+/// Compiles `expr` (tcpdump syntax) for `linktype`, with accept lengths set
+/// to `snaplen`. An empty expression gives `None`: no filter at all.
+pub fn compile(expr: &str, linktype: i32, snaplen: u32) -> Result<Option<Vec<Insn>>, FilterError> {
+    if expr.trim().is_empty() {
+        return Ok(None);
+    }
+    let dead = pcap::Capture::dead(pcap::Linktype(linktype))
+        .map_err(|e| FilterError::Handle(e.to_string()))?;
+    let prog = dead.compile(expr, true).map_err(|e| FilterError::Syntax {
+        expr: expr.to_string(),
+        message: e.to_string(),
+    })?;
+    // The pcap crate keeps bpf_insn's fields private but prints them as
+    // "code jt jf k": read them from there rather than reinterpret memory.
+    let mut out = Vec::with_capacity(prog.get_instructions().len());
+    for i in prog.get_instructions() {
+        let text = i.to_string();
+        let f: Vec<u32> = text
+            .split_whitespace()
+            .map(|x| x.parse().map_err(|_| FilterError::Unreadable(text.clone())))
+            .collect::<Result<_, _>>()?;
+        let [code, jt, jf, k] = f[..] else {
+            return Err(FilterError::Unreadable(text));
+        };
+        out.push(Insn {
+            code: code as u16,
+            jt: jt as u8,
+            jf: jf as u8,
+            k,
+        });
+    }
+    patch_snaplen(&mut out, snaplen);
+    Ok(Some(out))
+}
+
+/// Rewrites accepting `ret #k` instructions to return `snaplen` bytes.
+pub fn patch_snaplen(prog: &mut [Insn], snaplen: u32) {
+    for i in prog {
+        if i.code & BPF_CLASS_MASK == BPF_RET && i.code & BPF_SRC_MASK == BPF_K && i.k > 0 {
+            i.k = snaplen;
+        }
+    }
+}
+
+/// Runs a program over a packet in user space (the kernel's semantics for
+/// the subset libpcap emits for Ethernet): for tests and fuzzing.
+pub fn accepts(prog: &[Insn], pkt: &[u8]) -> Option<u32> {
+    let (mut a, mut x) = (0u32, 0u32);
+    let mut mem = [0u32; 16];
+    let mut pc = 0usize;
+    let load = |off: usize, n: usize| -> Option<u32> {
+        let b = pkt.get(off..off.checked_add(n)?)?;
+        Some(b.iter().fold(0u32, |v, &c| (v << 8) | c as u32))
+    };
+    while let Some(i) = prog.get(pc) {
+        pc += 1;
+        let k = i.k;
+        match i.code {
+            0x06 => return Some(k),                        // ret #k
+            0x16 => return Some(a),                        // ret a
+            0x00 => a = k,                                 // ld #k
+            0x01 => x = k,                                 // ldx #k
+            0x20 => a = load(k as usize, 4)?,              // ld [k]
+            0x28 => a = load(k as usize, 2)?,              // ldh [k]
+            0x30 => a = load(k as usize, 1)?,              // ldb [k]
+            0x40 => a = load(x as usize + k as usize, 4)?, // ld [x+k]
+            0x48 => a = load(x as usize + k as usize, 2)?, // ldh [x+k]
+            0x50 => a = load(x as usize + k as usize, 1)?, // ldb [x+k]
+            0xb1 => x = (load(k as usize, 1)? & 0x0f) * 4, // ldxb 4*([k]&0xf)
+            0x80 => a = pkt.len() as u32,                  // ld len
+            0x60 => a = *mem.get(k as usize)?,             // ld M[k]
+            0x61 => x = *mem.get(k as usize)?,             // ldx M[k]
+            0x02 => *mem.get_mut(k as usize)? = a,         // st M[k]
+            0x03 => *mem.get_mut(k as usize)? = x,         // stx M[k]
+            0x07 => x = a,                                 // tax
+            0x87 => a = x,                                 // txa
+            0x04 => a = a.wrapping_add(k),                 // add #k
+            0x0c => a = a.wrapping_add(x),                 // add x
+            0x14 => a = a.wrapping_sub(k),                 // sub #k
+            0x1c => a = a.wrapping_sub(x),                 // sub x
+            0x24 => a = a.wrapping_mul(k),                 // mul #k
+            0x34 => a = a.checked_div(k)?,                 // div #k
+            0x54 => a &= k,                                // and #k
+            0x5c => a &= x,                                // and x
+            0x44 => a |= k,                                // or #k
+            0x64 => a = a.checked_shl(k).unwrap_or(0),     // lsh #k
+            0x74 => a = a.checked_shr(k).unwrap_or(0),     // rsh #k
+            0x84 => a = a.wrapping_neg(),                  // neg
+            0x05 => pc = pc.checked_add(k as usize)?,      // ja
+            0x15 | 0x1d | 0x25 | 0x2d | 0x35 | 0x3d | 0x45 | 0x4d => {
+                let v = if i.code & 0x08 != 0 { x } else { k };
+                let t = match i.code & 0xf0 {
+                    0x10 => a == v,
+                    0x20 => a > v,
+                    0x30 => a >= v,
+                    _ => a & v != 0,
+                };
+                pc += if t { i.jt as usize } else { i.jf as usize };
+            }
+            _ => return None,
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp_frame(dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 8 + 4];
+        f[12..14].copy_from_slice(&[0x08, 0x00]);
+        f[14] = 0x45;
+        f[14 + 9] = 17;
+        f[14 + 12..14 + 16].copy_from_slice(&[198, 18, 0, 2]);
+        f[14 + 16..14 + 20].copy_from_slice(&[198, 18, 0, 1]);
+        f[34..36].copy_from_slice(&40000u16.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn accept_length_becomes_the_snaplen() {
+        let prog = compile("udp port 5000", LINKTYPE_ETHERNET, 262144)
+            .unwrap()
+            .unwrap();
+        let rets: Vec<u32> = prog
+            .iter()
+            .filter(|i| i.code == 0x06)
+            .map(|i| i.k)
+            .collect();
+        assert!(rets.contains(&262144), "{prog:?}");
+        assert!(!rets.contains(&65535), "{prog:?}");
+        assert!(rets.iter().all(|&k| k == 0 || k == 262144));
+    }
+
+    #[test]
+    fn compiled_filter_selects_the_right_packets() {
+        let prog = compile("udp port 5000", LINKTYPE_ETHERNET, 1500)
+            .unwrap()
+            .unwrap();
+        assert_eq!(accepts(&prog, &udp_frame(5000)), Some(1500));
+        assert_eq!(accepts(&prog, &udp_frame(5001)), Some(0));
+        let host = compile("src host 198.18.0.2", LINKTYPE_ETHERNET, 96)
+            .unwrap()
+            .unwrap();
+        assert_eq!(accepts(&host, &udp_frame(1)), Some(96));
+    }
+
+    #[test]
+    fn bad_expressions_carry_libpcaps_message() {
+        let e = compile("udp port", LINKTYPE_ETHERNET, 65535).unwrap_err();
+        let s = e.to_string();
+        assert!(
+            s.starts_with("invalid filter expression \"udp port\""),
+            "{s}"
+        );
+        assert!(s.contains("syntax error"), "{s}");
+        assert!(compile("tcp and (", LINKTYPE_ETHERNET, 65535).is_err());
+    }
+
+    #[test]
+    fn empty_expression_means_no_filter() {
+        assert!(compile("  ", LINKTYPE_ETHERNET, 65535).unwrap().is_none());
+    }
+
+    #[test]
+    fn insn_has_the_kernels_layout() {
+        assert_eq!(
+            std::mem::size_of::<Insn>(),
+            std::mem::size_of::<libc::sock_filter>()
+        );
+        assert_eq!(std::mem::size_of::<Insn>(), 8);
+    }
+}

@@ -1,0 +1,49 @@
+//! netshim's capture engine: an AF_PACKET TPACKET_V3 ring per interface,
+//! tcpdump filters compiled by libpcap and attached in the kernel, pcapng
+//! (default) or classic pcap output written in whole blocks, or one summary
+//! line per packet.
+
+pub mod engine;
+pub mod filter;
+pub mod format;
+pub mod output;
+pub mod ring;
+pub mod summary;
+
+pub use engine::{run, Format, Options, Report, Sink, Which};
+
+/// Default snapshot length: whole GRO / BIG TCP packets, as tcpdump's.
+pub const DEFAULT_SNAPLEN: u32 = 262_144;
+/// Default ring size in KiB.
+pub const DEFAULT_BUFFER_KIB: u32 = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error(transparent)]
+    Filter(#[from] filter::FilterError),
+    #[error("no such interface {name:?} in this network namespace; it has: {}", .known.join(", "))]
+    UnknownInterface { name: String, known: Vec<String> },
+    #[error("no interface is up in this network namespace (it has: {}); name one with -i", .0.join(", "))]
+    NoInterface(Vec<String>),
+    #[error("cannot open a packet socket on {iface}: {source}{}", socket_hint(.source))]
+    Socket {
+        iface: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use the output: {0}")]
+    OutputSetup(#[source] std::io::Error),
+    #[error("cannot set up the capture: {0}")]
+    Setup(#[source] std::io::Error),
+}
+
+fn socket_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            "; packet sockets need CAP_NET_RAW in the user namespace that owns this network namespace: \
+             use `netshim capture --target-netns TARGET`, which grants exactly that"
+        }
+        Some(libc::ENOMEM) => "; the ring did not fit in memory: choose a smaller -B",
+        _ => "",
+    }
+}
