@@ -64,6 +64,8 @@ pub struct Report {
     pub interfaces: Vec<(String, IfaceCounters)>,
     /// Why the capture ended early, if it did (interface gone, output error).
     pub ended_by: Option<String>,
+    /// The output failed (full disk, closed pipe): the capture is incomplete.
+    pub output_failed: bool,
 }
 
 impl Report {
@@ -324,6 +326,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut last_status = Instant::now();
     let mut last_flush = Instant::now();
     let mut skipped_non_ether: u64 = 0;
+    let mut output_failed = false;
 
     'outer: loop {
         // Drain every ring the kernel has handed blocks of.
@@ -359,6 +362,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         {
             if let Err(e) = w.out.flush() {
                 ended_by = Some(e.to_string());
+                output_failed = true;
                 break 'outer;
             }
             last_flush = Instant::now();
@@ -455,9 +459,12 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             w.out.end_block();
         }
     }
-    let fin: Result<(), OutputError> = w.out.finish();
-    if let Err(e) = fin {
-        ended_by.get_or_insert(e.to_string());
+    if !output_failed {
+        let fin: Result<(), OutputError> = w.out.finish();
+        if let Err(e) = fin {
+            ended_by.get_or_insert(e.to_string());
+            output_failed = true;
+        }
     }
     let _ = std::io::stderr().flush();
     if skipped_non_ether > 0 {
@@ -469,5 +476,6 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     Ok(Report {
         interfaces: ifaces.into_iter().map(|i| (i.name, i.counters)).collect(),
         ended_by,
+        output_failed,
     })
 }

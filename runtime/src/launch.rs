@@ -288,6 +288,9 @@ pub struct Launch<'a> {
     /// The UID map of the target's user namespace (join-userns), for
     /// checking the process's outside UID.
     pub uid_map: Option<IdMap>,
+    /// A file for the process's stdout instead of netshim's own (an output
+    /// file netshim opened as the caller, before any privilege change).
+    pub stdout: Option<std::os::fd::OwnedFd>,
 }
 
 /// Signals netshim passes on to the process in the target.
@@ -335,7 +338,7 @@ impl Drop for Cleanup {
 impl Launch<'_> {
     /// Runs the command to completion; returns its exit status (128+N for a
     /// signal), as a shell would.
-    pub fn run(self, state: &StateDirs) -> Result<i32, LaunchError> {
+    pub fn run(mut self, state: &StateDirs) -> Result<i32, LaunchError> {
         for id in clean_stale(state) {
             tracing::debug!(%id, "stale run cleaned");
         }
@@ -396,13 +399,14 @@ impl Launch<'_> {
             None
         };
 
-        let builder = ContainerBuilder::new(id.clone(), SyscallType::default())
+        let mut builder = ContainerBuilder::new(id.clone(), SyscallType::default())
             .with_root_path(state.containers())
             .map_err(|source| LaunchError::Create {
                 source: Box::new(source),
                 hint: String::new(),
             })?
             .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
+        builder.stdout = self.stdout.take();
         let created = builder
             .as_init(&bundle)
             .with_systemd(false)

@@ -173,8 +173,13 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
     })
 }
 
-/// Runs a command in a prepared target; returns its exit status.
-pub fn run(opts: &RunOptions, prepared: Prepared) -> Result<i32, RunError> {
+/// Runs a command in a prepared target; returns its exit status. `stdout`,
+/// when given, replaces netshim's own stdout for the command.
+pub fn run(
+    opts: &RunOptions,
+    prepared: Prepared,
+    stdout: Option<std::os::fd::OwnedFd>,
+) -> Result<i32, RunError> {
     let state = launch::StateDirs::for_caller()?;
     let term = std::env::var("TERM").ok();
     let launch = launch::Launch {
@@ -190,6 +195,7 @@ pub fn run(opts: &RunOptions, prepared: Prepared) -> Result<i32, RunError> {
             cwd: "/".into(),
         },
         uid_map: prepared.uid_map.clone(),
+        stdout,
     };
     Ok(launch.run(&state)?)
 }

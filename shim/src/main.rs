@@ -1,6 +1,7 @@
 //! `netshim`: get a process into a target's network namespace as an
 //! unprivileged UID with only ambient CAP_NET_RAW.
 
+mod capture;
 mod demo;
 mod probe;
 
@@ -34,6 +35,8 @@ enum Command {
     /// Run a command in a target's network namespace as an unprivileged UID with ambient CAP_NET_RAW.
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
+    /// Capture packets with netshim's engine, in a target or here (tcpdump's flags).
+    Capture(capture::CaptureArgs),
     /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
     Demo(demo::DemoArgs),
     /// Print this process's identity and capabilities, and read a few packets
@@ -102,7 +105,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         args: args.command,
     };
     let prepared = netshim_runtime::prepare(&opts)?;
-    let status = netshim_runtime::run(&opts, prepared)
+    let status = netshim_runtime::run(&opts, prepared, None)
         .with_context(|| format!("running {:?} in {}", opts.args.join(" "), opts.target))?;
     Ok(u8::try_from(status).unwrap_or(255))
 }
@@ -129,6 +132,7 @@ fn main() -> ExitCode {
     init_logging(cli.debug);
     let r = match cli.command {
         Command::Run(a) => run(a),
+        Command::Capture(a) => capture::main(a),
         Command::Demo(a) => demo::main(a),
         Command::Probe(a) => probe::main(a),
     };

@@ -1,0 +1,276 @@
+//! `netshim capture`: tcpdump's flags, netshim's engine.
+//!
+//! With `--target-netns`, netshim takes the same privilege path as `netshim
+//! run` and runs its own binary there as the engine (UID 65534, only ambient
+//! CAP_NET_RAW). An output file is opened here, as the caller, before any
+//! privilege change, and becomes the engine's stdout: the engine never needs
+//! write access to the caller's directories.
+
+use std::fs::File;
+use std::io::IsTerminal;
+use std::os::fd::OwnedFd;
+
+use anyhow::{bail, Context};
+use netshim_capture::{Format, Options, Sink, Which};
+use netshim_runtime::target::Target;
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum FormatArg {
+    Pcapng,
+    Pcap,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DirectionArg {
+    In,
+    Out,
+    Inout,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = CAPTURE_EXAMPLES)]
+pub struct CaptureArgs {
+    /// Capture in this target (same forms as `netshim run`); without it,
+    /// capture in the current network namespace (needs CAP_NET_RAW there).
+    #[arg(long = "target-netns", value_name = "TARGET")]
+    target: Option<Target>,
+    /// Interface to capture on; repeat for several; `any` for all. Default:
+    /// the first interface that is up and not loopback.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interfaces: Vec<String>,
+    /// Write packets to FILE (`-` for stdout) instead of printing them.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: Option<String>,
+    /// Stop after COUNT packets.
+    #[arg(short = 'c', value_name = "COUNT")]
+    count: Option<u64>,
+    /// Bytes to keep of each packet (0 means the default, 262144).
+    #[arg(short = 's', value_name = "SNAPLEN", default_value_t = netshim_capture::DEFAULT_SNAPLEN)]
+    snaplen: u32,
+    /// Ring buffer size in KiB.
+    #[arg(short = 'B', value_name = "KiB", default_value_t = netshim_capture::DEFAULT_BUFFER_KIB)]
+    buffer: u32,
+    /// File format for -w.
+    #[arg(long, value_enum, default_value = "pcapng")]
+    format: FormatArg,
+    /// Do not put the interface into promiscuous mode.
+    #[arg(short = 'p', long = "no-promiscuous-mode")]
+    no_promisc: bool,
+    /// Which directions to capture.
+    #[arg(short = 'Q', long = "direction", value_enum, default_value = "inout")]
+    direction: DirectionArg,
+    /// Do not convert addresses to names (netshim never does; accepted as tcpdump does).
+    #[arg(short = 'n')]
+    numeric: bool,
+    /// Print less protocol detail.
+    #[arg(short = 'q')]
+    quiet: bool,
+    /// Show a live status line on stderr (set by netshim for the engine).
+    #[arg(long, hide = true)]
+    status_line: bool,
+    /// A filter in tcpdump's syntax (pcap-filter(7)).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "FILTER EXPRESSION"
+    )]
+    expression: Vec<String>,
+}
+
+const CAPTURE_EXAMPLES: &str = "\
+Examples:
+  sudo netshim capture --target-netns netns:blue -i eth0 -c 300 -w f.pcapng 'udp port 5000'
+  netshim capture --target-netns docker:web -i lo -w - | tshark -r -     # rootless Docker, no root
+  netshim capture --target-netns docker:web -w - | wireshark -k -i -
+  sudo netshim capture --target-netns pid:4242 -i any -n icmp";
+
+fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) -> Options {
+    Options {
+        interfaces: a.interfaces.clone(),
+        sink,
+        count: a.count,
+        snaplen: if a.snaplen == 0 {
+            netshim_capture::DEFAULT_SNAPLEN
+        } else {
+            a.snaplen
+        },
+        buffer_kib: a.buffer,
+        promisc: !a.no_promisc,
+        which: match a.direction {
+            DirectionArg::In => Which::In,
+            DirectionArg::Out => Which::Out,
+            DirectionArg::Inout => Which::InOut,
+        },
+        quiet: a.quiet,
+        filter: a.expression.join(" "),
+        status_line,
+        low_latency,
+    }
+}
+
+fn format_of(a: &CaptureArgs) -> Format {
+    match a.format {
+        FormatArg::Pcapng => Format::Pcapng,
+        FormatArg::Pcap => Format::Pcap,
+    }
+}
+
+pub fn main(a: CaptureArgs) -> anyhow::Result<u8> {
+    if a.write.as_deref() == Some("-") && std::io::stdout().is_terminal() {
+        bail!(
+            "refusing to write binary capture data to a terminal: redirect it (> capture.pcapng), \
+             pipe it (| tshark -r -), or leave out -w to print one line per packet"
+        );
+    }
+    if let Some(w) = a.write.as_deref().filter(|w| *w != "-") {
+        if std::path::Path::new(w).is_dir() {
+            bail!("-w {w}: is a directory; give a file name");
+        }
+    }
+    // Check the filter here too, so a typo fails before any target is set up.
+    netshim_capture::filter::compile(
+        &a.expression.join(" "),
+        netshim_capture::filter::LINKTYPE_ETHERNET,
+        65535,
+    )?;
+    match a.target.clone() {
+        Some(t) => in_target(a, t),
+        None => engine(a),
+    }
+}
+
+/// Runs the engine in this process, in the current network namespace.
+fn engine(a: CaptureArgs) -> anyhow::Result<u8> {
+    let stdout = || -> anyhow::Result<File> {
+        let fd: OwnedFd = std::io::stdout()
+            .as_fd_owned()
+            .context("duplicating stdout")?;
+        Ok(File::from(fd))
+    };
+    let (sink, low_latency, to_file) = match a.write.as_deref() {
+        None => (Sink::Print { file: stdout()? }, false, false),
+        Some("-") => (
+            Sink::Write {
+                file: stdout()?,
+                format: format_of(&a),
+            },
+            true,
+            false,
+        ),
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("creating {path}"))?;
+            (
+                Sink::Write {
+                    file: f,
+                    format: format_of(&a),
+                },
+                false,
+                true,
+            )
+        }
+    };
+    let status = a.status_line || (to_file && std::io::stderr().is_terminal());
+    let report = netshim_capture::run(options(&a, sink, status, low_latency))?;
+    let t = report.total();
+    eprintln!("{} packets captured", t.delivered);
+    eprintln!("{} packets received by filter", t.received + t.dropped);
+    eprintln!("{} packets dropped by kernel", t.dropped);
+    if report.interfaces.len() > 1 {
+        for (name, c) in &report.interfaces {
+            eprintln!(
+                "  {name}: {} written, {} received by filter, {} dropped",
+                c.delivered,
+                c.received + c.dropped,
+                c.dropped
+            );
+        }
+    }
+    if let Some(why) = &report.ended_by {
+        eprintln!("netshim: capture ended early: {why}");
+    }
+    Ok(if report.output_failed { 1 } else { 0 })
+}
+
+trait AsFdOwned {
+    fn as_fd_owned(&self) -> std::io::Result<OwnedFd>;
+}
+
+impl AsFdOwned for std::io::Stdout {
+    fn as_fd_owned(&self) -> std::io::Result<OwnedFd> {
+        use std::os::fd::AsFd;
+        self.as_fd().try_clone_to_owned()
+    }
+}
+
+/// Runs the engine in a target through `netshim run`'s privilege path.
+fn in_target(a: CaptureArgs, target: Target) -> anyhow::Result<u8> {
+    let exe = std::env::current_exe().context("finding netshim's own binary")?;
+    let mut args = vec![
+        exe.to_str()
+            .context("netshim's path is not UTF-8")?
+            .to_string(),
+        "capture".into(),
+    ];
+    for i in &a.interfaces {
+        args.extend(["-i".into(), i.clone()]);
+    }
+    if let Some(c) = a.count {
+        args.extend(["-c".into(), c.to_string()]);
+    }
+    args.extend([
+        "-s".into(),
+        a.snaplen.to_string(),
+        "-B".into(),
+        a.buffer.to_string(),
+    ]);
+    args.extend([
+        "--format".into(),
+        match a.format {
+            FormatArg::Pcapng => "pcapng".into(),
+            FormatArg::Pcap => "pcap".into(),
+        },
+    ]);
+    args.extend([
+        "-Q".into(),
+        match a.direction {
+            DirectionArg::In => "in".into(),
+            DirectionArg::Out => "out".into(),
+            DirectionArg::Inout => "inout".into(),
+        },
+    ]);
+    if a.no_promisc {
+        args.push("-p".into());
+    }
+    if a.quiet {
+        args.push("-q".into());
+    }
+    let mut out: Option<OwnedFd> = None;
+    match a.write.as_deref() {
+        None => {}
+        Some("-") => args.extend(["-w".into(), "-".into()]),
+        Some(path) => {
+            let f = File::create(path).with_context(|| format!("creating {path}"))?;
+            if std::io::stderr().is_terminal() {
+                args.push("--status-line".into());
+            }
+            args.extend(["-w".into(), "-".into()]);
+            out = Some(f.into());
+        }
+    }
+    if !a.expression.is_empty() {
+        args.push("--".into());
+        args.extend(a.expression.iter().cloned());
+    }
+    let opts = netshim_runtime::RunOptions {
+        target,
+        uid: netshim_runtime::DEFAULT_ID,
+        gid: netshim_runtime::DEFAULT_ID,
+        extra_caps: vec![],
+        tty: false,
+        args,
+    };
+    let prepared = netshim_runtime::prepare(&opts)?;
+    let status = netshim_runtime::run(&opts, prepared, out)
+        .with_context(|| format!("capturing in {}", opts.target))?;
+    Ok(u8::try_from(status).unwrap_or(255))
+}
