@@ -207,6 +207,28 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// Sends small UDP datagrams from the peer to the target, one to each
+    /// port in turn, about every 2 ms, for `secs`; ends by itself.
+    pub fn udp_from_peer(&self, ports: &[u16], secs: u32) -> std::process::Child {
+        let peer = self.peer.as_ref().expect("a netns with a peer");
+        let sends: Vec<String> = ports
+            .iter()
+            .map(|p| format!("echo netshim-test > /dev/udp/{}/{p}", self.addr))
+            .collect();
+        let script = format!(
+            "end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do {}; sleep 0.002; done",
+            sends.join("; ")
+        );
+        Command::new("ip")
+            .args(["netns", "exec", peer, "bash", "-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting the UDP sender in the peer namespace")
+    }
+}
+
 impl Default for Netns {
     fn default() -> Self {
         Self::new()
@@ -386,4 +408,52 @@ pub fn sigkill(pid: i32) {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap_or_else(|e| panic!("kill -9 {pid}: {e}"));
+}
+
+/// `capinfos FILE` output (fails the test if capinfos cannot read it).
+#[track_caller]
+pub fn capinfos(path: &std::path::Path) -> String {
+    run(Command::new("capinfos").arg(path)).ok().stdout
+}
+
+/// Lines tshark prints for FILE with an optional display filter.
+#[track_caller]
+pub fn tshark_lines(path: &std::path::Path, display_filter: Option<&str>) -> Vec<String> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(path);
+    if let Some(f) = display_filter {
+        c.args(["-Y", f]);
+    }
+    run(&mut c).ok().stdout.lines().map(String::from).collect()
+}
+
+/// Ends a child the test started and reaps it.
+pub fn stop(mut c: std::process::Child) {
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
+/// Waits until a descendant of `pid` runs with a command line containing
+/// every one of `words` (NUL-separated arguments); returns its PID.
+pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = cmd
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            if words.iter().all(|w| args.iter().any(|a| a == w)) && descends_from(p, pid) {
+                return p;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no descendant of {pid} running with {words:?} within 10 s");
 }

@@ -353,3 +353,26 @@ fn commands_and_files_under_the_hosts_tmp_are_visible() {
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(r.ok().stdout, "hello from the host tmp\n");
 }
+
+#[test]
+fn output_to_dev_null_is_writable() {
+    // libcontainer reopens a /dev/null stdio read-only; netshim must not
+    // let that turn `cmd > /dev/null` into write errors.
+    let ns = Netns::new();
+    let st = Command::new(netshim())
+        .args([
+            "run",
+            "--target-netns",
+            &ns.target(),
+            "--",
+            "sh",
+            "-c",
+            "echo x || exit 9; echo y >&2 || exit 8; exit 3",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(st.code(), Some(3));
+}

@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -142,6 +143,25 @@ fn start_time(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether `fd` is the character device 1:3, /dev/null.
+fn is_dev_null(fd: i32) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| {
+        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
+    })
+}
+
+/// `pidfd_open(2)` (Linux ≥ 5.3): a descriptor that polls readable when
+/// the process exits, and that no PID reuse can redirect.
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new fd or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just created this descriptor for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
 /// The file in a run's bundle naming its init process: `PID STARTTIME`.
@@ -291,6 +311,9 @@ pub struct Launch<'a> {
     /// A file for the process's stdout instead of netshim's own (an output
     /// file netshim opened as the caller, before any privilege change).
     pub stdout: Option<std::os::fd::OwnedFd>,
+    /// A process of the target (its init): when it exits, the target is
+    /// gone, and the command is asked to end (SIGTERM).
+    pub watch: Option<i32>,
 }
 
 /// Signals netshim passes on to the process in the target.
@@ -407,6 +430,27 @@ impl Launch<'_> {
             })?
             .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
         builder.stdout = self.stdout.take();
+        // libcontainer 0.7 replaces any stdio that is /dev/null with the
+        // container's /dev/null opened read-only, so writes to it fail with
+        // EBADF. Give such a stdout or stderr a pipe whose contents netshim
+        // discards instead.
+        let mut discard = Vec::new();
+        let stdout_is_null = match &builder.stdout {
+            Some(fd) => is_dev_null(fd.as_raw_fd()),
+            None => is_dev_null(1),
+        };
+        if stdout_is_null {
+            let (r, w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(LaunchError::Wait)?;
+            builder.stdout = Some(w);
+            discard.push(r);
+        }
+        if is_dev_null(2) {
+            let (r, w) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(LaunchError::Wait)?;
+            builder.stderr = Some(w);
+            discard.push(r);
+        }
         let created = builder
             .as_init(&bundle)
             .with_systemd(false)
@@ -468,12 +512,26 @@ impl Launch<'_> {
             .start()
             .map_err(|e| LaunchError::Start(Box::new(e)))?;
 
+        for r in discard {
+            std::thread::spawn(move || {
+                let mut f = fs::File::from(r);
+                let _ = io::copy(&mut f, &mut io::sink());
+            });
+        }
+
         let mut term = match console {
             Some(c) => Some(tty::Proxy::start(c).map_err(LaunchError::Tty)?),
             None => None,
         };
 
-        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut())?;
+        let watch = self.watch.and_then(|p| match pidfd_open(p) {
+            Ok(fd) => Some((p, fd)),
+            Err(e) => {
+                tracing::debug!(pid = p, error = %e, "cannot watch the target process");
+                None
+            }
+        });
+        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut(), watch)?;
         cleanup.init = None;
         end_leftovers(pid);
         if let Some(t) = term {
@@ -540,7 +598,10 @@ fn wait_forwarding(
     pid: Pid,
     sfd: &mut SignalFd,
     mut term: Option<&mut tty::Proxy>,
+    mut watch: Option<(i32, OwnedFd)>,
 ) -> Result<i32, LaunchError> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
     loop {
         // Reap first: the process may have exited before we waited.
         loop {
@@ -551,6 +612,29 @@ fn wait_forwarding(
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err(LaunchError::Wait(e)),
+            }
+        }
+        if let Some((target, fd)) = &watch {
+            let mut fds = [
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(LaunchError::Wait(e)),
+            }
+            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+                // A pidfd polls readable once its process has exited.
+                eprintln!("netshim: the target's process {target} exited; ending the command");
+                let _ = kill(pid, Signal::SIGTERM);
+                watch = None;
+                continue;
+            }
+            if !fds[0]
+                .revents()
+                .is_some_and(|r| r.contains(PollFlags::POLLIN))
+            {
+                continue;
             }
         }
         let info = match sfd.read_signal() {

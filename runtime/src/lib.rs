@@ -196,6 +196,7 @@ pub fn run(
         },
         uid_map: prepared.uid_map.clone(),
         stdout,
+        watch: prepared.resolved.pid,
     };
     Ok(launch.run(&state)?)
 }

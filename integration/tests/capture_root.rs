@@ -1,0 +1,364 @@
+//! `netshim capture` as root into `ip netns` targets, on real veth traffic,
+//! checked by tshark and capinfos.
+
+use std::process::{Command, Stdio};
+
+use netshim_integration::*;
+
+fn capture(ns: &Netns, args: &[&str]) -> Command {
+    let mut c = netshim_with_timeout(60);
+    c.args(["capture", "--target-netns", &ns.target()])
+        .args(args);
+    c
+}
+
+fn tmp(name: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    (d, p)
+}
+
+#[test]
+fn count_and_filter_give_exactly_the_matching_packets_in_pcapng() {
+    let ns = Netns::with_peer();
+    let (_d, f) = tmp("f.pcapng");
+    let gen = ns.udp_from_peer(&[5000, 5001], 30);
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-c",
+            "300",
+            "-w",
+            f.to_str().unwrap(),
+            "udp port 5000",
+        ],
+    ));
+    stop(gen);
+    let r = r.ok();
+    assert!(r.stderr.contains("300 packets captured"), "{}", r.stderr);
+    assert_eq!(tshark_lines(&f, None).len(), 300);
+    assert_eq!(tshark_lines(&f, Some("udp.dstport == 5000")).len(), 300);
+    let info = capinfos(&f);
+    assert!(info.contains("pcapng"), "{info}");
+    assert!(info.contains(&format!("Name = {}", ns.veth)), "{info}");
+    assert!(info.contains("Time precision = nanoseconds (9)"), "{info}");
+    assert!(info.contains("Filter string = udp port 5000"), "{info}");
+    assert!(
+        info.contains("Number of stat entries = 1"),
+        "an ISB is written at close: {info}"
+    );
+    // Direction flags: the datagrams come in from the peer.
+    let dirs =
+        run(Command::new("tshark")
+            .arg("-r")
+            .arg(&f)
+            .args(["-T", "fields", "-e", "frame.p2p_dir"]))
+        .ok();
+    assert!(
+        dirs.stdout.lines().all(|l| l.trim() == "1"),
+        "all inbound: {}",
+        dirs.stdout
+    );
+}
+
+#[test]
+fn pcap_format_has_the_nanosecond_magic() {
+    let ns = Netns::with_peer();
+    let (_d, f) = tmp("f.pcap");
+    let gen = ns.udp_from_peer(&[5000], 30);
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-c",
+            "50",
+            "--format",
+            "pcap",
+            "-w",
+            f.to_str().unwrap(),
+            "udp",
+        ],
+    ));
+    stop(gen);
+    r.ok();
+    let bytes = std::fs::read(&f).unwrap();
+    assert_eq!(
+        &bytes[..4],
+        &[0x4d, 0x3c, 0xb2, 0xa1],
+        "a1b23c4d, little-endian"
+    );
+    let info = capinfos(&f);
+    assert!(info.contains("Number of packets:   50"), "{info}");
+    assert!(info.contains("nanoseconds"), "{info}");
+}
+
+#[test]
+fn several_interfaces_get_one_idb_each() {
+    let ns = Netns::with_peer();
+    let (_d, f) = tmp("two.pcapng");
+    let mut ping = ns.ping_from_peer(20);
+    // Loopback traffic inside the target at the same time.
+    let lo = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ping",
+            "-q",
+            "-i",
+            "0.1",
+            "-w",
+            "20",
+            "127.0.0.1",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-i",
+            "lo",
+            "-c",
+            "40",
+            "-w",
+            f.to_str().unwrap(),
+            "icmp",
+        ],
+    ));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    stop(lo);
+    r.ok();
+    let info = capinfos(&f);
+    assert!(info.contains("Number of interfaces in file: 2"), "{info}");
+    let names = run(Command::new("tshark").arg("-r").arg(&f).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+    ]))
+    .ok();
+    assert!(names.stdout.lines().any(|l| l == "lo"), "{}", names.stdout);
+    assert!(
+        names.stdout.lines().any(|l| l == ns.veth),
+        "{}",
+        names.stdout
+    );
+}
+
+#[test]
+fn sigint_mid_capture_leaves_a_valid_file_with_statistics() {
+    let ns = Netns::with_peer();
+    let (_d, f) = tmp("int.pcapng");
+    let gen = ns.udp_from_peer(&[5000], 30);
+    let c = Command::new(netshim())
+        .args([
+            "capture",
+            "--target-netns",
+            &ns.target(),
+            "-i",
+            &ns.veth,
+            "-w",
+            f.to_str().unwrap(),
+            "udp",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = c.wait_with_output().unwrap();
+    stop(gen);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let captured: u64 = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets captured"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {err}"));
+    assert!(captured > 50, "traffic flowed for 1.5 s: {err}");
+    let info = capinfos(&f);
+    assert!(
+        info.contains(&format!("Number of packets:   {captured}"))
+            || info.contains(&format!("Number of packets = {captured}")),
+        "{info}"
+    );
+    assert!(info.contains("Number of stat entries = 1"), "{info}");
+}
+
+#[test]
+fn live_stream_into_tshark() {
+    let ns = Netns::with_peer();
+    let mut ping = ns.ping_from_peer(20);
+    let cmd = format!(
+        "timeout 60 {} capture --target-netns {} -i {} -c 6 -w - icmp | tshark -r -",
+        netshim().display(),
+        ns.target(),
+        ns.veth
+    );
+    let r = sh(&cmd);
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let r = r.ok();
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains("ICMP")).collect();
+    assert_eq!(lines.len(), 6, "{r:#?}");
+}
+
+#[test]
+fn summary_lines_without_w() {
+    let ns = Netns::with_peer();
+    let gen = ns.udp_from_peer(&[5000], 30);
+    let r = run(&mut capture(&ns, &["-n", "-i", &ns.veth, "-c", "4", "udp"]));
+    stop(gen);
+    let r = r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", r.stdout);
+    for l in lines {
+        assert!(
+            l.contains(&format!("{} In  IP {}.", ns.veth, ns.peer_addr)),
+            "{l}"
+        );
+        assert!(
+            l.contains(&format!("> {}.5000: UDP, length 13", ns.addr)),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn snaplen_cuts_packets_but_keeps_their_length() {
+    let ns = Netns::with_peer();
+    let (_d, f) = tmp("s.pcapng");
+    let mut ping = ns.ping_from_peer(20);
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-s",
+            "60",
+            "-c",
+            "4",
+            "-w",
+            f.to_str().unwrap(),
+            "icmp",
+        ],
+    ));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    r.ok();
+    let t = run(Command::new("tshark").arg("-r").arg(&f).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.cap_len",
+        "-e",
+        "frame.len",
+    ]))
+    .ok();
+    for l in t.stdout.lines() {
+        let v: Vec<u32> = l.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        assert_eq!(v, vec![60, 98], "{}", t.stdout);
+    }
+}
+
+#[test]
+fn the_engine_runs_as_nobody_with_only_net_raw() {
+    let ns = Netns::with_peer();
+    let c = Command::new(netshim())
+        .args([
+            "capture",
+            "--target-netns",
+            &ns.target(),
+            "-i",
+            &ns.veth,
+            "-w",
+            "/dev/null",
+            "udp",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The engine after its exec: `netshim capture ... -w -` (the outer
+    // netshim has `-w /dev/null`).
+    let engine = wait_for_descendant_running(c.id() as i32, &["capture", "-w", "-"]);
+    let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = c.wait_with_output();
+    assert_least_privilege(&status);
+}
+
+#[test]
+fn bad_filters_fail_with_libpcaps_message() {
+    let ns = Netns::new();
+    let r = run(&mut capture(&ns, &["-i", "lo", "-c", "1", "udp", "port"]));
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.stderr.contains("invalid filter expression \"udp port\""),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("syntax error"), "{}", r.stderr);
+}
+
+#[test]
+fn binary_output_to_a_terminal_is_refused() {
+    let ns = Netns::new();
+    let cmd = format!(
+        "{} capture --target-netns {} -i lo -w -",
+        netshim().display(),
+        ns.target()
+    );
+    let r = run(Command::new("script").args(["-qec", &cmd, "/dev/null"]));
+    assert_ne!(r.code, Some(0), "{r:#?}");
+    assert!(
+        r.stdout
+            .contains("refusing to write binary capture data to a terminal"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_full_disk_leaves_a_readable_file() {
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    sh(&format!(
+        "mount -t tmpfs -o size=256k netshim-test-full {}",
+        d.path().display()
+    ))
+    .ok();
+    let f = d.path().join("full.pcapng");
+    let gen = ns.udp_from_peer(&[5000], 60);
+    let r = run(&mut capture(
+        &ns,
+        &["-i", &ns.veth, "-w", f.to_str().unwrap(), "udp"],
+    ));
+    stop(gen);
+    let info = run(Command::new("capinfos").arg(&f));
+    let _ = sh(&format!("umount {}", d.path().display()));
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    assert!(r.stderr.contains("no space left"), "{}", r.stderr);
+    assert_eq!(
+        info.code,
+        Some(0),
+        "capinfos must read the cut file: {info:#?}"
+    );
+    assert!(info.stdout.contains("Number of packets"), "{}", info.stdout);
+}
