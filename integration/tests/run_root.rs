@@ -328,9 +328,25 @@ fn tty_mode_gives_the_command_a_terminal() {
 #[test]
 fn demo_works_as_root() {
     require_root();
-    let r = run(Command::new(netshim()).args(["demo", "-c", "3"])).ok();
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("demo.pcapng");
+    let r = run(Command::new(netshim()).args(["demo", "-c", "3", "-w", f.to_str().unwrap()])).ok();
     assert!(r.stdout.contains("CapAmb=0000000000002000"), "{}", r.stdout);
-    assert!(r.stderr.contains("read 3 packets"), "{}", r.stderr);
+    assert_eq!(
+        r.stdout
+            .lines()
+            .filter(|l| l.contains("> 127.0.0.1.5000: UDP"))
+            .count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("printed 3 packets and wrote 3"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(tshark_lines(&f, Some("udp.dstport == 5000")).len(), 3);
     assert!(
         !sh("ip netns list").ok().stdout.contains("netshim-demo"),
         "the demo left its namespace"

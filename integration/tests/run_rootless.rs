@@ -267,8 +267,18 @@ fn state_goes_to_the_users_runtime_dir_and_is_removed() {
 
 #[test]
 fn demo_works_as_an_unprivileged_user() {
+    let (user, _) = test_user();
+    let f = format!("/home/{user}/{}.pcapng", unique("demo"));
     let bin = netshim();
-    let r = run(&mut as_user(&[bin.to_str().unwrap(), "demo", "-c", "3"])).ok();
+    let r = run(&mut as_user(&[
+        bin.to_str().unwrap(),
+        "demo",
+        "-c",
+        "3",
+        "-w",
+        &f,
+    ]))
+    .ok();
     assert!(r.stdout.contains("uid=65534"), "{}", r.stdout);
     assert!(r.stdout.contains("CapAmb=0000000000002000"), "{}", r.stdout);
     assert!(
@@ -277,7 +287,14 @@ fn demo_works_as_an_unprivileged_user() {
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("read 3 packets"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("printed 3 packets and wrote 3"),
+        "{}",
+        r.stderr
+    );
+    let lines = tshark_lines(std::path::Path::new(&f), Some("udp.dstport == 5000"));
+    std::fs::remove_file(&f).unwrap();
+    assert_eq!(lines.len(), 3);
 }
 
 #[test]

@@ -1,10 +1,11 @@
 //! `netshim demo`: the README's main job on an embedded default.
 //!
 //! It makes a throwaway target with traffic on it (as a user: a private user
-//! and network namespace; as root: a named network namespace), then runs
-//! `netshim run` into it exactly as a user would, with `netshim probe` as the
-//! command: the probe prints its UID and capability sets and reads packets
-//! from a packet socket. Everything made is removed at the end.
+//! and network namespace; as root: a named network namespace), then goes
+//! through the public commands exactly as a user would: `netshim run … --
+//! netshim probe -c 0` shows the UID and capability sets a command gets
+//! there, `netshim capture` prints packet lines and writes a pcapng file.
+//! Everything made is removed at the end; the file stays.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -19,9 +20,12 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 #[derive(clap::Args)]
 pub struct DemoArgs {
-    /// Packets the probe reads in the target.
+    /// Packets to capture in the target.
     #[arg(short = 'c', long, default_value_t = 5)]
     count: u32,
+    /// Where to write the capture.
+    #[arg(short = 'w', long, default_value = "demo.pcapng")]
+    output: std::path::PathBuf,
 }
 
 fn step(msg: &str) {
@@ -42,48 +46,117 @@ pub fn main(a: DemoArgs) -> anyhow::Result<u8> {
         "target {} is up; a process in it sends a UDP datagram to 127.0.0.1:5000 every 100 ms",
         target.spec
     ));
-    let args = [
-        "run",
-        "--target-netns",
-        &target.spec,
-        "--",
-        exe.to_str().context("netshim's path is not UTF-8")?,
-        "probe",
-        "-c",
-        &a.count.to_string(),
+    let exe_str = exe.to_str().context("netshim's path is not UTF-8")?;
+    let spec = target.spec.clone();
+    let count = a.count.to_string();
+    let out_str = a.output.to_str().context("the output path is not UTF-8")?;
+    let steps: [Vec<&str>; 3] = [
+        vec![
+            "run",
+            "--target-netns",
+            &spec,
+            "--",
+            exe_str,
+            "probe",
+            "-c",
+            "0",
+        ],
+        vec![
+            "capture",
+            "--target-netns",
+            &spec,
+            "-i",
+            "lo",
+            "-c",
+            &count,
+            "udp port 5000",
+        ],
+        vec![
+            "capture",
+            "--target-netns",
+            &spec,
+            "-i",
+            "lo",
+            "-c",
+            &count,
+            "-w",
+            out_str,
+            "udp port 5000",
+        ],
     ];
-    step(&format!("netshim {}", args.join(" ")));
-    let out = Command::new(&exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("starting netshim run")?;
-    std::io::stdout().write_all(&out.stdout)?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut outputs = Vec::new();
+    for args in &steps {
+        step(&format!("netshim {}", quoted(args)));
+        let out = Command::new(&exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .context("starting netshim")?;
+        std::io::stdout().write_all(&out.stdout)?;
+        if !out.status.success() {
+            drop(target);
+            bail!(
+                "netshim {} failed ({}); see the messages above",
+                args[0],
+                out.status
+            );
+        }
+        outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+    }
     drop(target);
     step("removed the throwaway target");
-    if !out.status.success() {
-        bail!(
-            "netshim run failed ({}); see the messages above",
-            out.status
-        );
-    }
-    let packets = text.lines().filter(|l| l.contains(" bytes")).count();
-    let uid = text
+    let identity = &outputs[0];
+    let uid = identity
         .lines()
         .find_map(|l| l.strip_prefix("uid="))
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or("?")
         .to_string();
-    if !text.contains("CapEff=0000000000002000") || packets == 0 {
-        bail!("the probe did not show CAP_NET_RAW and traffic; see its output above");
+    if !identity.contains("CapEff=0000000000002000") {
+        bail!("the probe did not show CAP_NET_RAW alone; see its output above");
+    }
+    let lines = outputs[1].lines().filter(|l| l.contains("UDP")).count();
+    let written = count_pcapng_packets(&a.output)
+        .with_context(|| format!("reading back {}", a.output.display()))?;
+    if lines == 0 || written == 0 {
+        bail!("the capture saw no traffic; see the messages above");
     }
     step(&format!(
-        "done: the command ran in the target as UID {uid} with only CAP_NET_RAW (ambient, under no_new_privs) \
-         and read {packets} packets there"
+        "done: in the target, commands run as UID {uid} with only CAP_NET_RAW (ambient, under no_new_privs); \
+         the engine printed {lines} packets and wrote {written} to {} (open it with wireshark or tshark -r)",
+        a.output.display()
     ));
     Ok(0)
+}
+
+fn quoted(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Counts the Enhanced Packet Blocks of a little-endian pcapng file.
+fn count_pcapng_packets(path: &std::path::Path) -> anyhow::Result<u64> {
+    let b = std::fs::read(path)?;
+    let (mut off, mut n) = (0usize, 0u64);
+    while off + 12 <= b.len() {
+        let kind = u32::from_le_bytes(b[off..off + 4].try_into()?);
+        let len = u32::from_le_bytes(b[off + 4..off + 8].try_into()?) as usize;
+        if len < 12 || off + len > b.len() {
+            bail!("a block at offset {off} is cut short");
+        }
+        n += u64::from(kind == 6);
+        off += len;
+    }
+    Ok(n)
 }
 
 /// The throwaway target: a forked process holding the namespaces and
