@@ -173,8 +173,10 @@ struct Writer {
     filter: Option<String>,
     /// pcap with several interfaces: LINUX_SLL2 records.
     sll2: bool,
-    /// ifindex → pcapng interface id.
-    idb: HashMap<i32, u32>,
+    /// ifindex → pcapng interface id, in order of first packet.
+    idb: Vec<i32>,
+    /// The last (ifindex, id) looked up: packets come in runs per interface.
+    last_idb: Option<(i32, u32)>,
     names: HashMap<i32, String>,
 }
 
@@ -201,21 +203,27 @@ impl Writer {
     fn packet(&mut self, p: &Packet) {
         match self.format {
             Some(Format::Pcapng) => {
-                let next = self.idb.len() as u32;
-                let id = match self.idb.get(&p.ifindex) {
-                    Some(&id) => id,
-                    None => {
-                        let name = ifname_of(p.ifindex, &mut self.names);
-                        format::pcapng_idb(
-                            self.out.buf(),
-                            format::LINKTYPE_ETHERNET,
-                            self.snaplen,
-                            &name,
-                            self.filter.as_deref(),
-                        );
-                        self.out.end_block();
-                        self.idb.insert(p.ifindex, next);
-                        next
+                let id = match self.last_idb {
+                    Some((ifindex, id)) if ifindex == p.ifindex => id,
+                    _ => {
+                        let id = match self.idb.iter().position(|&i| i == p.ifindex) {
+                            Some(i) => i as u32,
+                            None => {
+                                let name = ifname_of(p.ifindex, &mut self.names);
+                                format::pcapng_idb(
+                                    self.out.buf(),
+                                    format::LINKTYPE_ETHERNET,
+                                    self.snaplen,
+                                    &name,
+                                    self.filter.as_deref(),
+                                );
+                                self.out.end_block();
+                                self.idb.push(p.ifindex);
+                                (self.idb.len() - 1) as u32
+                            }
+                        };
+                        self.last_idb = Some((p.ifindex, id));
+                        id
                     }
                 };
                 format::pcapng_epb(self.out.buf(), id, p);
@@ -280,7 +288,8 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         snaplen: opts.snaplen,
         filter: (!opts.filter.trim().is_empty()).then(|| opts.filter.clone()),
         sll2: multi && format == Some(Format::Pcap),
-        idb: HashMap::new(),
+        idb: Vec::new(),
+        last_idb: None,
         names: HashMap::new(),
     };
     w.start();
@@ -327,6 +336,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut last_flush = Instant::now();
     let mut skipped_non_ether: u64 = 0;
     let mut output_failed = false;
+    let mut flush_error: Option<OutputError> = None;
 
     'outer: loop {
         // Drain every ring the kernel has handed blocks of.
@@ -335,6 +345,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             let w = &mut w;
             let counters = &mut ifc.counters;
             let skipped = &mut skipped_non_ether;
+            let flush_error = &mut flush_error;
             ifc.ring.drain(&mut scratch, |p| {
                 if written >= limit {
                     return false;
@@ -349,8 +360,19 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
                 w.packet(p);
                 written += 1;
                 counters.delivered += 1;
+                if w.out.wants_flush() {
+                    if let Err(e) = w.out.flush() {
+                        *flush_error = Some(e);
+                        return false;
+                    }
+                }
                 written < limit
             });
+            if let Some(e) = flush_error.take() {
+                ended_by = Some(e.to_string());
+                output_failed = true;
+                break 'outer;
+            }
             if let Ok((got, drops)) = ifc.ring.stats() {
                 ifc.counters.received += got.saturating_sub(drops);
                 ifc.counters.dropped += drops;
@@ -446,8 +468,12 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     }
     if w.format == Some(Format::Pcapng) {
         // ISBs for the interfaces that have an IDB.
-        let mut ids: Vec<(i32, u32)> = w.idb.iter().map(|(k, v)| (*k, *v)).collect();
-        ids.sort_by_key(|x| x.1);
+        let ids: Vec<(i32, u32)> = w
+            .idb
+            .iter()
+            .enumerate()
+            .map(|(id, k)| (*k, id as u32))
+            .collect();
         for (ifindex, id) in ids {
             let c = ifaces
                 .iter()

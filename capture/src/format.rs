@@ -119,19 +119,35 @@ pub fn epb_flags(pkttype: u8) -> u32 {
     }
 }
 
-/// Enhanced Packet Block with epb_flags.
+/// Enhanced Packet Block with epb_flags. The hot path of a capture: the
+/// fixed header and trailer are built on the stack and copied in two pieces
+/// around the packet bytes.
 pub fn pcapng_epb(buf: &mut Vec<u8>, iface: u32, p: &Packet) {
-    block(buf, 6, |b| {
-        b.extend_from_slice(&iface.to_le_bytes());
-        b.extend_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
-        b.extend_from_slice(&(p.ts_ns as u32).to_le_bytes());
-        b.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&p.orig_len.to_le_bytes());
-        b.extend_from_slice(p.data);
-        pad4(b);
-        option(b, 2, &epb_flags(p.pkttype).to_le_bytes());
-        option(b, 0, &[]);
-    });
+    let caplen = p.data.len();
+    let padded = (caplen + 3) & !3;
+    // 28 bytes of header, the padded data, epb_flags (8), end of options
+    // (4), the trailing total length (4).
+    let total = (28 + padded + 16) as u32;
+    let mut h = [0u8; 28];
+    h[0..4].copy_from_slice(&6u32.to_le_bytes());
+    h[4..8].copy_from_slice(&total.to_le_bytes());
+    h[8..12].copy_from_slice(&iface.to_le_bytes());
+    h[12..16].copy_from_slice(&((p.ts_ns >> 32) as u32).to_le_bytes());
+    h[16..20].copy_from_slice(&(p.ts_ns as u32).to_le_bytes());
+    h[20..24].copy_from_slice(&(caplen as u32).to_le_bytes());
+    h[24..28].copy_from_slice(&p.orig_len.to_le_bytes());
+    let mut t = [0u8; 19];
+    let pad = padded - caplen;
+    // t[..pad] stays zero: the padding of the data.
+    t[pad..pad + 2].copy_from_slice(&2u16.to_le_bytes());
+    t[pad + 2..pad + 4].copy_from_slice(&4u16.to_le_bytes());
+    t[pad + 4..pad + 8].copy_from_slice(&epb_flags(p.pkttype).to_le_bytes());
+    // t[pad + 8..pad + 12]: opt_endofopt, zero.
+    t[pad + 12..pad + 16].copy_from_slice(&total.to_le_bytes());
+    buf.reserve(total as usize);
+    buf.extend_from_slice(&h);
+    buf.extend_from_slice(p.data);
+    buf.extend_from_slice(&t[..pad + 16]);
 }
 
 /// Counters for an Interface Statistics Block.

@@ -8,6 +8,10 @@
 use std::fs::File;
 use std::io::{self, Write};
 
+/// Flush once this much is buffered: large enough for few write() calls,
+/// small enough to add little to the engine's memory.
+const HIGH_WATER: usize = 64 << 10;
+
 pub struct Output {
     file: File,
     regular: bool,
@@ -42,10 +46,10 @@ impl Output {
         Ok(Output {
             file,
             regular,
-            buf: Vec::with_capacity(1 << 20),
+            buf: Vec::with_capacity(HIGH_WATER + (1 << 16)),
             ends: Vec::with_capacity(4096),
             committed,
-            high_water: 1 << 20,
+            high_water: HIGH_WATER,
         })
     }
 
