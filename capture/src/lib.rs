@@ -8,6 +8,7 @@ pub mod filter;
 pub mod format;
 pub mod output;
 pub mod ring;
+pub mod rotate;
 pub mod summary;
 
 pub use engine::{run, Format, Options, Report, Sink, Which};

@@ -362,3 +362,124 @@ fn a_full_disk_leaves_a_readable_file() {
     );
     assert!(info.stdout.contains("Number of packets"), "{}", info.stdout);
 }
+
+#[test]
+fn size_rotation_keeps_a_ring_of_readable_files() {
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("ring.pcapng");
+    let flood = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.peer.as_ref().unwrap(),
+            "ping",
+            "-q",
+            "-f",
+            "-s",
+            "1000",
+            "-w",
+            "20",
+            &ns.addr,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // 4000 packets of ~1 kB: about 4 MB, so the 3-file ring of 1 MB wraps.
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-C",
+            "1",
+            "-W",
+            "3",
+            "-c",
+            "4000",
+            "-w",
+            base.to_str().unwrap(),
+            "icmp",
+        ],
+    ));
+    stop(flood);
+    let r = r.ok();
+    assert!(r.stderr.contains("wrote"), "{}", r.stderr);
+    let mut names: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["ring.pcapng0", "ring.pcapng1", "ring.pcapng2"]);
+    for n in names {
+        let p = d.path().join(&n);
+        assert!(
+            std::fs::metadata(&p).unwrap().len() <= 1_000_000,
+            "{n} is larger than -C 1"
+        );
+        let info = capinfos(&p);
+        assert!(info.contains("pcapng"), "{n}: {info}");
+        assert!(
+            info.contains(&format!("Name = {}", ns.veth)),
+            "{n} starts with its own IDB: {info}"
+        );
+    }
+}
+
+#[test]
+fn time_rotation_names_files_by_strftime_and_stops_after_w() {
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    let pattern = d.path().join("t-%H%M%S.pcapng");
+    let mut ping = ns.ping_from_peer(30);
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-G",
+            "1",
+            "-W",
+            "2",
+            "-w",
+            pattern.to_str().unwrap(),
+            "icmp",
+        ],
+    ));
+    let _ = ping.kill();
+    let _ = ping.wait();
+    let r = r.ok();
+    assert!(
+        r.stderr.contains("made the 2 files -W asked for"),
+        "{}",
+        r.stderr
+    );
+    let files: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    for f in files {
+        let n = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            n.starts_with("t-") && n.ends_with(".pcapng") && !n.contains('%'),
+            "{n}"
+        );
+        assert!(capinfos(&f).contains("Number of packets"), "{n}");
+    }
+}
+
+#[test]
+fn rotation_needs_a_file_name() {
+    let ns = Netns::new();
+    let r = run(&mut capture(&ns, &["-i", "lo", "-C", "1", "-w", "-"]));
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.stderr.contains("give them a name with -w FILE"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&mut capture(&ns, &["-i", "lo", "-W", "3", "-w", "/tmp/x"]));
+    assert!(r.stderr.contains("-W needs -C or -G"), "{}", r.stderr);
+}

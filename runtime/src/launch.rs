@@ -172,10 +172,10 @@ const INIT_RECORD: &str = "init";
 /// the init's PID and holds what the command started without job control),
 /// then every process netshim adopted as a child subreaper — orphans of the
 /// run, since netshim starts no other children — and reaps them.
-fn end_leftovers(init: i32) {
+fn end_leftovers(init: i32, spare: Option<i32>) {
     let _ = kill(Pid::from_raw(-init), Signal::SIGKILL);
     for _ in 0..100 {
-        let children = adopted_children();
+        let children = adopted_children(spare);
         if children.is_empty() {
             break;
         }
@@ -188,8 +188,8 @@ fn end_leftovers(init: i32) {
     }
 }
 
-/// This process's children, from `/proc/self/task/*/children`.
-fn adopted_children() -> Vec<i32> {
+/// This process's children, from `/proc/self/task/*/children`, but `spare`.
+fn adopted_children(spare: Option<i32>) -> Vec<i32> {
     let mut v = Vec::new();
     if let Ok(tasks) = fs::read_dir("/proc/self/task") {
         for t in tasks.flatten() {
@@ -198,6 +198,7 @@ fn adopted_children() -> Vec<i32> {
             }
         }
     }
+    v.retain(|p| Some(*p) != spare);
     v.sort_unstable();
     v.dedup();
     v
@@ -314,6 +315,9 @@ pub struct Launch<'a> {
     /// A process of the target (its init): when it exits, the target is
     /// gone, and the command is asked to end (SIGTERM).
     pub watch: Option<i32>,
+    /// A child of netshim's own that is not part of the run (the capture
+    /// file writer): never reaped or ended with the run's leftovers.
+    pub spare: Option<i32>,
 }
 
 /// Signals netshim passes on to the process in the target.
@@ -334,6 +338,7 @@ struct Cleanup {
     container: Option<Container>,
     /// The init process while it may still run.
     init: Option<i32>,
+    spare: Option<i32>,
 }
 
 impl Drop for Cleanup {
@@ -343,7 +348,7 @@ impl Drop for Cleanup {
             // start failed): end its processes before deleting the state.
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             let _ = waitpid(Pid::from_raw(pid), None);
-            end_leftovers(pid);
+            end_leftovers(pid, self.spare);
         }
         if let Some(c) = self.container.as_mut() {
             if let Err(e) = c.delete(true) {
@@ -372,6 +377,7 @@ impl Launch<'_> {
             id: id.clone(),
             container: None,
             init: None,
+            spare: self.spare,
         };
         let bundle_err = |source| LaunchError::Bundle {
             path: bundle.clone(),
@@ -531,9 +537,10 @@ impl Launch<'_> {
                 None
             }
         });
-        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut(), watch)?;
+        let spare = self.spare;
+        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut(), watch, spare)?;
         cleanup.init = None;
-        end_leftovers(pid);
+        end_leftovers(pid, spare);
         if let Some(t) = term {
             t.finish();
         }
@@ -599,18 +606,18 @@ fn wait_forwarding(
     sfd: &mut SignalFd,
     mut term: Option<&mut tty::Proxy>,
     mut watch: Option<(i32, OwnedFd)>,
+    spare: Option<i32>,
 ) -> Result<i32, LaunchError> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     loop {
-        // Reap first: the process may have exited before we waited.
-        loop {
-            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        // Reap first (the process may have exited before we waited): the
+        // init and any orphan adopted, one by one, never the spare child.
+        for child in adopted_children(spare) {
+            match waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
                 Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-                Ok(_) => continue,
-                Err(Errno::EINTR) => continue,
+                Ok(_) | Err(Errno::ECHILD) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(LaunchError::Wait(e)),
             }
         }

@@ -173,13 +173,18 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
     })
 }
 
-/// Runs a command in a prepared target; returns its exit status. `stdout`,
-/// when given, replaces netshim's own stdout for the command.
-pub fn run(
-    opts: &RunOptions,
-    prepared: Prepared,
-    stdout: Option<std::os::fd::OwnedFd>,
-) -> Result<i32, RunError> {
+/// What a run connects to besides its target.
+#[derive(Default)]
+pub struct RunIo {
+    /// Replaces netshim's own stdout for the command.
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    /// A child of the caller's that is not part of the run (it is neither
+    /// reaped nor ended with the run).
+    pub spare: Option<i32>,
+}
+
+/// Runs a command in a prepared target; returns its exit status.
+pub fn run(opts: &RunOptions, prepared: Prepared, io: RunIo) -> Result<i32, RunError> {
     let state = launch::StateDirs::for_caller()?;
     let term = std::env::var("TERM").ok();
     let launch = launch::Launch {
@@ -195,8 +200,9 @@ pub fn run(
             cwd: "/".into(),
         },
         uid_map: prepared.uid_map.clone(),
-        stdout,
+        stdout: io.stdout,
         watch: prepared.resolved.pid,
+        spare: io.spare,
     };
     Ok(launch.run(&state)?)
 }

@@ -11,6 +11,7 @@ use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context};
+use netshim_capture::rotate::Rotation;
 use netshim_capture::{Format, Options, Sink, Which};
 use netshim_runtime::target::Target;
 
@@ -50,6 +51,15 @@ pub struct CaptureArgs {
     /// Ring buffer size in KiB.
     #[arg(short = 'B', value_name = "KiB", default_value_t = netshim_capture::DEFAULT_BUFFER_KIB)]
     buffer: u32,
+    /// Start a new file before the current one passes SIZE million bytes (FILE, FILE1, FILE2…).
+    #[arg(short = 'C', value_name = "SIZE")]
+    file_size: Option<u64>,
+    /// With -C: keep a ring of N files (FILE0…); with -G alone: stop after N files.
+    #[arg(short = 'W', value_name = "N")]
+    file_count: Option<u32>,
+    /// Start a new file every SECONDS; FILE is a strftime(3) pattern.
+    #[arg(short = 'G', value_name = "SECONDS")]
+    rotate_seconds: Option<u64>,
     /// File format for -w.
     #[arg(long, value_enum, default_value = "pcapng")]
     format: FormatArg,
@@ -115,6 +125,73 @@ fn format_of(a: &CaptureArgs) -> Format {
     }
 }
 
+fn rotation(a: &CaptureArgs) -> anyhow::Result<Option<Rotation>> {
+    let rot = Rotation {
+        size: a.file_size.map(|mb| mb.max(1) * 1_000_000),
+        files: a.file_count,
+        seconds: a.rotate_seconds,
+    };
+    if a.file_count.is_some() && !rot.active() {
+        bail!("-W needs -C or -G (it counts the files they make)");
+    }
+    if !rot.active() {
+        return Ok(None);
+    }
+    match a.write.as_deref() {
+        None | Some("-") => bail!("-C and -G make several files: give them a name with -w FILE"),
+        Some(_) => Ok(Some(rot)),
+    }
+}
+
+/// Starts the rotating writer: a forked child (netshim stays single-threaded
+/// for the privilege path) that reads the engine's stream from a pipe and
+/// writes the files as the caller. Returns the pipe's write end and the child.
+fn start_rotator(base: &str, rot: Rotation) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe")?;
+    // SAFETY: netshim is single-threaded here; the child only reads the pipe,
+    // writes files and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.context("forking the file writer")? {
+        nix::unistd::ForkResult::Parent { child } => Ok((w, child)),
+        nix::unistd::ForkResult::Child => {
+            drop(w);
+            let code = match netshim_capture::rotate::rotate_stream(File::from(r), base, rot) {
+                Ok(files) => {
+                    let names: Vec<String> =
+                        files.iter().map(|f| f.display().to_string()).collect();
+                    eprintln!(
+                        "netshim: wrote {} file(s): {}",
+                        names.len(),
+                        names.join(", ")
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("netshim: {e}");
+                    1
+                }
+            };
+            // SAFETY: ends the forked child without running the parent's
+            // destructors or atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+fn wait_rotator(child: nix::unistd::Pid) -> bool {
+    matches!(
+        nix::sys::wait::waitpid(child, None),
+        Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
+    )
+}
+
+/// `-G S -W N` (without -C) stops after N files: the writer closes the pipe
+/// and the engine's broken pipe is the expected end, as tcpdump exits then.
+fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
+    rot.as_ref()
+        .filter(|r| r.seconds.is_some() && r.size.is_none())
+        .and_then(|r| r.files)
+}
+
 pub fn main(a: CaptureArgs) -> anyhow::Result<u8> {
     if a.write.as_deref() == Some("-") && std::io::stdout().is_terminal() {
         bail!(
@@ -127,6 +204,7 @@ pub fn main(a: CaptureArgs) -> anyhow::Result<u8> {
             bail!("-w {w}: is a directory; give a file name");
         }
     }
+    let rot = rotation(&a)?;
     // Check the filter here too, so a typo fails before any target is set up.
     netshim_capture::filter::compile(
         &a.expression.join(" "),
@@ -134,19 +212,20 @@ pub fn main(a: CaptureArgs) -> anyhow::Result<u8> {
         65535,
     )?;
     match a.target.clone() {
-        Some(t) => in_target(a, t),
-        None => engine(a),
+        Some(t) => in_target(a, t, rot),
+        None => engine(a, rot),
     }
 }
 
 /// Runs the engine in this process, in the current network namespace.
-fn engine(a: CaptureArgs) -> anyhow::Result<u8> {
+fn engine(a: CaptureArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
     let stdout = || -> anyhow::Result<File> {
         let fd: OwnedFd = std::io::stdout()
             .as_fd_owned()
             .context("duplicating stdout")?;
         Ok(File::from(fd))
     };
+    let mut rotator = None;
     let (sink, low_latency, to_file) = match a.write.as_deref() {
         None => (Sink::Print { file: stdout()? }, false, false),
         Some("-") => (
@@ -158,7 +237,14 @@ fn engine(a: CaptureArgs) -> anyhow::Result<u8> {
             false,
         ),
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("creating {path}"))?;
+            let f = match &rot {
+                Some(r) => {
+                    let (w, child) = start_rotator(path, r.clone())?;
+                    rotator = Some(child);
+                    File::from(w)
+                }
+                None => File::create(path).with_context(|| format!("creating {path}"))?,
+            };
             (
                 Sink::Write {
                     file: f,
@@ -188,7 +274,16 @@ fn engine(a: CaptureArgs) -> anyhow::Result<u8> {
     if let Some(why) = &report.ended_by {
         eprintln!("netshim: capture ended early: {why}");
     }
-    Ok(if report.output_failed { 1 } else { 0 })
+    let rotated_ok = rotator.is_none_or(wait_rotator);
+    if let (true, true, Some(n)) = (rotated_ok, report.output_failed, stops_after_files(&rot)) {
+        eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
+        return Ok(0);
+    }
+    Ok(if report.output_failed || !rotated_ok {
+        1
+    } else {
+        0
+    })
 }
 
 trait AsFdOwned {
@@ -203,7 +298,7 @@ impl AsFdOwned for std::io::Stdout {
 }
 
 /// Runs the engine in a target through `netshim run`'s privilege path.
-fn in_target(a: CaptureArgs, target: Target) -> anyhow::Result<u8> {
+fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::Result<u8> {
     let exe = std::env::current_exe().context("finding netshim's own binary")?;
     let mut args = vec![
         exe.to_str()
@@ -245,16 +340,25 @@ fn in_target(a: CaptureArgs, target: Target) -> anyhow::Result<u8> {
         args.push("-q".into());
     }
     let mut out: Option<OwnedFd> = None;
+    let mut rotator = None;
     match a.write.as_deref() {
         None => {}
         Some("-") => args.extend(["-w".into(), "-".into()]),
         Some(path) => {
-            let f = File::create(path).with_context(|| format!("creating {path}"))?;
+            out = Some(match &rot {
+                Some(r) => {
+                    let (w, child) = start_rotator(path, r.clone())?;
+                    rotator = Some(child);
+                    w
+                }
+                None => File::create(path)
+                    .with_context(|| format!("creating {path}"))?
+                    .into(),
+            });
             if std::io::stderr().is_terminal() {
                 args.push("--status-line".into());
             }
             args.extend(["-w".into(), "-".into()]);
-            out = Some(f.into());
         }
     }
     if !a.expression.is_empty() {
@@ -270,7 +374,23 @@ fn in_target(a: CaptureArgs, target: Target) -> anyhow::Result<u8> {
         args,
     };
     let prepared = netshim_runtime::prepare(&opts)?;
-    let status = netshim_runtime::run(&opts, prepared, out)
-        .with_context(|| format!("capturing in {}", opts.target))?;
-    Ok(u8::try_from(status).unwrap_or(255))
+    let io = netshim_runtime::RunIo {
+        stdout: out,
+        spare: rotator.map(|p: nix::unistd::Pid| p.as_raw()),
+    };
+    let status = netshim_runtime::run(&opts, prepared, io)
+        .with_context(|| format!("capturing in {}", opts.target));
+    // The engine has exited and the pipe's last write end is closed: the
+    // writer sees the end of the stream.
+    let rotated_ok = rotator.is_none_or(wait_rotator);
+    let status = status?;
+    if let (true, 1, Some(n)) = (rotated_ok, status, stops_after_files(&rot)) {
+        eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
+        return Ok(0);
+    }
+    Ok(if status == 0 && !rotated_ok {
+        1
+    } else {
+        u8::try_from(status).unwrap_or(255)
+    })
 }

@@ -105,7 +105,7 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
         args: args.command,
     };
     let prepared = netshim_runtime::prepare(&opts)?;
-    let status = netshim_runtime::run(&opts, prepared, None)
+    let status = netshim_runtime::run(&opts, prepared, Default::default())
         .with_context(|| format!("running {:?} in {}", opts.args.join(" "), opts.target))?;
     Ok(u8::try_from(status).unwrap_or(255))
 }
