@@ -3,6 +3,7 @@
 
 mod capture;
 mod demo;
+mod doctor;
 mod probe;
 
 use std::process::ExitCode;
@@ -39,6 +40,16 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
     Demo(demo::DemoArgs),
+    /// Check this host: kernel features, user namespaces, engines; say what works and what to fix.
+    Doctor(doctor::DoctorArgs),
+    /// Print shell completions (bash, zsh, fish) or the man page to stdout.
+    #[command(
+        after_help = "Examples:\n  netshim completions bash > /etc/bash_completion.d/netshim\n  netshim completions man > /usr/local/share/man/man1/netshim.1"
+    )]
+    Completions {
+        /// bash, zsh, fish, or man.
+        shell: String,
+    },
     /// Print this process's identity and capabilities, and read a few packets
     /// with a packet socket (run it under `netshim run` to see what a command gets).
     Probe(probe::ProbeArgs),
@@ -110,6 +121,24 @@ fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(u8::try_from(status).unwrap_or(255))
 }
 
+fn completions(shell: &str) -> anyhow::Result<u8> {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let mut out = std::io::stdout();
+    match shell {
+        "bash" => {
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "netshim", &mut out)
+        }
+        "zsh" => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "netshim", &mut out),
+        "fish" => {
+            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "netshim", &mut out)
+        }
+        "man" => clap_mangen::Man::new(cmd).render(&mut out)?,
+        other => anyhow::bail!("no completions for {other:?}: choose bash, zsh, fish or man"),
+    }
+    Ok(0)
+}
+
 /// The error and its causes, each once: library errors often repeat their
 /// source's text in their own message.
 fn render(e: &anyhow::Error) -> String {
@@ -134,6 +163,8 @@ fn main() -> ExitCode {
         Command::Run(a) => run(a),
         Command::Capture(a) => capture::main(a),
         Command::Demo(a) => demo::main(a),
+        Command::Doctor(a) => doctor::main(a),
+        Command::Completions { shell } => completions(&shell),
         Command::Probe(a) => probe::main(a),
     };
     match r {
