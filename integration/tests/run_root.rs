@@ -392,3 +392,21 @@ fn output_to_dev_null_is_writable() {
         .unwrap();
     assert_eq!(st.code(), Some(3));
 }
+
+#[test]
+fn targets_lists_named_namespaces_with_the_drop_uid_plan() {
+    let ns = Netns::new();
+    let r = run(Command::new(netshim()).args(["targets", "--json"])).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let me = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == ns.target().as_str())
+        .unwrap_or_else(|| panic!("{} not listed: {v:#}", ns.target()));
+    assert_eq!(me["plan"], "drop-uid", "{me:#}");
+    let ino = std::fs::metadata(format!("/run/netns/{}", ns.name))
+        .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+        .unwrap();
+    assert_eq!(me["netns"], format!("net:[{ino}]"), "{me:#}");
+}

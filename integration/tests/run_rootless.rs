@@ -370,3 +370,45 @@ fn wait_gone_quickly(pid: i32) -> bool {
     std::thread::sleep(std::time::Duration::from_millis(200));
     !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+#[test]
+fn targets_lists_the_users_containers_with_join_userns_and_host_namespaces_as_impossible() {
+    let c = UserContainer::start(&["sleep", "300"]);
+    let ns = Netns::new();
+    let bin = netshim();
+    let r = run(&mut as_user(&[bin.to_str().unwrap(), "targets", "--json"])).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let all = v.as_array().unwrap();
+    let mine = all
+        .iter()
+        .find(|t| t["target"] == c.target().as_str())
+        .unwrap_or_else(|| panic!("{} not listed: {v:#}", c.target()));
+    assert_eq!(mine["plan"], "join-userns", "{mine:#}");
+    let (user, _) = test_user();
+    let uid = nix::unistd::User::from_name(&user)
+        .unwrap()
+        .unwrap()
+        .uid
+        .as_raw();
+    assert_eq!(mine["owner_uid"], uid, "{mine:#}");
+    let host = all
+        .iter()
+        .find(|t| t["target"] == ns.target().as_str())
+        .unwrap();
+    assert_eq!(host["plan"], "impossible", "{host:#}");
+    assert!(
+        host["reason"]
+            .as_str()
+            .unwrap()
+            .contains("owned by your own user namespace"),
+        "{host:#}"
+    );
+    // What it lists, netshim run accepts.
+    user_run(&[
+        "--target-netns",
+        mine["target"].as_str().unwrap(),
+        "--",
+        "true",
+    ])
+    .ok();
+}

@@ -126,6 +126,36 @@ impl Client {
         parse_inspect(name, &body).map_err(|detail| DockerError::Protocol { what, detail })?
     }
 
+    /// `GET /containers/json`: the names of the running containers.
+    pub fn list_running(&self) -> Result<Vec<String>, DockerError> {
+        let what = "GET /containers/json".to_string();
+        let (status, body) = self.get("/containers/json")?;
+        if status != 200 {
+            return Err(DockerError::Api {
+                socket: self.socket.clone(),
+                what,
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| DockerError::Protocol {
+                what: what.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| {
+                        c["Names"][0]
+                            .as_str()
+                            .map(|n| n.trim_start_matches('/').to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn get(&self, path: &str) -> Result<(u16, Vec<u8>), DockerError> {
         let unreachable = |source| DockerError::Unreachable {
             socket: self.socket.clone(),

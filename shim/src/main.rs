@@ -5,6 +5,7 @@ mod capture;
 mod demo;
 mod doctor;
 mod probe;
+mod targets;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,8 @@ enum Command {
     Capture(capture::CaptureArgs),
     /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
     Demo(demo::DemoArgs),
+    /// List what you can reach (named netns, Docker containers) and the plan netshim would use.
+    Targets(targets::TargetsArgs),
     /// Check this host: kernel features, user namespaces, engines; say what works and what to fix.
     Doctor(doctor::DoctorArgs),
     /// Print shell completions (bash, zsh, fish) or the man page to stdout.
@@ -164,6 +167,7 @@ fn main() -> ExitCode {
         Command::Capture(a) => capture::main(a),
         Command::Demo(a) => demo::main(a),
         Command::Doctor(a) => doctor::main(a),
+        Command::Targets(a) => targets::main(a),
         Command::Completions { shell } => completions(&shell),
         Command::Probe(a) => probe::main(a),
     };
