@@ -12,7 +12,8 @@
 #     harmless and makes the next run faster);
 #   - gives that user /dev/net/tun by ACL (removed at the end);
 #   - starts a rootless dockerd for that user (stopped at the end) and imports
-#     a busybox image built from Debian's busybox-static;
+#     a busybox image built from Debian's busybox-static into it and into the
+#     user's rootless Podman (daemonless: nothing to stop);
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test.
 #
 # Environment: NETSHIM_TEST_USER, NETSHIM_SKIP_LINT=1 (skip fmt/clippy),
@@ -31,6 +32,7 @@ die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 PACKAGES=(
   containerd runc docker.io rootlesskit slirp4netns uidmap
   tcpdump tshark netsniff-ng busybox-static iperf3 iputils-ping
+  podman conmon catatonit fuse-overlayfs
   iproute2 procps psmisc util-linux acl iptables
   libpcap-dev libseccomp-dev pkg-config
 )
@@ -117,7 +119,10 @@ start_rootless_docker() {
 }
 
 import_busybox() {
-  if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1; then return 0; fi
+  if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1 &&
+    (cd /tmp && as_user podman image exists netshim-busybox); then
+    return 0
+  fi
   say "importing a busybox image (from Debian's busybox-static)"
   local root
   root=$(mktemp -d)
@@ -129,6 +134,7 @@ import_busybox() {
   tar -C "$root" -cf "$root.tar" .
   chmod 0644 "$root.tar"
   as_user /usr/bin/docker import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
+  (cd /tmp && as_user podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
   rm -rf "$root" "$root.tar"
 }
 

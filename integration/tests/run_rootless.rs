@@ -412,3 +412,57 @@ fn targets_lists_the_users_containers_with_join_userns_and_host_namespaces_as_im
     ])
     .ok();
 }
+
+#[test]
+fn rootless_podman_container_by_name() {
+    test_user();
+    let name = unique("nsp");
+    // runc: Podman's default crun refuses these hosts' hybrid cgroups; no
+    // network: slirp4netns is not needed for a netns of the container's own.
+    run(as_user(&[
+        "podman",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "netshim-busybox",
+        "sleep",
+        "300",
+    ])
+    .current_dir("/tmp"))
+    .ok();
+    let r = user_run(&[
+        "--target-netns",
+        &format!("podman:{name}"),
+        "--",
+        "cat",
+        "/proc/self/status",
+    ]);
+    let pid =
+        run(as_user(&["podman", "inspect", "-f", "{{.State.Pid}}", &name]).current_dir("/tmp"))
+            .ok();
+    let container = std::fs::read_link(format!("/proc/{}/ns/net", pid.stdout.trim())).ok();
+    let same = user_run(&[
+        "--target-netns",
+        &format!("podman:{name}"),
+        "--",
+        "readlink",
+        "/proc/self/ns/net",
+    ]);
+    let _ = run(as_user(&["podman", "rm", "-f", "-t", "0", &name]).current_dir("/tmp"));
+    assert_least_privilege(&r.ok().stdout);
+    assert_eq!(
+        Some(same.ok().stdout.trim().to_string()),
+        container.map(|c| c.display().to_string())
+    );
+    let missing = user_run(&["--target-netns", "podman:netshim-no-such", "--", "true"]);
+    assert!(
+        missing.stderr.contains("no Podman container named"),
+        "{}",
+        missing.stderr
+    );
+}

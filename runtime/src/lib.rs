@@ -12,6 +12,7 @@ pub mod docker;
 pub mod launch;
 pub mod ns;
 pub mod plan;
+pub mod podman;
 pub mod spec;
 pub mod target;
 pub mod tty;

@@ -23,13 +23,15 @@ pub enum Target {
     Netns(String),
     /// A Docker container, by name or ID, through the Engine API.
     Docker(String),
+    /// A Podman container, by name or ID, through the Podman CLI.
+    Podman(String),
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(
         "cannot understand target {0:?}: use a network-namespace path (/proc/PID/ns/net, \
-         /run/netns/NAME), pid:PID, netns:NAME or docker:NAME"
+         /run/netns/NAME), pid:PID, netns:NAME, docker:NAME or podman:NAME"
     )]
     BadForm(String),
     #[error("target {target}: {path} does not exist{hint}")]
@@ -60,6 +62,12 @@ pub enum TargetError {
         errno: Errno,
     },
     #[error("target {target}: {source}")]
+    Podman {
+        target: String,
+        #[source]
+        source: crate::podman::PodmanError,
+    },
+    #[error("target {target}: {source}")]
     Docker {
         target: String,
         #[source]
@@ -84,6 +92,12 @@ impl FromStr for Target {
             }
             return Ok(Target::Netns(n.to_string()));
         }
+        if let Some(n) = s.strip_prefix("podman:") {
+            if n.is_empty() {
+                return Err(bad());
+            }
+            return Ok(Target::Podman(n.to_string()));
+        }
         if let Some(n) = s.strip_prefix("docker:") {
             if n.is_empty() {
                 return Err(bad());
@@ -104,6 +118,7 @@ impl fmt::Display for Target {
             Target::Pid(p) => write!(f, "pid:{p}"),
             Target::Netns(n) => write!(f, "netns:{n}"),
             Target::Docker(n) => write!(f, "docker:{n}"),
+            Target::Podman(n) => write!(f, "podman:{n}"),
         }
     }
 }
@@ -140,6 +155,19 @@ impl Target {
                 None,
                 ": list the named namespaces with `ip netns list`",
             ),
+            Target::Podman(name) => {
+                let pid =
+                    crate::podman::container_pid(name).map_err(|source| TargetError::Podman {
+                        target: t.clone(),
+                        source,
+                    })?;
+                (
+                    PathBuf::from(format!("/proc/{pid}/ns/net")),
+                    true,
+                    Some(pid),
+                    "",
+                )
+            }
             Target::Docker(name) => {
                 let sock = docker::default_socket().map_err(|source| TargetError::Docker {
                     target: t.clone(),
@@ -225,6 +253,10 @@ mod tests {
             Target::Docker("web".into())
         );
         assert_eq!(
+            "podman:db".parse::<Target>().unwrap(),
+            Target::Podman("db".into())
+        );
+        assert_eq!(
             "/proc/1/ns/net".parse::<Target>().unwrap(),
             Target::Path("/proc/1/ns/net".into())
         );
@@ -236,6 +268,7 @@ mod tests {
             "netns:a/b",
             "netns:..",
             "docker:",
+            "podman:",
             "web",
             "",
         ] {
@@ -245,7 +278,7 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["pid:7", "netns:x", "docker:y", "/run/netns/z"] {
+        for s in ["pid:7", "netns:x", "docker:y", "podman:w", "/run/netns/z"] {
             assert_eq!(s.parse::<Target>().unwrap().to_string(), s);
         }
     }
