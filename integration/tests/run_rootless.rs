@@ -453,7 +453,20 @@ fn rootless_podman_container_by_name() {
         "readlink",
         "/proc/self/ns/net",
     ]);
+    let bin = netshim();
+    let listed = run(as_user(&[bin.to_str().unwrap(), "targets", "--json"]).current_dir("/tmp"));
     let _ = run(as_user(&["podman", "rm", "-f", "-t", "0", &name]).current_dir("/tmp"));
+    let v: serde_json::Value = serde_json::from_str(&listed.ok().stdout).unwrap();
+    let me = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == format!("podman:{name}").as_str());
+    assert_eq!(
+        me.map(|t| t["plan"].clone()),
+        Some("join-userns".into()),
+        "{v:#}"
+    );
     assert_least_privilege(&r.ok().stdout);
     assert_eq!(
         Some(same.ok().stdout.trim().to_string()),

@@ -1,4 +1,4 @@
-//! What the caller can reach: named network namespaces and Docker
+//! What the caller can reach: named network namespaces, Docker and Podman
 //! containers, each with the plan netshim would use for it.
 
 use std::path::{Path, PathBuf};
@@ -126,6 +126,11 @@ pub fn discover() -> Result<Vec<Found>, PlanError> {
                 }
             }
             Err(e) => tracing::debug!(socket = %sock.display(), error = %e, "docker not reachable"),
+        }
+    }
+    if let Some(names) = crate::podman::list_running() {
+        for n in names {
+            out.push(examine(Target::Podman(n), "podman", &caller));
         }
     }
     Ok(out)

@@ -22,9 +22,32 @@ pub enum PodmanError {
     Inspect { name: String, detail: String },
 }
 
+fn binary() -> String {
+    std::env::var("NETSHIM_PODMAN").unwrap_or_else(|_| "podman".into())
+}
+
+/// Names of the caller's running Podman containers; `None` when there is no
+/// Podman to ask.
+pub fn list_running() -> Option<Vec<String>> {
+    let out = Command::new(binary())
+        .args(["ps", "--format", "{{.Names}}"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    out.status.success().then(|| {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect()
+    })
+}
+
 /// The init PID of a running Podman container.
 pub fn container_pid(name: &str) -> Result<i32, PodmanError> {
-    let bin = std::env::var("NETSHIM_PODMAN").unwrap_or_else(|_| "podman".into());
+    let bin = binary();
     let out = Command::new(&bin)
         .args([
             "container",

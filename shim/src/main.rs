@@ -40,10 +40,16 @@ enum Command {
     /// Capture packets with netshim's engine, in a target or here (tcpdump's flags).
     Capture(capture::CaptureArgs),
     /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
+    #[command(
+        after_help = "Examples:\n  netshim demo\n  netshim demo -c 20 -w /tmp/demo.pcapng\n  sudo netshim demo"
+    )]
     Demo(demo::DemoArgs),
-    /// List what you can reach (named netns, Docker containers) and the plan netshim would use.
+    /// List what you can reach (named netns, Docker and Podman containers) and the plan netshim would use.
     Targets(targets::TargetsArgs),
     /// Check this host: kernel features, user namespaces, engines; say what works and what to fix.
+    #[command(
+        after_help = "Examples:\n  netshim doctor\n  netshim doctor --json | jq '.findings[] | select(.status != \"ok\")'"
+    )]
     Doctor(doctor::DoctorArgs),
     /// Print shell completions (bash, zsh, fish) or the man page to stdout.
     #[command(
@@ -55,6 +61,9 @@ enum Command {
     },
     /// Print this process's identity and capabilities, and read a few packets
     /// with a packet socket (run it under `netshim run` to see what a command gets).
+    #[command(
+        after_help = "Examples:\n  netshim run --target-netns docker:web -- netshim probe -c 3\n  sudo netshim run --target-netns netns:blue -- netshim probe -c 0"
+    )]
     Probe(probe::ProbeArgs),
 }
 
