@@ -72,6 +72,10 @@ pub const NET_RAW: Cap = Cap {
     bit: 13,
     name: "NET_RAW",
 };
+pub const SYS_ADMIN: Cap = Cap {
+    bit: 21,
+    name: "SYS_ADMIN",
+};
 
 /// What `netshim run --cap` may add. Everything else is refused: these are
 /// the network capabilities a troubleshooting command can need, and none of
@@ -243,7 +247,7 @@ mod tests {
         for s in ["NET_RAW", "CAP_NET_RAW", "net_raw", " cap_net_raw "] {
             assert_eq!(s.parse::<Cap>().unwrap(), NET_RAW, "{s}");
         }
-        assert_eq!("SYS_ADMIN".parse::<Cap>().unwrap().bit, 21);
+        assert_eq!("SYS_ADMIN".parse::<Cap>().unwrap(), SYS_ADMIN);
         assert_eq!("CHECKPOINT_RESTORE".parse::<Cap>().unwrap().bit, 40);
         assert!("NET_RAWR".parse::<Cap>().is_err());
     }

@@ -110,8 +110,7 @@ impl Caller {
                 Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
             )
         })?;
-        let sys_admin =
-            creds.eff.0 & CapMask::of(&[crate::caps::Cap::from_bit(21).expect("SYS_ADMIN")]).0 != 0;
+        let sys_admin = creds.eff.0 & CapMask::of(&[crate::caps::SYS_ADMIN]).0 != 0;
         Ok(Caller {
             euid: geteuid().as_raw(),
             userns,
