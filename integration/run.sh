@@ -84,6 +84,10 @@ cleanup() {
     kill -KILL -- "-$DOCKERD_PID" 2>/dev/null || true
   fi
   if [ -n "$TUN_ACL" ]; then setfacl -x "u:$TEST_USER" /dev/net/tun 2>/dev/null || true; fi
+  # Rootless Podman keeps a pause process holding its user namespace; the
+  # tests made it start, so end it, by the PID Podman records.
+  local pause=${TEST_RUNTIME_DIR:-/nonexistent}/libpod/tmp/pause.pid
+  if [ -f "$pause" ]; then kill "$(cat "$pause")" 2>/dev/null || true; fi
   exit $rc
 }
 trap cleanup EXIT INT TERM
