@@ -47,6 +47,8 @@ pub enum TargetError {
          run netshim as that user, or as root"
     )]
     Denied { target: String, path: PathBuf },
+    #[error("target {target}: process {pid} exited while netshim opened its namespace; start the target again")]
+    Gone { target: String, pid: i32 },
     #[error("target {target}: {path} is a symbolic link; give the namespace file itself")]
     Symlink { target: String, path: PathBuf },
     #[error("target {target}: {path} is not a network-namespace file{hint}")]
@@ -188,6 +190,23 @@ impl Target {
                 )
             }
         };
+        // PID targets: pin the process with a pidfd before opening its
+        // namespace, and check it is still alive after. If the PID had been
+        // reused in between, the pidfd (of the original process) would report
+        // it gone, so the namespace opened is really that process's.
+        let pinned = match pid {
+            Some(p) => match pidfd_open(p) {
+                Ok(fd) => Some(fd),
+                Err(Errno::ESRCH) => {
+                    return Err(TargetError::NoProcess {
+                        target: t.clone(),
+                        pid: p,
+                    })
+                }
+                Err(_) => None, // pidfd_open unsupported (Linux < 5.3)
+            },
+            None => None,
+        };
         let netns = NsFile::open(&path, follow).map_err(|errno| match errno {
             Errno::ENOENT | Errno::ESRCH => match pid {
                 Some(pid) => TargetError::NoProcess {
@@ -214,6 +233,14 @@ impl Target {
                 errno,
             },
         })?;
+        if let (Some(fd), Some(p)) = (&pinned, pid) {
+            if !pidfd_alive(fd) {
+                return Err(TargetError::Gone {
+                    target: t.clone(),
+                    pid: p,
+                });
+            }
+        }
         match netns.ns_type() {
             Ok(libc::CLONE_NEWNET) => {}
             _ => {
@@ -235,6 +262,36 @@ impl Target {
             pid,
         })
     }
+}
+
+/// `pidfd_open(2)`: a descriptor for one process, which PID reuse cannot
+/// redirect.
+fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd, Errno> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a PID and flags and returns a new fd or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just created this descriptor for us.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Whether the process a pidfd refers to still runs (signal 0 only checks).
+fn pidfd_alive(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: pidfd_send_signal with signal 0 sends nothing; it only reports
+    // whether the process exists (and may be signalled).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0 || Errno::last() == Errno::EPERM
 }
 
 #[cfg(test)]
@@ -314,6 +371,17 @@ mod tests {
             e.to_string().contains("not a network-namespace file"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_pidfd_tells_a_dead_process_from_a_live_one() {
+        let me = pidfd_open(std::process::id() as i32).unwrap();
+        assert!(pidfd_alive(&me));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let fd = pidfd_open(child.id() as i32).unwrap();
+        child.wait().unwrap();
+        // Reaped: the PID may now be reused, but the pidfd knows.
+        assert!(!pidfd_alive(&fd));
     }
 
     #[test]
