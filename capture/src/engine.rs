@@ -111,22 +111,25 @@ fn list_interfaces() -> Vec<(String, i32, bool, bool)> {
     v
 }
 
+/// The name of interface `index` in the current network namespace
+/// (`if{index}` when it has none, e.g. it went away).
+pub fn interface_name(index: i32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes into buf.
+    let p = unsafe { libc::if_indextoname(index as libc::c_uint, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return format!("if{index}");
+    }
+    // SAFETY: on success buf holds a NUL-terminated name.
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
 fn ifname_of(index: i32, cache: &mut HashMap<i32, String>) -> String {
     cache
         .entry(index)
-        .or_insert_with(|| {
-            let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-            // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes into buf.
-            let p = unsafe { libc::if_indextoname(index as libc::c_uint, buf.as_mut_ptr()) };
-            if p.is_null() {
-                format!("if{index}")
-            } else {
-                // SAFETY: on success buf holds a NUL-terminated name.
-                unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-                    .to_string_lossy()
-                    .into_owned()
-            }
-        })
+        .or_insert_with(|| interface_name(index))
         .clone()
 }
 

@@ -11,7 +11,7 @@ pub mod ring;
 pub mod rotate;
 pub mod summary;
 
-pub use engine::{run, Format, Options, Report, Sink, Which};
+pub use engine::{interface_name, run, Format, Options, Report, Sink, Which};
 
 /// Default snapshot length: whole GRO / BIG TCP packets, as tcpdump's.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -150,18 +150,6 @@ fn is_dev_null(fd: i32) -> bool {
     nix::sys::stat::fstat(fd).is_ok_and(|st| {
         st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
     })
-}
-
-/// `pidfd_open(2)` (Linux ≥ 5.3): a descriptor that polls readable when
-/// the process exits, and that no PID reuse can redirect.
-fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a PID and flags and returns a new fd or -1.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: the kernel just created this descriptor for us.
-    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
 }
 
 /// The file in a run's bundle naming its init process: `PID STARTTIME`.
@@ -530,7 +518,7 @@ impl Launch<'_> {
             None => None,
         };
 
-        let watch = self.watch.and_then(|p| match pidfd_open(p) {
+        let watch = self.watch.and_then(|p| match crate::ns::pidfd_open(p) {
             Ok(fd) => Some((p, fd)),
             Err(e) => {
                 tracing::debug!(pid = p, error = %e, "cannot watch the target process");

@@ -159,6 +159,35 @@ pub fn own_netns() -> Result<NsFile, Errno> {
     NsFile::open(Path::new("/proc/self/ns/net"), true)
 }
 
+/// `pidfd_open(2)` (Linux ≥ 5.3): a descriptor for one process, which PID
+/// reuse cannot redirect, and which polls readable once the process exits.
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a PID and flags and returns a new fd or -1.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just created this descriptor for us.
+    Ok(unsafe { OwnedFd::from_raw_fd(r as i32) })
+}
+
+/// Whether the process a pidfd refers to still runs (signal 0 only checks;
+/// EPERM means it exists but may not be signalled by us).
+pub fn pidfd_alive(fd: &OwnedFd) -> bool {
+    // SAFETY: pidfd_send_signal with signal 0 sends nothing; it only reports
+    // whether the process exists.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0 || Errno::last() == Errno::EPERM
+}
+
 /// Reads a whole small file; for `/proc` files.
 pub(crate) fn read_small(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
@@ -188,6 +217,17 @@ mod tests {
     fn a_regular_file_is_not_a_namespace() {
         let f = NsFile::open(Path::new("/proc/self/status"), true).unwrap();
         assert!(f.ns_type().is_err());
+    }
+
+    #[test]
+    fn a_pidfd_tells_a_dead_process_from_a_live_one() {
+        let me = super::pidfd_open(std::process::id() as i32).unwrap();
+        assert!(super::pidfd_alive(&me));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let fd = super::pidfd_open(child.id() as i32).unwrap();
+        child.wait().unwrap();
+        // Reaped: the PID may now be reused, but the pidfd knows.
+        assert!(!super::pidfd_alive(&fd));
     }
 
     #[test]

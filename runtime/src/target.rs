@@ -195,7 +195,7 @@ impl Target {
         // reused in between, the pidfd (of the original process) would report
         // it gone, so the namespace opened is really that process's.
         let pinned = match pid {
-            Some(p) => match pidfd_open(p) {
+            Some(p) => match crate::ns::pidfd_open(p) {
                 Ok(fd) => Some(fd),
                 Err(Errno::ESRCH) => {
                     return Err(TargetError::NoProcess {
@@ -234,7 +234,7 @@ impl Target {
             },
         })?;
         if let (Some(fd), Some(p)) = (&pinned, pid) {
-            if !pidfd_alive(fd) {
+            if !crate::ns::pidfd_alive(fd) {
                 return Err(TargetError::Gone {
                     target: t.clone(),
                     pid: p,
@@ -262,36 +262,6 @@ impl Target {
             pid,
         })
     }
-}
-
-/// `pidfd_open(2)`: a descriptor for one process, which PID reuse cannot
-/// redirect.
-fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd, Errno> {
-    use std::os::fd::FromRawFd;
-    // SAFETY: pidfd_open takes a PID and flags and returns a new fd or -1.
-    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if r < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just created this descriptor for us.
-    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r as i32) })
-}
-
-/// Whether the process a pidfd refers to still runs (signal 0 only checks).
-fn pidfd_alive(fd: &std::os::fd::OwnedFd) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: pidfd_send_signal with signal 0 sends nothing; it only reports
-    // whether the process exists (and may be signalled).
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    r == 0 || Errno::last() == Errno::EPERM
 }
 
 #[cfg(test)]
@@ -371,17 +341,6 @@ mod tests {
             e.to_string().contains("not a network-namespace file"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn a_pidfd_tells_a_dead_process_from_a_live_one() {
-        let me = pidfd_open(std::process::id() as i32).unwrap();
-        assert!(pidfd_alive(&me));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let fd = pidfd_open(child.id() as i32).unwrap();
-        child.wait().unwrap();
-        // Reaped: the PID may now be reused, but the pidfd knows.
-        assert!(!pidfd_alive(&fd));
     }
 
     #[test]

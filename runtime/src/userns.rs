@@ -45,6 +45,23 @@ fn blockers_in(sys: &Path) -> Vec<Blocker> {
     v
 }
 
+/// The caller's subordinate ID range, `(start, count)`, from `/etc/subuid`
+/// or `/etc/subgid`: the first `NAME:START:COUNT` or `UID:START:COUNT` line.
+pub fn subordinate_range(path: &Path, user: &str, uid: u32) -> Option<(u32, u32)> {
+    parse_subordinate(&std::fs::read_to_string(path).ok()?, user, uid)
+}
+
+fn parse_subordinate(text: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let who = f.next()?;
+        if who != user && who != uid.to_string() {
+            return None;
+        }
+        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+    })
+}
+
 /// A paragraph explaining why creating a user namespace failed.
 pub fn explain_creation_failure(errno: nix::errno::Errno) -> String {
     let b = creation_blockers();
@@ -68,6 +85,14 @@ pub fn explain_creation_failure(errno: nix::errno::Errno) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subordinate_ranges_by_name_or_uid() {
+        let t = "alice:100000:65536\n1001:200000:70000\nbad line\n";
+        assert_eq!(parse_subordinate(t, "alice", 1000), Some((100000, 65536)));
+        assert_eq!(parse_subordinate(t, "bob", 1001), Some((200000, 70000)));
+        assert_eq!(parse_subordinate(t, "carol", 1002), None);
+    }
 
     #[test]
     fn each_knob_is_reported_with_its_fix() {

@@ -50,6 +50,8 @@ pub fn main(a: DemoArgs) -> anyhow::Result<u8> {
     let spec = target.spec.clone();
     let count = a.count.to_string();
     let out_str = a.output.to_str().context("the output path is not UTF-8")?;
+    const FILTER: &str = "udp port 5000";
+    let capture: Vec<&str> = vec!["capture", "--target-netns", &spec, "-i", "lo", "-c", &count];
     let steps: [Vec<&str>; 3] = [
         vec![
             "run",
@@ -61,28 +63,8 @@ pub fn main(a: DemoArgs) -> anyhow::Result<u8> {
             "-c",
             "0",
         ],
-        vec![
-            "capture",
-            "--target-netns",
-            &spec,
-            "-i",
-            "lo",
-            "-c",
-            &count,
-            "udp port 5000",
-        ],
-        vec![
-            "capture",
-            "--target-netns",
-            &spec,
-            "-i",
-            "lo",
-            "-c",
-            &count,
-            "-w",
-            out_str,
-            "udp port 5000",
-        ],
+        [&capture[..], &[FILTER]].concat(),
+        [&capture[..], &["-w", out_str, FILTER]].concat(),
     ];
     let mut outputs = Vec::new();
     for args in &steps {
@@ -176,14 +158,19 @@ impl DemoTarget {
             .flatten()
             .map(|u| u.name)
             .unwrap_or_default();
-        let subuid = subordinate("/etc/subuid", &user, uid).with_context(|| {
+        // The demo maps UID 65534 inside, so the range must reach it.
+        let range = |file: &str| {
+            netshim_runtime::userns::subordinate_range(std::path::Path::new(file), &user, uid)
+                .filter(|r| r.1 > 65534)
+        };
+        let subuid = range("/etc/subuid").with_context(|| {
             format!(
                 "you ({user}, UID {uid}) have no subordinate UID range in /etc/subuid; the demo maps UID 65534 \
                  in its namespace from one. Add one as root: usermod --add-subuids 100000-165535 \
                  --add-subgids 100000-165535 {user}"
             )
         })?;
-        let subgid = subordinate("/etc/subgid", &user, uid).with_context(|| {
+        let subgid = range("/etc/subgid").with_context(|| {
             format!("you ({user}) have no subordinate GID range in /etc/subgid")
         })?;
         let (pid, ready, go) = spawn_holder(true)?;
@@ -256,21 +243,6 @@ impl Drop for DemoTarget {
         let _ = kill(self.pid, Signal::SIGKILL);
         let _ = waitpid(self.pid, None);
     }
-}
-
-/// `NAME:START:COUNT` (or `UID:START:COUNT`) from /etc/subuid or /etc/subgid.
-fn subordinate(path: &str, user: &str, uid: u32) -> Option<(u32, u32)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let who = f.next()?;
-        if who != user && who != uid.to_string() {
-            return None;
-        }
-        let start = f.next()?.parse().ok()?;
-        let count: u32 = f.next()?.parse().ok()?;
-        (count > 65534).then_some((start, count))
-    })
 }
 
 fn send_byte(fd: &OwnedFd) -> anyhow::Result<()> {

@@ -114,18 +114,6 @@ fn tpacket_v3_in_private_namespace() -> i32 {
     })
 }
 
-fn subordinate(path: &str, user: &str, uid: u32) -> Option<(u64, u64)> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let who = f.next()?;
-        if who != user && who != uid.to_string() {
-            return None;
-        }
-        Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
-    })
-}
-
 fn setuid_binary(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     ["/usr/bin", "/bin", "/usr/sbin", "/usr/local/bin"]
@@ -210,22 +198,17 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
         },
         (amb < 0).then_some("needs Linux 4.3 or later"),
     ));
-    // SAFETY: pidfd_open takes a PID and flags; the fd is closed at once.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, std::process::id() as i32, 0) };
-    if pidfd >= 0 {
-        // SAFETY: closes the fd pidfd_open just returned.
-        unsafe { libc::close(pidfd as i32) };
-    }
+    let pidfd_ok = netshim_runtime::ns::pidfd_open(std::process::id() as i32).is_ok();
     f.push(finding(
         "kernel",
         "pidfd_open",
-        if pidfd >= 0 { Status::Ok } else { Status::Warn },
-        if pidfd >= 0 {
+        if pidfd_ok { Status::Ok } else { Status::Warn },
+        if pidfd_ok {
             "supported"
         } else {
             "not supported: netshim cannot notice a target exiting"
         },
-        (pidfd < 0).then_some("use Linux 5.3 or later"),
+        (!pidfd_ok).then_some("use Linux 5.3 or later"),
     ));
 
     // User namespaces.
@@ -273,7 +256,7 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
     // Subordinate IDs, for rootless engines and the demo.
     if !root {
         for (file, tool) in [("/etc/subuid", "newuidmap"), ("/etc/subgid", "newgidmap")] {
-            let r = subordinate(file, &user, uid);
+            let r = netshim_runtime::userns::subordinate_range(Path::new(file), &user, uid);
             f.push(finding(
                 "rootless",
                 format!("{file} range for {user}"),
@@ -283,7 +266,7 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
                     Status::Warn
                 },
                 match r {
-                    Some((s, n)) => format!("{s}-{} ({n} IDs)", s + n - 1),
+                    Some((s, n)) => format!("{s}-{} ({n} IDs)", s as u64 + n as u64 - 1),
                     None => "none".into(),
                 },
                 r.is_none().then_some(

@@ -115,19 +115,6 @@ fn packet_socket() -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn ifname(index: i32) -> String {
-    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
-    // SAFETY: if_indextoname writes at most IF_NAMESIZE bytes into buf.
-    let p = unsafe { libc::if_indextoname(index as libc::c_uint, buf.as_mut_ptr()) };
-    if p.is_null() {
-        return format!("if{index}");
-    }
-    // SAFETY: on success buf holds a NUL-terminated name.
-    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
-        .to_string_lossy()
-        .into_owned()
-}
-
 /// One line: interface, direction, and the IPv4 header's gist.
 fn summarize(frame: &[u8], sll: &libc::sockaddr_ll) -> String {
     let dir = if sll.sll_pkttype == libc::PACKET_OUTGOING {
@@ -135,7 +122,11 @@ fn summarize(frame: &[u8], sll: &libc::sockaddr_ll) -> String {
     } else {
         "in"
     };
-    let head = format!("{} {dir} {} bytes", ifname(sll.sll_ifindex), frame.len());
+    let head = format!(
+        "{} {dir} {} bytes",
+        netshim_capture::interface_name(sll.sll_ifindex),
+        frame.len()
+    );
     if frame.len() < 34 || frame[12..14] != [0x08, 0x00] {
         return head;
     }
