@@ -309,7 +309,7 @@ pub struct Launch<'a> {
 }
 
 /// Signals netshim passes on to the process in the target.
-const FORWARDED: [Signal; 7] = [
+pub(crate) const FORWARDED: [Signal; 7] = [
     Signal::SIGINT,
     Signal::SIGTERM,
     Signal::SIGHUP,
@@ -589,7 +589,7 @@ fn create_hint(e: &libcontainer::error::LibcontainerError) -> String {
 
 /// Waits for `pid`, forwarding signals to it and reaping any orphan that
 /// lands on us (we are a subreaper). Returns the shell-style status.
-fn wait_forwarding(
+pub(crate) fn wait_forwarding(
     pid: Pid,
     sfd: &mut SignalFd,
     mut term: Option<&mut tty::Proxy>,

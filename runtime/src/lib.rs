@@ -11,6 +11,7 @@ pub mod discover;
 pub mod docker;
 pub mod launch;
 pub mod ns;
+pub mod oci;
 pub mod plan;
 pub mod podman;
 pub mod spec;

@@ -4,6 +4,7 @@
 mod capture;
 mod demo;
 mod doctor;
+mod oci;
 mod probe;
 mod targets;
 
@@ -65,6 +66,16 @@ enum Command {
         after_help = "Examples:\n  netshim run --target-netns docker:web -- netshim probe -c 3\n  sudo netshim run --target-netns netns:blue -- netshim probe -c 0"
     )]
     Probe(probe::ProbeArgs),
+    /// The runc-compatible OCI runtime (for containerd and Docker); its commands
+    /// (create, start, state, kill, delete, exec, ...) also work without `oci`.
+    #[command(
+        after_help = "Examples:\n  netshim oci --help\n  netshim --root /run/netshim/runtime list\n  dockerd --add-runtime netshim=/usr/local/bin/netshim",
+        disable_help_flag = true
+    )]
+    Oci {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -169,7 +180,14 @@ fn render(e: &anyhow::Error) -> String {
 }
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if oci::wants_oci(&argv) {
+        return oci::main(argv);
+    }
     let cli = Cli::parse();
+    if let Command::Oci { args } = cli.command {
+        return oci::main(std::iter::once("netshim".into()).chain(args).collect());
+    }
     init_logging(cli.debug);
     let r = match cli.command {
         Command::Run(a) => run(a),
@@ -179,6 +197,7 @@ fn main() -> ExitCode {
         Command::Targets(a) => targets::main(a),
         Command::Completions { shell } => completions(&shell),
         Command::Probe(a) => probe::main(a),
+        Command::Oci { .. } => unreachable!("handled above"),
     };
     match r {
         Ok(code) => ExitCode::from(code),

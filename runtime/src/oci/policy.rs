@@ -1,0 +1,465 @@
+//! KEP 2763 ambient capabilities, as netshim's OCI runtime applies them to a
+//! container process (init or exec) before libcontainer sees it.
+//!
+//! Kernel rules this rests on (capabilities(7)):
+//! - on `execve` a process whose UIDs are not 0 and whose file has no
+//!   capabilities gets `P' = A` and `E' = A` (the ambient set); everything
+//!   else in its permitted and effective sets is lost. That is why a non-root
+//!   container ends with no capability whatever `capabilities.add` says,
+//!   unless the runtime raises ambient capabilities;
+//! - a capability can only be ambient if it is both permitted and
+//!   inheritable, and it can never leave the bounding set afterwards;
+//! - `no_new_privs` does not clear the ambient set (it blocks gains through
+//!   setuid and file capabilities only), so a non-root, no_new_privs process
+//!   keeps exactly its ambient capabilities across exec.
+//!
+//! The rules netshim adds (design notes §4): only capabilities named
+//! explicitly become ambient; a restricted set never does; the request must
+//! already be in the process's bounding set (the orchestrator's decision, so
+//! an annotation is no way around Pod Security admission); each ambient
+//! capability is also put in the inheritable, permitted and effective sets.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::caps::Cap;
+
+/// The annotation that asks for ambient capabilities, on the container or on
+/// its pod (containerd passes pod annotations through with `pod_annotations`).
+pub const ANNOTATION: &str = "netshim.io/ambient-capabilities";
+
+/// Capabilities netshim never makes ambient, whatever asks: each reaches
+/// beyond the container's network (file permission checks, identity, other
+/// processes, the kernel or the host's integrity).
+pub const RESTRICTED: [&str; 20] = [
+    "SYS_ADMIN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "SYS_PTRACE",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_BOOT",
+    "SYS_TIME",
+    "SETUID",
+    "SETGID",
+    "SETPCAP",
+    "SETFCAP",
+    "MKNOD",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "BPF",
+    "PERFMON",
+    "CHECKPOINT_RESTORE",
+];
+
+pub fn is_restricted(cap: Cap) -> bool {
+    RESTRICTED.contains(&cap.name)
+}
+
+/// Where a request came from, for error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `process.capabilities.ambient` of the spec (or of an exec's process).
+    Spec,
+    /// The `netshim.io/ambient-capabilities` annotation.
+    Annotation,
+    /// `--ambient-caps` or `ambient.default` in the config file: applied to
+    /// every non-root container, where its bounding set allows.
+    RuntimeDefault,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Spec => f.write_str("the spec's process.capabilities.ambient"),
+            Source::Annotation => write!(f, "the annotation {ANNOTATION}"),
+            Source::RuntimeDefault => f.write_str("the runtime's --ambient-caps / ambient.default"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PolicyError {
+    #[error(
+        "refusing ambient {cap} (asked for by {from}): netshim never makes a restricted capability ambient, \
+         because it reaches beyond the container's network; remove it from the request"
+    )]
+    Restricted { cap: Cap, from: Source },
+    #[error(
+        "refusing ambient {cap} (asked for by {from}): it is not in this runtime's allow-list ({allowed}); \
+         an administrator can add it to `allow` under [ambient] in {config}"
+    )]
+    NotAllowed {
+        cap: Cap,
+        from: Source,
+        allowed: String,
+        config: String,
+    },
+    #[error(
+        "refusing ambient {cap} (asked for by {from}): the container's bounding set does not hold it, and \
+         netshim never grants what the orchestrator did not; add it to the container's capabilities \
+         (Kubernetes: securityContext.capabilities.add, Docker: --cap-add, ctr: --cap-add)"
+    )]
+    NotInBounding { cap: Cap, from: Source },
+    #[error("invalid {what} {value:?}: {reason}; write capability names separated by commas, e.g. NET_RAW,NET_BIND_SERVICE")]
+    BadList {
+        what: String,
+        value: String,
+        reason: String,
+    },
+    #[error("invalid process in the spec: {0}")]
+    BadProcess(String),
+}
+
+/// The runtime-wide policy: what may become ambient and what every non-root
+/// container gets by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub allow: BTreeSet<Cap>,
+    pub defaults: BTreeSet<Cap>,
+    /// Where the policy came from, named in errors.
+    pub origin: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            allow: [crate::caps::NET_RAW, crate::caps::NET_BIND_SERVICE]
+                .into_iter()
+                .collect(),
+            defaults: BTreeSet::new(),
+            origin: "the built-in policy (no config file)".into(),
+        }
+    }
+}
+
+/// Parses a list such as `NET_RAW, CAP_NET_BIND_SERVICE` (commas or spaces).
+pub fn parse_list(what: &str, value: &str) -> Result<BTreeSet<Cap>, PolicyError> {
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<Cap>().map_err(|e| PolicyError::BadList {
+                what: what.into(),
+                value: value.into(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+impl Policy {
+    /// Checks that the policy itself names no restricted capability, and that
+    /// its defaults are allowed.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        for &cap in self.allow.iter().chain(&self.defaults) {
+            if is_restricted(cap) {
+                return Err(PolicyError::Restricted {
+                    cap,
+                    from: Source::RuntimeDefault,
+                });
+            }
+        }
+        for &cap in &self.defaults {
+            if !self.allow.contains(&cap) {
+                return Err(self.not_allowed(cap, Source::RuntimeDefault));
+            }
+        }
+        Ok(())
+    }
+
+    fn not_allowed(&self, cap: Cap, from: Source) -> PolicyError {
+        PolicyError::NotAllowed {
+            cap,
+            from,
+            allowed: names(&self.allow),
+            config: self.origin.clone(),
+        }
+    }
+}
+
+/// What the policy decided for one process.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Decision {
+    /// The ambient set the process must end with.
+    pub ambient: BTreeSet<Cap>,
+    /// The process's UID is 0: KEP 2763 leaves root processes alone.
+    pub root: bool,
+    /// Runtime defaults left out because the bounding set lacks them.
+    pub skipped_defaults: BTreeSet<Cap>,
+}
+
+pub fn names(caps: &BTreeSet<Cap>) -> String {
+    if caps.is_empty() {
+        return "none".into();
+    }
+    caps.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn cap_list(process: &Value, set: &str) -> Result<BTreeSet<Cap>, PolicyError> {
+    match process.pointer(&format!("/capabilities/{set}")) {
+        None | Some(Value::Null) => Ok(BTreeSet::new()),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                let s = v.as_str().ok_or_else(|| {
+                    PolicyError::BadProcess(format!("capabilities.{set} holds a non-string {v}"))
+                })?;
+                s.parse::<Cap>()
+                    .map_err(|e| PolicyError::BadProcess(format!("capabilities.{set}: {e}")))
+            })
+            .collect(),
+        Some(other) => Err(PolicyError::BadProcess(format!(
+            "capabilities.{set} is {other}, not a list"
+        ))),
+    }
+}
+
+/// Applies the policy to an OCI `process` object in place and returns the
+/// decision. `annotations` are the container's (with pod annotations merged
+/// by containerd). The JSON is edited rather than re-serialized so that
+/// fields netshim does not know survive untouched.
+pub fn apply(
+    policy: &Policy,
+    process: &mut Value,
+    annotations: &BTreeMap<String, String>,
+) -> Result<Decision, PolicyError> {
+    if !process.is_object() {
+        return Err(PolicyError::BadProcess("process is not an object".into()));
+    }
+    let uid = match process.pointer("/user/uid") {
+        None => 0,
+        Some(v) => v
+            .as_u64()
+            .ok_or_else(|| PolicyError::BadProcess(format!("user.uid is {v}")))?,
+    };
+    let bounding = cap_list(process, "bounding")?;
+
+    let mut explicit: Vec<(Cap, Source)> = cap_list(process, "ambient")?
+        .into_iter()
+        .map(|c| (c, Source::Spec))
+        .collect();
+    if let Some(v) = annotations.get(ANNOTATION) {
+        explicit.extend(
+            parse_list(&format!("annotation {ANNOTATION}"), v)?
+                .into_iter()
+                .map(|c| (c, Source::Annotation)),
+        );
+    }
+
+    let mut ambient = BTreeSet::new();
+    for (cap, from) in explicit {
+        if is_restricted(cap) {
+            return Err(PolicyError::Restricted { cap, from });
+        }
+        if !policy.allow.contains(&cap) {
+            return Err(policy.not_allowed(cap, from));
+        }
+        if !bounding.contains(&cap) {
+            return Err(PolicyError::NotInBounding { cap, from });
+        }
+        ambient.insert(cap);
+    }
+    let mut skipped_defaults = BTreeSet::new();
+    for &cap in &policy.defaults {
+        if bounding.contains(&cap) {
+            ambient.insert(cap);
+        } else if !ambient.contains(&cap) {
+            skipped_defaults.insert(cap);
+        }
+    }
+
+    if uid == 0 {
+        return Ok(Decision {
+            ambient: cap_list(process, "ambient")?,
+            root: true,
+            skipped_defaults,
+        });
+    }
+    if !ambient.is_empty() {
+        let caps = process
+            .as_object_mut()
+            .expect("checked above")
+            .entry("capabilities")
+            .or_insert_with(|| Value::Object(Default::default()));
+        let caps = caps
+            .as_object_mut()
+            .ok_or_else(|| PolicyError::BadProcess("capabilities is not an object".into()))?;
+        for set in ["ambient", "inheritable", "permitted", "effective"] {
+            let mut have: BTreeSet<Cap> = match caps.get(set) {
+                Some(Value::Array(a)) => {
+                    a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect()
+                }
+                _ => BTreeSet::new(),
+            };
+            have.extend(ambient.iter().copied());
+            caps.insert(
+                set.into(),
+                Value::Array(have.iter().map(|c| Value::String(c.to_string())).collect()),
+            );
+        }
+    }
+    Ok(Decision {
+        ambient,
+        root: false,
+        skipped_defaults,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn caps(names: &[&str]) -> BTreeSet<Cap> {
+        names.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    /// What containerd's CRI plugin writes for a non-root container with
+    /// `drop: [ALL]`, `add: [NET_RAW]` (no inheritable, no ambient).
+    fn cri_process(uid: u32) -> Value {
+        json!({
+            "user": {"uid": uid, "gid": uid},
+            "args": ["ping"],
+            "cwd": "/",
+            "noNewPrivileges": true,
+            "capabilities": {
+                "bounding": ["CAP_NET_RAW"],
+                "effective": ["CAP_NET_RAW"],
+                "permitted": ["CAP_NET_RAW"]
+            },
+            "x-unknown": 1
+        })
+    }
+
+    fn ann(v: &str) -> BTreeMap<String, String> {
+        [(ANNOTATION.to_string(), v.to_string())].into()
+    }
+
+    #[test]
+    fn annotation_makes_net_raw_ambient_in_every_set() {
+        let mut p = cri_process(1000);
+        let d = apply(&Policy::default(), &mut p, &ann("NET_RAW")).unwrap();
+        assert_eq!(d.ambient, caps(&["NET_RAW"]));
+        assert!(!d.root);
+        for set in [
+            "ambient",
+            "inheritable",
+            "permitted",
+            "effective",
+            "bounding",
+        ] {
+            assert_eq!(p["capabilities"][set], json!(["CAP_NET_RAW"]), "{set}");
+        }
+        assert_eq!(p["x-unknown"], json!(1), "unknown fields survive");
+    }
+
+    #[test]
+    fn nothing_requested_changes_nothing() {
+        let mut p = cri_process(1000);
+        let before = p.clone();
+        let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        assert!(d.ambient.is_empty());
+        assert_eq!(p, before);
+    }
+
+    #[test]
+    fn restricted_is_refused_even_when_bounded() {
+        let mut p = cri_process(1000);
+        p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_SYS_ADMIN"]);
+        let e = apply(&Policy::default(), &mut p, &ann("NET_RAW,SYS_ADMIN")).unwrap_err();
+        assert!(
+            matches!(e, PolicyError::Restricted { cap, from: Source::Annotation } if cap.name == "SYS_ADMIN")
+        );
+        let mut p = cri_process(1000);
+        p["capabilities"]["ambient"] = json!(["CAP_DAC_OVERRIDE"]);
+        let e = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap_err();
+        assert!(matches!(
+            e,
+            PolicyError::Restricted {
+                from: Source::Spec,
+                ..
+            }
+        ));
+        assert!(e.to_string().contains("CAP_DAC_OVERRIDE"), "{e}");
+    }
+
+    #[test]
+    fn outside_allow_list_or_bounding_is_refused() {
+        let mut p = cri_process(1000);
+        p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_NET_ADMIN"]);
+        let e = apply(&Policy::default(), &mut p, &ann("NET_ADMIN")).unwrap_err();
+        assert!(matches!(e, PolicyError::NotAllowed { .. }), "{e}");
+        let mut p = cri_process(1000);
+        let e = apply(&Policy::default(), &mut p, &ann("NET_BIND_SERVICE")).unwrap_err();
+        assert!(matches!(e, PolicyError::NotInBounding { .. }), "{e}");
+        assert!(e.to_string().contains("securityContext.capabilities.add"));
+    }
+
+    #[test]
+    fn defaults_apply_only_within_bounding() {
+        let policy = Policy {
+            defaults: caps(&["NET_RAW", "NET_BIND_SERVICE"]),
+            ..Policy::default()
+        };
+        policy.validate().unwrap();
+        let mut p = cri_process(1000);
+        let d = apply(&policy, &mut p, &BTreeMap::new()).unwrap();
+        assert_eq!(d.ambient, caps(&["NET_RAW"]));
+        assert_eq!(d.skipped_defaults, caps(&["NET_BIND_SERVICE"]));
+    }
+
+    #[test]
+    fn root_processes_are_left_alone_but_still_checked() {
+        let mut p = cri_process(0);
+        let before = p.clone();
+        let d = apply(&Policy::default(), &mut p, &ann("NET_RAW")).unwrap();
+        assert!(d.root);
+        assert_eq!(p, before);
+        let mut p = cri_process(0);
+        assert!(apply(&Policy::default(), &mut p, &ann("SYS_MODULE")).is_err());
+    }
+
+    #[test]
+    fn bad_input_is_a_clear_error() {
+        let mut p = cri_process(1000);
+        let e = apply(&Policy::default(), &mut p, &ann("NET_RAWR")).unwrap_err();
+        assert!(e.to_string().contains("NET_RAWR"), "{e}");
+        let mut p = json!({"user": {"uid": "x"}});
+        assert!(apply(&Policy::default(), &mut p, &BTreeMap::new()).is_err());
+        let mut p = json!({"capabilities": {"bounding": "CAP_NET_RAW"}});
+        assert!(apply(&Policy::default(), &mut p, &BTreeMap::new()).is_err());
+        let mut p = json!([]);
+        assert!(apply(&Policy::default(), &mut p, &BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn a_policy_naming_restricted_caps_is_invalid() {
+        let p = Policy {
+            allow: caps(&["NET_RAW", "SYS_PTRACE"]),
+            ..Policy::default()
+        };
+        assert!(p.validate().is_err());
+        let p = Policy {
+            defaults: caps(&["NET_ADMIN"]),
+            ..Policy::default()
+        };
+        assert!(matches!(p.validate(), Err(PolicyError::NotAllowed { .. })));
+    }
+
+    #[test]
+    fn lists_parse_with_commas_spaces_and_prefixes() {
+        assert_eq!(
+            parse_list("x", " CAP_NET_RAW, net_bind_service ").unwrap(),
+            caps(&["NET_RAW", "NET_BIND_SERVICE"])
+        );
+        assert!(parse_list("x", "").unwrap().is_empty());
+    }
+}
