@@ -109,7 +109,7 @@ pub struct OciCli {
     #[arg(long = "systemd-cgroup", global = true)]
     systemd_cgroup: bool,
     /// Accepted for runc compatibility (auto, true, false); netshim detects rootless itself.
-    #[arg(long, global = true, value_name = "MODE")]
+    #[arg(long = "rootless", id = "rootless_mode", value_name = "MODE")]
     rootless: Option<String>,
     /// Ambient capabilities for every non-root container, where its bounding set holds them (e.g. NET_RAW).
     #[arg(long = "ambient-caps", global = true, value_name = "LIST")]
