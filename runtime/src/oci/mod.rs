@@ -133,6 +133,9 @@ pub struct Runtime {
     pub root: PathBuf,
     pub systemd_cgroup: bool,
     pub policy: Policy,
+    /// Rootless on a cgroup v1 host: this process sees netshim's cgroup v2
+    /// view (see [`Runtime::new`]).
+    pub cgroup_view: bool,
 }
 
 /// True when this process is root in the initial user namespace. Anything
@@ -281,6 +284,33 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), OciError> {
     f.write_all(data).map_err(err)
 }
 
+fn cgroup2_at_root() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// Rootless on a cgroup v1 host, a `cgroup` mount cannot be made (the
+/// kernel allows cgroup mounts only to a user namespace that owns the cgroup
+/// namespace, and these hosts' v1 hierarchies belong to the initial one).
+/// runc binds the host's hierarchies instead; netshim binds its own view of
+/// `/sys/fs/cgroup` (the v2 hierarchy), read-only, which is what libcontainer
+/// manages here.
+fn bind_cgroup_view(spec: &mut Value) {
+    let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for m in mounts.iter_mut() {
+        if m.get("type").and_then(Value::as_str) == Some("cgroup") {
+            *m = serde_json::json!({
+                "destination": m.get("destination").cloned().unwrap_or(Value::String("/sys/fs/cgroup".into())),
+                "type": "bind",
+                "source": "/sys/fs/cgroup",
+                "options": ["rbind", "ro", "nosuid", "noexec", "nodev"]
+            });
+        }
+    }
+}
+
 /// Checks what the kernel shows for a created (not yet started) process.
 fn verify_ambient(id: &str, pid: i32, decision: &Decision) -> Result<(), OciError> {
     if decision.root {
@@ -354,13 +384,16 @@ impl Runtime {
                 path: root.clone(),
                 source,
             })?;
-        if !privileged() && nix::unistd::geteuid().is_root() {
+        let mut cgroup_view = false;
+        if !privileged() && nix::unistd::geteuid().is_root() && !cgroup2_at_root() {
             crate::plan::private_cgroup_view(false).map_err(OciError::CgroupView)?;
+            cgroup_view = true;
         }
         Ok(Runtime {
             root,
             systemd_cgroup,
             policy,
+            cgroup_view,
         })
     }
 
@@ -440,6 +473,9 @@ impl Runtime {
             });
         }
         let new_netns = creates_netns(&spec);
+        if self.cgroup_view {
+            bind_cgroup_view(&mut spec);
+        }
 
         let staging = self.staging(id);
         fs::DirBuilder::new()
@@ -970,6 +1006,21 @@ mod tests {
         assert_eq!(parse_signal("9").unwrap(), Signal::SIGKILL);
         assert!(parse_signal("FOO").is_err());
         assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn cgroup_mounts_become_binds_of_the_view() {
+        let mut spec = serde_json::json!({"mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}]});
+        bind_cgroup_view(&mut spec);
+        assert_eq!(spec["mounts"][0]["type"], "proc");
+        assert_eq!(spec["mounts"][1]["type"], "bind");
+        assert_eq!(spec["mounts"][1]["source"], "/sys/fs/cgroup");
+        assert!(spec["mounts"][1]["options"]
+            .as_array()
+            .unwrap()
+            .contains(&"ro".into()));
     }
 
     #[test]
