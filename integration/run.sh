@@ -11,9 +11,13 @@
 #     netshim-test) with /etc/subuid and /etc/subgid ranges (kept: it is
 #     harmless and makes the next run faster);
 #   - gives that user /dev/net/tun by ACL (removed at the end);
-#   - starts a rootless dockerd for that user (stopped at the end) and imports
-#     a busybox image built from Debian's busybox-static into it and into the
-#     user's rootless Podman (daemonless: nothing to stop);
+#   - starts a rootless dockerd for that user and a private rootful dockerd
+#     (its own data root, exec root and socket; no bridge, no iptables), both
+#     with netshim registered as a runtime from examples/docker/daemon.json,
+#     and stops both at the end;
+#   - imports a busybox image built from Debian's busybox-static into both
+#     Dockers and into the user's rootless Podman (daemonless);
+#   - the containerd tests start private containerd instances themselves;
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test.
 #
 # Environment: NETSHIM_TEST_USER, NETSHIM_SKIP_LINT=1 (skip fmt/clippy),
@@ -73,7 +77,10 @@ make_test_user() {
 }
 
 DOCKERD_PID=
+ROOTFUL_PID=
 TUN_ACL=
+ROOTFUL_DIR=/run/netshim-test-docker
+ROOTFUL_SOCK=unix://$ROOTFUL_DIR/docker.sock
 
 cleanup() {
   local rc=$?
@@ -82,6 +89,12 @@ cleanup() {
     kill -TERM -- "-$DOCKERD_PID" 2>/dev/null || true
     for _ in $(seq 1 60); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$DOCKERD_PID" 2>/dev/null || true
+  fi
+  if [ -n "$ROOTFUL_PID" ]; then
+    say "stopping the private rootful dockerd (process group $ROOTFUL_PID)"
+    kill -TERM -- "-$ROOTFUL_PID" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$ROOTFUL_PID" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$ROOTFUL_PID" 2>/dev/null || true
   fi
   if [ -n "$TUN_ACL" ]; then setfacl -x "u:$TEST_USER" /dev/net/tun 2>/dev/null || true; fi
   # Rootless Podman keeps a pause process holding its user namespace; the
@@ -111,7 +124,8 @@ start_rootless_docker() {
   # shellcheck disable=SC2046
   setsid runuser -u "$TEST_USER" -- env $(user_env) \
     /usr/share/docker.io/contrib/dockerd-rootless.sh \
-    --data-root "/home/$TEST_USER/.local/share/docker-netshim-test" >"$log" 2>&1 &
+    --data-root "/home/$TEST_USER/.local/share/docker-netshim-test" \
+    --config-file "$DAEMON_JSON" >"$log" 2>&1 &
   DOCKERD_PID=$!
   for _ in $(seq 1 120); do
     if as_user /usr/bin/docker info >/dev/null 2>&1; then return 0; fi
@@ -122,8 +136,34 @@ start_rootless_docker() {
   die "rootless dockerd did not answer within 60 s; its log is above"
 }
 
+# examples/docker/daemon.json, pointing at the binary just built.
+write_daemon_json() {
+  DAEMON_JSON=/home/$TEST_USER/.netshim-test-daemon.json
+  sed "s|/usr/local/bin/netshim|$REPO/target/debug/netshim|" examples/docker/daemon.json >"$DAEMON_JSON"
+  chmod 0644 "$DAEMON_JSON"
+}
+
+start_rootful_docker() {
+  say "starting a private rootful dockerd"
+  install -d -m 0700 "$ROOTFUL_DIR"
+  local log=$ROOTFUL_DIR.log
+  setsid dockerd --data-root /var/lib/netshim-test-docker --exec-root "$ROOTFUL_DIR/exec" \
+    --pidfile "$ROOTFUL_DIR/docker.pid" -H "$ROOTFUL_SOCK" \
+    --bridge none --iptables=false --ip-masq=false --ip-forward=false \
+    --config-file "$DAEMON_JSON" >"$log" 2>&1 &
+  ROOTFUL_PID=$!
+  for _ in $(seq 1 120); do
+    if /usr/bin/docker -H "$ROOTFUL_SOCK" info >/dev/null 2>&1; then return 0; fi
+    kill -0 "$ROOTFUL_PID" 2>/dev/null || { tail -20 "$log" >&2; die "the rootful dockerd exited; its log is above"; }
+    sleep 0.5
+  done
+  tail -20 "$log" >&2
+  die "the rootful dockerd did not answer within 60 s; its log is above"
+}
+
 import_busybox() {
   if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1 &&
+    /usr/bin/docker -H "$ROOTFUL_SOCK" image inspect netshim-busybox >/dev/null 2>&1 &&
     (cd /tmp && as_user podman image exists netshim-busybox); then
     return 0
   fi
@@ -138,6 +178,7 @@ import_busybox() {
   tar -C "$root" -cf "$root.tar" .
   chmod 0644 "$root.tar"
   as_user /usr/bin/docker import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
+  /usr/bin/docker -H "$ROOTFUL_SOCK" import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
   (cd /tmp && as_user podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
   rm -rf "$root" "$root.tar"
 }
@@ -154,11 +195,14 @@ if [ "${NETSHIM_SKIP_LINT:-}" != 1 ]; then
   cargo clippy --workspace --all-targets -- -D warnings
 fi
 
+write_daemon_json
 start_rootless_docker
+start_rootful_docker
 import_busybox
 
 say "running the tests"
 export NETSHIM_TEST_USER=$TEST_USER
 export NETSHIM_TEST_RUNTIME_DIR=$TEST_RUNTIME_DIR
 export NETSHIM_TEST_DOCKER=1
+export NETSHIM_TEST_ROOTFUL_DOCKER=$ROOTFUL_SOCK
 cargo test --workspace --no-fail-fast "$@"

@@ -457,3 +457,163 @@ pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
     }
     panic!("no descendant of {pid} running with {words:?} within 10 s");
 }
+
+/// A busybox root filesystem (Debian's busybox-static) in `dir/rootfs`.
+pub fn busybox_rootfs(dir: &std::path::Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    for d in ["bin", "etc", "tmp", "proc", "sys", "dev"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox"))
+        .expect("/bin/busybox (package busybox-static) is missing: run integration/run.sh");
+    for a in [
+        "sh", "ping", "grep", "cat", "sleep", "id", "ip", "true", "echo",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
+    }
+    std::fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
+    root
+}
+
+/// An OCI spec for a non-root (1000:1000), no_new_privs process whose
+/// bounding, effective and permitted sets hold CAP_NET_RAW (what
+/// containerd's CRI plugin writes for `drop: [ALL]`, `add: [NET_RAW]`), in
+/// new namespaces, with `annotations`.
+pub fn non_root_spec(
+    rootfs: &std::path::Path,
+    args: &[&str],
+    annotations: &[(&str, &str)],
+) -> serde_json::Value {
+    let ann: serde_json::Map<String, serde_json::Value> = annotations
+        .iter()
+        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+        .collect();
+    serde_json::json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 1000, "gid": 1000},
+            "args": args,
+            "env": ["PATH=/bin"],
+            "cwd": "/",
+            "noNewPrivileges": true,
+            "capabilities": {
+                "bounding": ["CAP_NET_RAW"],
+                "effective": ["CAP_NET_RAW"],
+                "permitted": ["CAP_NET_RAW"]
+            }
+        },
+        "root": {"path": rootfs, "readonly": true},
+        "hostname": "netshim-test",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}
+        ],
+        "annotations": ann,
+        "linux": {
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}],
+            "maskedPaths": ["/proc/kcore", "/proc/keys"],
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// A private containerd (its own root, state and sockets in a temporary
+/// directory), ended on drop together with the tasks it still runs.
+pub struct Containerd {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    child: std::process::Child,
+}
+
+impl Containerd {
+    /// Starts containerd with `extra` appended to its config (the CRI plugin
+    /// is disabled unless `cri` is set).
+    pub fn start(extra: &str, cri: bool) -> Containerd {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("nsctd")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let d = dir.path().display().to_string();
+        let address = format!("{d}/containerd.sock");
+        let disabled = if cri {
+            ""
+        } else {
+            "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]"
+        };
+        let config = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{disabled}\n\
+             [grpc]\n  address = \"{address}\"\n[ttrpc]\n  address = \"{address}.ttrpc\"\n\
+             [debug]\n  level = \"info\"\n{extra}\n"
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd is missing: run integration/run.sh (package containerd)");
+        let c = Containerd {
+            dir,
+            address,
+            child,
+        };
+        for _ in 0..100 {
+            if run(&mut c.ctr(&["version"])).code == Some(0) {
+                return c;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "the private containerd did not answer within 10 s; its log:\n{}",
+            std::fs::read_to_string(c.dir.path().join("containerd.log")).unwrap_or_default()
+        );
+    }
+
+    /// `ctr --address ...` with `args`.
+    pub fn ctr(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ctr");
+        c.args(["--address", &self.address]).args(args);
+        c
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        for ns in ["default", "k8s.io"] {
+            let tasks = run(&mut self.ctr(&["-n", ns, "task", "ls", "-q"]));
+            for t in tasks.stdout.lines().filter(|l| !l.is_empty()) {
+                let _ = run(&mut self.ctr(&["-n", ns, "task", "kill", "-s", "KILL", t]));
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                let _ = run(&mut self.ctr(&["-n", ns, "task", "rm", "-f", t]));
+            }
+            let cs = run(&mut self.ctr(&["-n", ns, "containers", "ls", "-q"]));
+            for c in cs.stdout.lines().filter(|l| !l.is_empty()) {
+                let _ = run(&mut self.ctr(&["-n", ns, "containers", "rm", c]));
+            }
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// The harness's private rootful Docker: `docker -H ...`.
+pub fn rootful_docker(args: &[&str]) -> Command {
+    require_root();
+    let host = std::env::var("NETSHIM_TEST_ROOTFUL_DOCKER").expect(
+        "NETSHIM_TEST_ROOTFUL_DOCKER is not set: run the suite with `sudo ./integration/run.sh`, \
+         which starts a private rootful dockerd with netshim registered",
+    );
+    let mut c = Command::new("/usr/bin/docker");
+    c.args(["-H", &host]).args(args);
+    c
+}
