@@ -21,7 +21,7 @@ fn write_spec(dir: &std::path::Path, spec: &serde_json::Value) -> String {
 }
 
 fn ctr_run(ctd: &Containerd, runtime: &str, spec: &str, id: &str) -> Ran {
-    run(&mut Command::new("timeout").arg("60").args([
+    run(Command::new("timeout").arg("60").args([
         "ctr",
         "--address",
         &ctd.address,
@@ -314,7 +314,7 @@ fn runtime_cli_errors_are_those_containerd_matches_and_clear() {
     assert!(ns(&["state", "c1"]).stderr.contains("does not exist"));
 }
 
-fn docker_ping_args<'a>(runtime: &'a str) -> Vec<&'a str> {
+fn docker_ping_args(runtime: &str) -> Vec<&str> {
     vec![
         "run",
         "--rm",
