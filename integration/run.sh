@@ -38,7 +38,7 @@ PACKAGES=(
   tcpdump tshark netsniff-ng busybox-static iperf3 iputils-ping
   podman conmon catatonit fuse-overlayfs
   iproute2 procps psmisc util-linux acl iptables
-  libpcap-dev libseccomp-dev pkg-config
+  libpcap-dev libseccomp-dev pkg-config protobuf-compiler containernetworking-plugins
 )
 
 install_packages() {
@@ -163,7 +163,7 @@ start_rootful_docker() {
 
 import_busybox() {
   if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1 &&
-    /usr/bin/docker -H "$ROOTFUL_SOCK" image inspect netshim-busybox >/dev/null 2>&1 &&
+    /usr/bin/docker -H "$ROOTFUL_SOCK" image inspect netshim-busybox netshim-pause >/dev/null 2>&1 &&
     (cd /tmp && as_user podman image exists netshim-busybox); then
     return 0
   fi
@@ -179,6 +179,9 @@ import_busybox() {
   chmod 0644 "$root.tar"
   as_user /usr/bin/docker import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
   /usr/bin/docker -H "$ROOTFUL_SOCK" import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
+  # A pod sandbox ("pause") image for the CRI tests, which save it from here.
+  /usr/bin/docker -H "$ROOTFUL_SOCK" import --change "ENV PATH=/bin" \
+    --change 'CMD ["sleep", "2147483647"]' "$root.tar" netshim-pause >/dev/null
   (cd /tmp && as_user podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
   rm -rf "$root" "$root.tar"
 }

@@ -1,0 +1,343 @@
+//! netshim behind containerd's CRI API, as a kubelet drives it for a pod with
+//! `runtimeClassName: netshim`: a private containerd whose CRI plugin has
+//! the `netshim` handler of examples/containerd/config-v2.toml, a pod
+//! sandbox and a non-root container with `drop: [ALL]`, `add: [NET_RAW]`,
+//! `allowPrivilegeEscalation: false` and the pod annotation; the same pod
+//! under the `runc` handler is the control.
+//!
+//! The pods get a bridge network (the CNI bridge plugin, 198.18.200.0/24, no
+//! gateway, no masquerade) whose bridge the test removes at the end; the
+//! test's traffic stays on the pod's loopback.
+
+use std::collections::HashMap;
+
+use k8s_cri::v1::image_service_client::ImageServiceClient;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use k8s_cri::v1::*;
+use netshim_integration::*;
+use tonic::transport::{Channel, Endpoint, Uri};
+
+const BRIDGE: &str = "nshcri0";
+const IMAGE: &str = "docker.io/library/netshim-busybox:latest";
+const PAUSE: &str = "docker.io/library/netshim-pause:latest";
+const ANN: &str = "netshim.io/ambient-capabilities";
+
+struct Cri {
+    ctd: Containerd,
+    cni: std::path::PathBuf,
+}
+
+impl Cri {
+    fn start() -> Cri {
+        require_root();
+        let example = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/containerd/config-v2.toml"),
+        )
+        .unwrap();
+        // The example, pointing at the binary under test (its `version`
+        // line is the base config's already).
+        let handler: String = example
+            .lines()
+            .filter(|l| !l.starts_with("version"))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .replace("/usr/local/bin/netshim", &netshim().display().to_string());
+        let dir = tempfile::Builder::new()
+            .prefix("nscni")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep();
+        let d = dir.display();
+        std::fs::create_dir_all(dir.join("net.d")).unwrap();
+        std::fs::write(
+            dir.join("net.d/10-netshim-test.conflist"),
+            format!(
+                r#"{{"cniVersion": "1.0.0", "name": "netshim-cri-test", "plugins": [
+                  {{"type": "bridge", "bridge": "{BRIDGE}", "isGateway": false, "ipMasq": false,
+                    "ipam": {{"type": "host-local", "dataDir": "{d}/ipam",
+                              "ranges": [[{{"subnet": "198.18.200.0/24"}}]]}}}}]}}"#
+            ),
+        )
+        .unwrap();
+        let extra = format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE}\"\n  disable_apparmor = true\n  restrict_oom_score_adj = true\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/net.d\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n{handler}\n"
+        );
+        // restrict_oom_score_adj: these machines' root lacks CAP_SYS_RESOURCE,
+        // so the sandbox's default oom_score_adj (-998) could not be set by
+        // any runtime; containerd then clamps it to its own.
+        let ctd = Containerd::start(&extra, true);
+        // The images, from the harness's rootful Docker.
+        let tar = ctd.dir.path().join("images.tar");
+        run(rootful_docker(&[
+            "save",
+            "-o",
+            tar.to_str().unwrap(),
+            "netshim-busybox",
+            "netshim-pause",
+        ])
+        .stdin(std::process::Stdio::null()))
+        .ok();
+        run(&mut ctd.ctr(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()])).ok();
+        Cri { ctd, cni: dir }
+    }
+
+    async fn channel(&self) -> Channel {
+        let path = self.ctd.address.clone();
+        Endpoint::try_from("http://[::]:50051")
+            .unwrap()
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = path.clone();
+                async move {
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                        tokio::net::UnixStream::connect(path).await?,
+                    ))
+                }
+            }))
+            .await
+            .expect("containerd's CRI API answers on its socket")
+    }
+}
+
+impl Drop for Cri {
+    fn drop(&mut self) {
+        // The bridge is the one host-side change the pods made.
+        let _ = sh(&format!("ip link del {BRIDGE} 2>/dev/null"));
+        let _ = std::fs::remove_dir_all(&self.cni);
+        // The pods' parent cgroup, empty once they are gone (rmdir only).
+        let _ = sh(
+            "for d in /sys/fs/cgroup/*/netshim-cri-test /sys/fs/cgroup/netshim-cri-test; do \
+                    [ -d \"$d\" ] && rmdir \"$d\"; done 2>/dev/null",
+        );
+    }
+}
+
+/// What a kubelet asks for a pod without shareProcessNamespace: network and
+/// IPC per pod, PID per container.
+fn kubelet_namespaces() -> NamespaceOption {
+    NamespaceOption {
+        network: NamespaceMode::Pod as i32,
+        pid: NamespaceMode::Container as i32,
+        ipc: NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+fn pod_config(name: &str, log_dir: &str) -> PodSandboxConfig {
+    PodSandboxConfig {
+        metadata: Some(PodSandboxMetadata {
+            name: name.into(),
+            uid: unique("uid"),
+            namespace: "default".into(),
+            attempt: 0,
+        }),
+        hostname: name.into(),
+        log_directory: log_dir.into(),
+        annotations: HashMap::from([(ANN.to_string(), "NET_RAW".to_string())]),
+        linux: Some(LinuxPodSandboxConfig {
+            cgroup_parent: "/netshim-cri-test".into(),
+            security_context: Some(LinuxSandboxSecurityContext {
+                namespace_options: Some(kubelet_namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn container_config() -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "tools".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: IMAGE.into(),
+            ..Default::default()
+        }),
+        command: vec!["sleep".into(), "1000".into()],
+        log_path: "tools.log".into(),
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                run_as_user: Some(Int64Value { value: 1000 }),
+                run_as_group: Some(Int64Value { value: 1000 }),
+                no_new_privs: true,
+                capabilities: Some(Capability {
+                    add_capabilities: vec!["NET_RAW".into()],
+                    drop_capabilities: vec!["ALL".into()],
+                    ..Default::default()
+                }),
+                namespace_options: Some(kubelet_namespaces()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+struct PodResult {
+    init_status: String,
+    ping: ExecSyncResponse,
+}
+
+/// RunPodSandbox → CreateContainer → StartContainer → ExecSync → Stop/Remove,
+/// as a kubelet does it, under `handler`.
+async fn pod_lifecycle(
+    rt: &mut RuntimeServiceClient<Channel>,
+    handler: &str,
+    log_dir: &str,
+) -> PodResult {
+    let config = pod_config(&unique("pod"), log_dir);
+    let pod = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: handler.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox under {handler}: {e}"))
+        .into_inner()
+        .pod_sandbox_id;
+    let ctr = rt
+        .create_container(CreateContainerRequest {
+            pod_sandbox_id: pod.clone(),
+            config: Some(container_config()),
+            sandbox_config: Some(config),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("CreateContainer under {handler}: {e}"))
+        .into_inner()
+        .container_id;
+    rt.start_container(StartContainerRequest {
+        container_id: ctr.clone(),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
+    let status = rt
+        .container_status(ContainerStatusRequest {
+            container_id: ctr.clone(),
+            verbose: false,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+        .unwrap();
+    assert_eq!(
+        status.state,
+        ContainerState::ContainerRunning as i32,
+        "{status:?}"
+    );
+
+    let exec = |cmd: &str| ExecSyncRequest {
+        container_id: ctr.clone(),
+        cmd: vec!["sh".into(), "-c".into(), cmd.into()],
+        timeout: 20,
+    };
+    let init = rt
+        .exec_sync(exec("cat /proc/1/status"))
+        .await
+        .unwrap()
+        .into_inner();
+    let ping = rt
+        .exec_sync(exec(
+            "grep CapAmb /proc/self/status; ping -c 1 -W 2 127.0.0.1",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+
+    rt.stop_container(StopContainerRequest {
+        container_id: ctr.clone(),
+        timeout: 2,
+    })
+    .await
+    .unwrap();
+    rt.remove_container(RemoveContainerRequest { container_id: ctr })
+        .await
+        .unwrap();
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .unwrap();
+    PodResult {
+        init_status: String::from_utf8_lossy(&init.stdout).into_owned(),
+        ping,
+    }
+}
+
+#[test]
+fn cri_pod_with_runtime_handler_netshim_gets_ambient_net_raw() {
+    let cri = Cri::start();
+    let log_dir = cri.ctd.dir.path().join("pods");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log_dir = log_dir.to_str().unwrap().to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let channel = cri.channel().await;
+            let mut rt = RuntimeServiceClient::new(channel.clone());
+            let v = rt
+                .version(VersionRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(v.runtime_name, "containerd");
+            let mut img = ImageServiceClient::new(channel);
+            let listed = img
+                .list_images(ListImagesRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(
+                listed
+                    .images
+                    .iter()
+                    .any(|i| i.repo_tags.iter().any(|t| t == IMAGE)),
+                "the busybox image is imported: {listed:?}"
+            );
+
+            let ns = pod_lifecycle(&mut rt, "netshim", &log_dir).await;
+            let init = status_fields(&ns.init_status);
+            assert_eq!(
+                init["Uid"].split_whitespace().next(),
+                Some("1000"),
+                "{}",
+                ns.init_status
+            );
+            assert_eq!(init["CapAmb"], "0000000000002000", "{}", ns.init_status);
+            assert_eq!(init["NoNewPrivs"], "1");
+            let out = String::from_utf8_lossy(&ns.ping.stdout);
+            assert_eq!(
+                ns.ping.exit_code,
+                0,
+                "{out} {}",
+                String::from_utf8_lossy(&ns.ping.stderr)
+            );
+            assert!(out.contains("CapAmb:\t0000000000002000"), "{out}");
+            assert!(out.contains("1 packets received"), "{out}");
+
+            let rc = pod_lifecycle(&mut rt, "runc", &log_dir).await;
+            assert_eq!(status_fields(&rc.init_status)["CapAmb"], "0000000000000000");
+            assert_ne!(rc.ping.exit_code, 0, "ping must fail under runc");
+            assert!(String::from_utf8_lossy(&rc.ping.stderr).contains("permission denied"));
+
+            let left = rt
+                .list_pod_sandbox(ListPodSandboxRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            assert!(left.items.is_empty(), "pods left: {left:?}");
+        });
+}
