@@ -190,8 +190,10 @@ async fn pod_lifecycle(
     rt: &mut RuntimeServiceClient<Channel>,
     handler: &str,
     log_dir: &str,
+    address: &str,
 ) -> PodResult {
-    let config = pod_config(&unique("pod"), log_dir);
+    let name = unique("pod");
+    let config = pod_config(&name, log_dir);
     let pod = rt
         .run_pod_sandbox(RunPodSandboxRequest {
             config: Some(config.clone()),
@@ -249,6 +251,9 @@ async fn pod_lifecycle(
         .await
         .unwrap()
         .into_inner();
+    if handler == "netshim" {
+        check_pod_targets(&name, &ctr, address);
+    }
 
     rt.stop_container(StopContainerRequest {
         container_id: ctr.clone(),
@@ -273,6 +278,61 @@ async fn pod_lifecycle(
         init_status: String::from_utf8_lossy(&init.stdout).into_owned(),
         ping,
     }
+}
+
+/// The pod as a `netshim run` target: `k8s:NS/POD`, `k8s:NS/POD/CONTAINER`
+/// and `containerd:k8s.io/ID` reach the pod's network namespace (its bridge
+/// address), and `netshim targets` lists the pod with the drop-uid plan.
+fn check_pod_targets(pod: &str, ctr_id: &str, address: &str) {
+    let mut inode = None;
+    for t in [
+        format!("k8s:default/{pod}"),
+        format!("k8s:default/{pod}/tools"),
+        format!("containerd:k8s.io/{ctr_id}"),
+    ] {
+        let r = run(std::process::Command::new(netshim())
+            .env("CONTAINERD_ADDRESS", address)
+            .args([
+                "run",
+                "--target-netns",
+                &t,
+                "--",
+                "sh",
+                "-c",
+                "ip -o -4 addr show eth0; readlink /proc/self/ns/net",
+            ]))
+        .ok();
+        assert!(r.stdout.contains("inet 198.18.200."), "{t}: {r:#?}");
+        let ns = r.stdout.lines().last().unwrap().to_string();
+        assert_eq!(
+            inode.get_or_insert(ns.clone()),
+            &ns,
+            "{t} is the pod's netns"
+        );
+    }
+    let r = run(std::process::Command::new(netshim())
+        .env("CONTAINERD_ADDRESS", address)
+        .args([
+            "run",
+            "--target-netns",
+            "k8s:default/no-such-pod",
+            "--",
+            "true",
+        ]));
+    assert_eq!(r.code, Some(125));
+    assert!(r.stderr.contains("no pod default/no-such-pod"), "{r:#?}");
+    let r = run(std::process::Command::new(netshim())
+        .env("CONTAINERD_ADDRESS", address)
+        .args(["targets", "--json"]))
+    .ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let me = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["target"] == format!("k8s:default/{pod}"))
+        .unwrap_or_else(|| panic!("the pod is listed: {v:#}"));
+    assert_eq!(me["plan"], "drop-uid", "{me}");
 }
 
 #[test]
@@ -308,7 +368,7 @@ fn cri_pod_with_runtime_handler_netshim_gets_ambient_net_raw() {
                 "the busybox image is imported: {listed:?}"
             );
 
-            let ns = pod_lifecycle(&mut rt, "netshim", &log_dir).await;
+            let ns = pod_lifecycle(&mut rt, "netshim", &log_dir, &cri.ctd.address).await;
             let init = status_fields(&ns.init_status);
             assert_eq!(
                 init["Uid"].split_whitespace().next(),
@@ -328,7 +388,7 @@ fn cri_pod_with_runtime_handler_netshim_gets_ambient_net_raw() {
             assert!(out.contains("CapAmb:\t0000000000002000"), "{out}");
             assert!(out.contains("1 packets received"), "{out}");
 
-            let rc = pod_lifecycle(&mut rt, "runc", &log_dir).await;
+            let rc = pod_lifecycle(&mut rt, "runc", &log_dir, &cri.ctd.address).await;
             assert_eq!(status_fields(&rc.init_status)["CapAmb"], "0000000000000000");
             assert_ne!(rc.ping.exit_code, 0, "ping must fail under runc");
             assert!(String::from_utf8_lossy(&rc.ping.stderr).contains("permission denied"));

@@ -114,9 +114,13 @@ fn ctr_detached_task_exec_ps_pause_kill_and_delete_work_as_with_runc() {
     let spec = write_spec(ctd.dir.path(), &spec);
     let netshim = netshim().display().to_string();
     let id = unique("det");
+    let nerdctl_name = unique("web");
+    let label = format!("nerdctl/name={nerdctl_name}");
     run(&mut ctd.ctr(&[
         "run",
         "-d",
+        "--label",
+        &label,
         "--config",
         &spec,
         "--runc-binary",
@@ -159,6 +163,36 @@ fn ctr_detached_task_exec_ps_pause_kill_and_delete_work_as_with_runc() {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap();
     assert!(ps.stdout.contains(&init.to_string()), "{ps:#?}");
+
+    // The task as a `netshim run` target: containerd:NS/ID and nerdctl:NAME.
+    let want = std::fs::read_link(format!("/proc/{init}/ns/net")).unwrap();
+    for t in [
+        format!("containerd:default/{id}"),
+        format!("nerdctl:{nerdctl_name}"),
+    ] {
+        let r = run(Command::new(&netshim)
+            .env("CONTAINERD_ADDRESS", &ctd.address)
+            .args([
+                "run",
+                "--target-netns",
+                &t,
+                "--",
+                "readlink",
+                "/proc/self/ns/net",
+            ]))
+        .ok();
+        assert_eq!(r.stdout.trim(), want.to_str().unwrap(), "{t}");
+    }
+    let r = run(Command::new(&netshim)
+        .env("CONTAINERD_ADDRESS", &ctd.address)
+        .args([
+            "run",
+            "--target-netns",
+            "containerd:default/nope",
+            "--",
+            "true",
+        ]));
+    assert!(r.stderr.contains("no container \"nope\""), "{r:#?}");
 
     run(&mut ctd.ctr(&["task", "pause", &id])).ok();
     let st = std::fs::read_to_string(format!("/proc/{init}/status")).unwrap();

@@ -1,5 +1,6 @@
-//! What the caller can reach: named network namespaces, Docker and Podman
-//! containers, each with the plan netshim would use for it.
+//! What the caller can reach: named network namespaces, Docker, Podman and
+//! containerd containers, Kubernetes pods, each with the plan netshim would
+//! use for it.
 
 use std::path::{Path, PathBuf};
 
@@ -126,6 +127,33 @@ pub fn discover() -> Result<Vec<Found>, PlanError> {
                 }
             }
             Err(e) => tracing::debug!(socket = %sock.display(), error = %e, "docker not reachable"),
+        }
+    }
+    // containerd ($CONTAINERD_ADDRESS, else the rootful socket): pods of its
+    // CRI plugin by name, other tasks as containerd:NAMESPACE/ID. Docker's
+    // own namespace (moby) is listed through Docker above.
+    if let Some(tasks) = crate::containerd::list_running() {
+        let cri = if tasks.iter().any(|t| t.0 == "k8s.io") {
+            crate::containerd::cri_containers().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        for (ns, id, _pid) in tasks {
+            let target = match ns.as_str() {
+                "moby" => continue,
+                "k8s.io" => match cri.iter().find(|c| c.id == id) {
+                    Some(c) if c.container.is_none() => Target::K8s {
+                        namespace: c.pod_namespace.clone(),
+                        pod: c.pod.clone(),
+                        container: None,
+                    },
+                    // A pod's container: its pod is listed.
+                    Some(_) => continue,
+                    None => Target::Containerd { namespace: ns, id },
+                },
+                _ => Target::Containerd { namespace: ns, id },
+            };
+            out.push(examine(target, "containerd", &caller));
         }
     }
     if let Some(names) = crate::podman::list_running() {

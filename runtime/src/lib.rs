@@ -7,6 +7,7 @@
 //! [`spec`] writes for libcontainer, which performs the credential change.
 
 pub mod caps;
+pub mod containerd;
 pub mod discover;
 pub mod docker;
 pub mod launch;

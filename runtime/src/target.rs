@@ -25,13 +25,25 @@ pub enum Target {
     Docker(String),
     /// A Podman container, by name or ID, through the Podman CLI.
     Podman(String),
+    /// A containerd container's task: `containerd:NAMESPACE/ID`.
+    Containerd { namespace: String, id: String },
+    /// A nerdctl container by name (containerd label `nerdctl/name`).
+    Nerdctl(String),
+    /// A Kubernetes pod (its sandbox) or one of its containers, through the
+    /// labels containerd's CRI plugin sets: `k8s:NAMESPACE/POD[/CONTAINER]`.
+    K8s {
+        namespace: String,
+        pod: String,
+        container: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(
         "cannot understand target {0:?}: use a network-namespace path (/proc/PID/ns/net, \
-         /run/netns/NAME), pid:PID, netns:NAME, docker:NAME or podman:NAME"
+         /run/netns/NAME), pid:PID, netns:NAME, docker:NAME, podman:NAME, containerd:NAMESPACE/ID, \
+         nerdctl:NAME or k8s:NAMESPACE/POD[/CONTAINER]"
     )]
     BadForm(String),
     #[error("target {target}: {path} does not exist{hint}")]
@@ -70,6 +82,12 @@ pub enum TargetError {
         source: crate::podman::PodmanError,
     },
     #[error("target {target}: {source}")]
+    Containerd {
+        target: String,
+        #[source]
+        source: crate::containerd::ContainerdError,
+    },
+    #[error("target {target}: {source}")]
     Docker {
         target: String,
         #[source]
@@ -100,6 +118,39 @@ impl FromStr for Target {
             }
             return Ok(Target::Podman(n.to_string()));
         }
+        let word = |w: &str| !w.is_empty() && w != "." && w != "..";
+        if let Some(n) = s.strip_prefix("containerd:") {
+            let (namespace, id) = n.split_once('/').unwrap_or(("default", n));
+            if !word(namespace) || !word(id) || id.contains('/') {
+                return Err(bad());
+            }
+            return Ok(Target::Containerd {
+                namespace: namespace.into(),
+                id: id.into(),
+            });
+        }
+        if let Some(n) = s.strip_prefix("nerdctl:") {
+            if !word(n) {
+                return Err(bad());
+            }
+            return Ok(Target::Nerdctl(n.into()));
+        }
+        if let Some(n) = s.strip_prefix("k8s:") {
+            let parts: Vec<&str> = n.split('/').collect();
+            return match parts[..] {
+                [ns, pod] if word(ns) && word(pod) => Ok(Target::K8s {
+                    namespace: ns.into(),
+                    pod: pod.into(),
+                    container: None,
+                }),
+                [ns, pod, c] if word(ns) && word(pod) && word(c) => Ok(Target::K8s {
+                    namespace: ns.into(),
+                    pod: pod.into(),
+                    container: Some(c.into()),
+                }),
+                _ => Err(bad()),
+            };
+        }
         if let Some(n) = s.strip_prefix("docker:") {
             if n.is_empty() {
                 return Err(bad());
@@ -121,6 +172,18 @@ impl fmt::Display for Target {
             Target::Netns(n) => write!(f, "netns:{n}"),
             Target::Docker(n) => write!(f, "docker:{n}"),
             Target::Podman(n) => write!(f, "podman:{n}"),
+            Target::Containerd { namespace, id } => write!(f, "containerd:{namespace}/{id}"),
+            Target::Nerdctl(n) => write!(f, "nerdctl:{n}"),
+            Target::K8s {
+                namespace,
+                pod,
+                container: None,
+            } => write!(f, "k8s:{namespace}/{pod}"),
+            Target::K8s {
+                namespace,
+                pod,
+                container: Some(c),
+            } => write!(f, "k8s:{namespace}/{pod}/{c}"),
         }
     }
 }
@@ -163,6 +226,32 @@ impl Target {
                         target: t.clone(),
                         source,
                     })?;
+                (
+                    PathBuf::from(format!("/proc/{pid}/ns/net")),
+                    true,
+                    Some(pid),
+                    "",
+                )
+            }
+            Target::Containerd { .. } | Target::Nerdctl(_) | Target::K8s { .. } => {
+                use crate::containerd;
+                let pid = match self {
+                    Target::Containerd { namespace, id } => {
+                        containerd::container_pid(namespace, id)
+                    }
+                    Target::Nerdctl(n) => containerd::nerdctl_pid(n),
+                    Target::K8s {
+                        namespace,
+                        pod,
+                        container,
+                    } => containerd::k8s_pid(namespace, pod, container.as_deref()),
+                    _ => unreachable!("matched above"),
+                }
+                .map_err(|source| TargetError::Containerd {
+                    target: t.clone(),
+                    source,
+                })?;
+                tracing::debug!(pid, "containerd task resolved");
                 (
                     PathBuf::from(format!("/proc/{pid}/ns/net")),
                     true,
@@ -296,6 +385,14 @@ mod tests {
             "netns:..",
             "docker:",
             "podman:",
+            "containerd:",
+            "containerd:ns/",
+            "containerd:a/b/c",
+            "nerdctl:",
+            "k8s:default",
+            "k8s:default/",
+            "k8s:a/b/c/d",
+            "k8s:../pod",
             "web",
             "",
         ] {
@@ -305,7 +402,31 @@ mod tests {
 
     #[test]
     fn display_round_trips() {
-        for s in ["pid:7", "netns:x", "docker:y", "podman:w", "/run/netns/z"] {
+        assert_eq!(
+            "containerd:web".parse::<Target>().unwrap().to_string(),
+            "containerd:default/web"
+        );
+        assert_eq!(
+            "k8s:kube-system/coredns-1/coredns"
+                .parse::<Target>()
+                .unwrap(),
+            Target::K8s {
+                namespace: "kube-system".into(),
+                pod: "coredns-1".into(),
+                container: Some("coredns".into())
+            }
+        );
+        for s in [
+            "pid:7",
+            "netns:x",
+            "docker:y",
+            "podman:w",
+            "/run/netns/z",
+            "containerd:k8s.io/abc",
+            "nerdctl:web",
+            "k8s:default/web",
+            "k8s:default/web/tools",
+        ] {
             assert_eq!(s.parse::<Target>().unwrap().to_string(), s);
         }
     }

@@ -45,7 +45,7 @@ enum Command {
         after_help = "Examples:\n  netshim demo\n  netshim demo -c 20 -w /tmp/demo.pcapng\n  sudo netshim demo"
     )]
     Demo(demo::DemoArgs),
-    /// List what you can reach (named netns, Docker and Podman containers) and the plan netshim would use.
+    /// List what you can reach (named netns, Docker, Podman and containerd containers, pods) and the plan netshim would use.
     Targets(targets::TargetsArgs),
     /// Check this host: kernel features, user namespaces, engines; say what works and what to fix.
     #[command(
@@ -87,7 +87,8 @@ Examples:
 
 #[derive(clap::Args)]
 struct RunArgs {
-    /// The target: /proc/PID/ns/net or another netns path, pid:PID, netns:NAME, docker:NAME|ID.
+    /// The target: /proc/PID/ns/net or another netns path, pid:PID, netns:NAME, docker:NAME|ID,
+    /// podman:NAME|ID, containerd:NAMESPACE/ID, nerdctl:NAME, k8s:NAMESPACE/POD[/CONTAINER].
     #[arg(long = "target-netns", value_name = "TARGET")]
     target: Target,
     /// UID of the process in the target (not 0).
