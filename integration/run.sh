@@ -16,7 +16,7 @@
 #     with netshim registered as a runtime from examples/docker/daemon.json,
 #     and stops both at the end;
 #   - imports a busybox image built from Debian's busybox-static into both
-#     Dockers and into the user's rootless Podman (daemonless);
+#     Dockers, into the user's rootless Podman and root's Podman (daemonless);
 #   - the containerd tests start private containerd instances themselves;
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test.
 #
@@ -164,7 +164,8 @@ start_rootful_docker() {
 import_busybox() {
   if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1 &&
     /usr/bin/docker -H "$ROOTFUL_SOCK" image inspect netshim-busybox netshim-pause >/dev/null 2>&1 &&
-    (cd /tmp && as_user podman image exists netshim-busybox); then
+    (cd /tmp && as_user podman image exists netshim-busybox) &&
+    (cd /tmp && podman image exists netshim-busybox); then
     return 0
   fi
   say "importing a busybox image (from Debian's busybox-static)"
@@ -183,6 +184,7 @@ import_busybox() {
   /usr/bin/docker -H "$ROOTFUL_SOCK" import --change "ENV PATH=/bin" \
     --change 'CMD ["sleep", "2147483647"]' "$root.tar" netshim-pause >/dev/null
   (cd /tmp && as_user podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
+  (cd /tmp && podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
   rm -rf "$root" "$root.tar"
 }
 

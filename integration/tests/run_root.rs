@@ -410,3 +410,64 @@ fn targets_lists_named_namespaces_with_the_drop_uid_plan() {
         .unwrap();
     assert_eq!(me["netns"], format!("net:[{ino}]"), "{me:#}");
 }
+
+#[test]
+fn rootful_podman_container_by_name_is_drop_uid() {
+    require_root();
+    let name = unique("nspr");
+    // runc: Podman's default crun refuses these hosts' hybrid cgroups; no
+    // network: a rootful Podman bridge would change the host's networking;
+    // ulimits: rootful Podman raises NOFILE and NPROC above the hard limits,
+    // which needs CAP_SYS_RESOURCE, and root on these machines lacks it.
+    let podman = |args: &[&str]| {
+        let mut c = std::process::Command::new("podman");
+        c.args(args).current_dir("/tmp");
+        c
+    };
+    run(&mut podman(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        "runc",
+        "--network",
+        "none",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        "netshim-busybox",
+        "sleep",
+        "300",
+    ]))
+    .ok();
+    let r = netshim_run(
+        &format!("podman:{name}"),
+        &[
+            "sh",
+            "-c",
+            "cat /proc/self/status; readlink /proc/self/ns/net",
+        ],
+    );
+    let pid = run(&mut podman(&["inspect", "-f", "{{.State.Pid}}", &name])).ok();
+    let container = std::fs::read_link(format!("/proc/{}/ns/net", pid.stdout.trim())).unwrap();
+    let listed = run(std::process::Command::new(netshim())
+        .args(["targets", "--json"])
+        .current_dir("/tmp"));
+    let _ = run(&mut podman(&["rm", "-f", "-t", "0", &name]));
+    let r = r.ok();
+    assert_least_privilege(&r.stdout);
+    assert_eq!(r.stdout.lines().last(), container.to_str());
+    let v: serde_json::Value = serde_json::from_str(&listed.ok().stdout).unwrap();
+    let me = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == format!("podman:{name}").as_str());
+    assert_eq!(
+        me.map(|t| t["plan"].clone()),
+        Some("drop-uid".into()),
+        "{v:#}"
+    );
+}
