@@ -332,6 +332,10 @@ pub fn assert_least_privilege(status: &str) {
         Some("1"),
         "{status}"
     );
+    assert!(
+        status.lines().any(|l| l == "Seccomp:\t2"),
+        "a seccomp filter is installed: {status}"
+    );
 }
 
 /// Waits until a process named `comm` whose ancestor is `pid` exists.

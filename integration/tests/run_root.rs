@@ -471,3 +471,56 @@ fn rootful_podman_container_by_name_is_drop_uid() {
         "{v:#}"
     );
 }
+
+#[test]
+fn only_stdio_reaches_the_command_and_its_directory_is_inside_its_root() {
+    let ns = Netns::new();
+    let mut c = Command::new(netshim())
+        .args(["run", "--target-netns", &ns.target(), "--", "sleep", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_descendant_running(c.id() as i32, &["sleep", "30"]);
+    let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let cwd = std::fs::metadata(format!("/proc/{pid}/cwd")).unwrap();
+    let root = std::fs::metadata(format!("/proc/{pid}/root")).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    sigkill(pid);
+    let _ = c.wait();
+    let mut fds = fds;
+    fds.sort();
+    assert_eq!(
+        fds,
+        ["0", "1", "2"],
+        "no host descriptor leaks into the target"
+    );
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (cwd.dev(), cwd.ino()),
+        (root.dev(), root.ino()),
+        "cwd is the process's own root"
+    );
+    assert_least_privilege(&status);
+}
+
+#[test]
+fn seccomp_refuses_new_user_namespaces_and_ptrace_with_eperm() {
+    let ns = Netns::new();
+    let r = netshim_run(
+        &ns.target(),
+        &[
+            "sh",
+            "-c",
+            "unshare -U true; echo unshare=$?; grep Seccomp: /proc/self/status",
+        ],
+    );
+    assert!(r.stderr.contains("Operation not permitted"), "{r:#?}");
+    assert!(r.stdout.contains("unshare=1"), "{r:#?}");
+    assert!(r.stdout.contains("Seccomp:\t2"), "{r:#?}");
+}

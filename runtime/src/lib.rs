@@ -15,6 +15,7 @@ pub mod ns;
 pub mod oci;
 pub mod plan;
 pub mod podman;
+pub mod seccomp;
 pub mod spec;
 pub mod target;
 pub mod tty;

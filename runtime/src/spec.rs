@@ -87,6 +87,7 @@ pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Resul
         "namespaces": namespaces,
         "maskedPaths": [],
         "readonlyPaths": [],
+        "seccomp": crate::seccomp::default_profile(),
     });
     if let Some(cg) = &place.cgroups_path {
         linux["cgroupsPath"] = Value::String(cg.clone());
