@@ -295,6 +295,13 @@ fn the_engine_runs_as_nobody_with_only_net_raw() {
     // netshim has `-w /dev/null`).
     let engine = wait_for_descendant_running(c.id() as i32, &["capture", "-w", "-"]);
     let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+    // The engine runs from a sealed in-memory copy of netshim, never the
+    // host's file (the runc CVE-2019-5736 class).
+    let exe = std::fs::read_link(format!("/proc/{engine}/exe")).unwrap();
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:netshim"),
+        "engine exe is {exe:?}"
+    );
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(c.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -297,6 +297,8 @@ pub struct Launch<'a> {
     /// The UID map of the target's user namespace (join-userns), for
     /// checking the process's outside UID.
     pub uid_map: Option<IdMap>,
+    /// A descriptor for the process's stdin instead of netshim's own.
+    pub stdin: Option<std::os::fd::OwnedFd>,
     /// A file for the process's stdout instead of netshim's own (an output
     /// file netshim opened as the caller, before any privilege change).
     pub stdout: Option<std::os::fd::OwnedFd>,
@@ -424,6 +426,7 @@ impl Launch<'_> {
             })?
             .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
         builder.stdout = self.stdout.take();
+        builder.stdin = self.stdin.take();
         // libcontainer 0.7 replaces any stdio that is /dev/null with the
         // container's /dev/null opened read-only, so writes to it fail with
         // EBADF. Give such a stdout or stderr a pipe whose contents netshim

@@ -16,6 +16,7 @@ pub mod oci;
 pub mod plan;
 pub mod podman;
 pub mod seccomp;
+pub mod selfexec;
 pub mod spec;
 pub mod target;
 pub mod tty;
@@ -181,6 +182,9 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
 /// What a run connects to besides its target.
 #[derive(Default)]
 pub struct RunIo {
+    /// Replaces netshim's own stdin for the command (the sealed binary the
+    /// capture engine is executed from, see [`selfexec`]).
+    pub stdin: Option<std::os::fd::OwnedFd>,
     /// Replaces netshim's own stdout for the command.
     pub stdout: Option<std::os::fd::OwnedFd>,
     /// A child of the caller's that is not part of the run (it is neither
@@ -205,6 +209,7 @@ pub fn run(opts: &RunOptions, prepared: Prepared, io: RunIo) -> Result<i32, RunE
             cwd: "/".into(),
         },
         uid_map: prepared.uid_map.clone(),
+        stdin: io.stdin,
         stdout: io.stdout,
         watch: prepared.resolved.pid,
         spare: io.spare,

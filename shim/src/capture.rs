@@ -299,13 +299,11 @@ impl AsFdOwned for std::io::Stdout {
 
 /// Runs the engine in a target through `netshim run`'s privilege path.
 fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::Result<u8> {
-    let exe = std::env::current_exe().context("finding netshim's own binary")?;
-    let mut args = vec![
-        exe.to_str()
-            .context("netshim's path is not UTF-8")?
-            .to_string(),
-        "capture".into(),
-    ];
+    // The engine runs from a sealed in-memory copy of netshim, handed over
+    // as its stdin: the target never holds the host's binary.
+    let sealed = netshim_runtime::selfexec::sealed_copy_of_self()
+        .context("making a sealed copy of netshim's binary for the engine")?;
+    let mut args = vec!["/proc/self/fd/0".to_string(), "capture".into()];
     for i in &a.interfaces {
         args.extend(["-i".into(), i.clone()]);
     }
@@ -375,6 +373,7 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
     };
     let prepared = netshim_runtime::prepare(&opts)?;
     let io = netshim_runtime::RunIo {
+        stdin: Some(sealed),
         stdout: out,
         spare: rotator.map(|p: nix::unistd::Pid| p.as_raw()),
     };
