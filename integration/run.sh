@@ -18,9 +18,11 @@
 #   - imports a busybox image built from Debian's busybox-static into both
 #     Dockers, into the user's rootless Podman and root's Podman (daemonless);
 #   - the containerd tests start private containerd instances themselves;
-#   - runs cargo fmt --check, cargo clippy -D warnings and cargo test.
+#   - runs cargo fmt --check, cargo clippy -D warnings and cargo test;
+#   - runs each cargo-fuzz target briefly (with a nightly toolchain).
 #
 # Environment: NETSHIM_TEST_USER, NETSHIM_SKIP_LINT=1 (skip fmt/clippy),
+# NETSHIM_FUZZ_SECONDS (per fuzz target, default 10),
 # extra arguments are passed to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 
@@ -188,6 +190,32 @@ import_busybox() {
   rm -rf "$root" "$root.tar"
 }
 
+# A short run of each cargo-fuzz target (fuzz/). libFuzzer needs a nightly
+# toolchain; without one this says so loudly (the same properties still ran
+# in `cargo test`, on generated inputs). NETSHIM_FUZZ_SECONDS sets the time
+# per target (default 10; 0 skips, loudly).
+fuzz_smoke() {
+  local secs=${NETSHIM_FUZZ_SECONDS:-10}
+  if [ "$secs" = 0 ]; then
+    say "fuzz smoke run SKIPPED: NETSHIM_FUZZ_SECONDS=0"
+    return 0
+  fi
+  if ! cargo +nightly --version >/dev/null 2>&1; then
+    say "fuzz smoke run SKIPPED: no nightly Rust toolchain (rustup toolchain install nightly); the fuzz properties ran in cargo test on generated inputs only"
+    return 0
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    say "installing cargo-fuzz"
+    cargo install --locked cargo-fuzz
+  fi
+  local t
+  for t in filter summary records policy config; do
+    say "fuzzing $t for ${secs} s"
+    (cd fuzz && cargo +nightly fuzz run "$t" -- -max_total_time="$secs" 2>&1 |
+      grep -E '^Done|ERROR|SUMMARY|panicked')
+  done
+}
+
 install_packages
 make_test_user
 
@@ -211,3 +239,6 @@ export NETSHIM_TEST_RUNTIME_DIR=$TEST_RUNTIME_DIR
 export NETSHIM_TEST_DOCKER=1
 export NETSHIM_TEST_ROOTFUL_DOCKER=$ROOTFUL_SOCK
 cargo test --workspace --no-fail-fast "$@"
+
+# The fuzz smoke run belongs to the whole suite, not to a filtered run.
+if [ $# = 0 ]; then fuzz_smoke; fi

@@ -313,7 +313,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         "netshim: capturing on {} ({} bytes per packet{}){}",
         ifaces
             .iter()
-            .map(|i| i.name.as_str())
+            .map(|i| crate::summary::printable(&i.name))
             .collect::<Vec<_>>()
             .join(", "),
         opts.snaplen,
@@ -452,7 +452,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             let e = ifaces[i].ring.take_error();
             ended_by = Some(format!(
                 "interface {} went away ({}): the target's network namespace or device was removed",
-                ifaces[i].name,
+                crate::summary::printable(&ifaces[i].name),
                 e.map(|e| e.to_string()).unwrap_or_else(|| "hang-up".into())
             ));
             stopping.get_or_insert_with(Instant::now);

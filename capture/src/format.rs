@@ -203,9 +203,23 @@ pub fn pcap_record(buf: &mut Vec<u8>, p: &Packet, sll2: bool) {
     let nsec = (p.ts_ns % 1_000_000_000) as u32;
     buf.extend_from_slice(&secs.to_le_bytes());
     buf.extend_from_slice(&nsec.to_le_bytes());
-    if !sll2 || p.data.len() < 14 {
+    if !sll2 {
         buf.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
         buf.extend_from_slice(&p.orig_len.to_le_bytes());
+        buf.extend_from_slice(p.data);
+        return;
+    }
+    if p.data.len() < 14 {
+        // A runt frame without a whole Ethernet header (AF_PACKET can send
+        // one): still an SLL2 record, protocol 0, the bytes as its payload.
+        buf.extend_from_slice(&((20 + p.data.len()) as u32).to_le_bytes());
+        buf.extend_from_slice(&p.orig_len.saturating_add(20).to_le_bytes());
+        buf.extend_from_slice(&[0, 0, 0, 0]);
+        buf.extend_from_slice(&(p.ifindex as u32).to_be_bytes());
+        buf.extend_from_slice(&p.hatype.to_be_bytes());
+        buf.push(p.pkttype);
+        buf.push(0);
+        buf.extend_from_slice(&[0; 8]);
         buf.extend_from_slice(p.data);
         return;
     }

@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod filter;
 pub mod format;
+pub mod fuzzing;
 pub mod output;
 pub mod ring;
 pub mod rotate;

@@ -39,6 +39,24 @@ fn local_offset() -> i64 {
     }
 }
 
+/// Appends `b`, printable ASCII as is and every other byte as `\xNN`.
+pub fn escape_into(out: &mut Vec<u8>, b: &[u8]) {
+    for &c in b {
+        if (0x21..0x7f).contains(&c) && c != b'\\' {
+            out.push(c);
+        } else {
+            let _ = write!(out, "\\x{c:02x}");
+        }
+    }
+}
+
+/// `name` made safe to print on a terminal (see [`escape_into`]).
+pub fn printable(name: &str) -> String {
+    let mut v = Vec::with_capacity(name.len());
+    escape_into(&mut v, name.as_bytes());
+    String::from_utf8(v).expect("escape_into writes ASCII")
+}
+
 impl Printer {
     pub fn new(quiet: bool) -> Printer {
         Printer {
@@ -53,11 +71,19 @@ impl Printer {
         let day = secs.rem_euclid(86400);
         let _ = write!(
             out,
-            "{:02}:{:02}:{:02}.{:06} {ifname} {} ",
+            "{:02}:{:02}:{:02}.{:06} ",
             day / 3600,
             day / 60 % 60,
             day % 60,
             p.ts_ns % 1_000_000_000 / 1000,
+        );
+        // An interface name is chosen by whoever holds CAP_NET_ADMIN in the
+        // target, and the kernel allows control bytes in it: print those
+        // escaped, so that no name can drive the operator's terminal.
+        escape_into(out, ifname.as_bytes());
+        let _ = write!(
+            out,
+            " {} ",
             match p.direction() {
                 Direction::In => "In ",
                 Direction::Out => "Out",

@@ -10,6 +10,7 @@ pub mod caps;
 pub mod containerd;
 pub mod discover;
 pub mod docker;
+pub mod fuzzing;
 pub mod launch;
 pub mod ns;
 pub mod oci;

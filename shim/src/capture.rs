@@ -264,7 +264,8 @@ fn engine(a: CaptureArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
     if report.interfaces.len() > 1 {
         for (name, c) in &report.interfaces {
             eprintln!(
-                "  {name}: {} written, {} received by filter, {} dropped",
+                "  {}: {} written, {} received by filter, {} dropped",
+                netshim_capture::summary::printable(name),
                 c.delivered,
                 c.received + c.dropped,
                 c.dropped

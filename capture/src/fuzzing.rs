@@ -1,0 +1,199 @@
+//! The properties the fuzz targets (`fuzz/`) check, shared with the stable
+//! smoke tests below so that every `cargo test` exercises them too.
+//!
+//! Each function takes arbitrary bytes and panics only when a property
+//! fails: no input may crash the filter path, the one-line printer or the
+//! encoders, the printer never emits a control byte but its final newline,
+//! and every record is as long as it says.
+
+use crate::filter;
+use crate::format::{self, Packet};
+use crate::summary::Printer;
+
+fn packet(data: &[u8]) -> Packet<'_> {
+    let (head, body) = data.split_at(data.len().min(9));
+    let mut ts = [0u8; 8];
+    ts[..head.len().min(8)].copy_from_slice(&head[..head.len().min(8)]);
+    Packet {
+        ts_ns: u64::from_le_bytes(ts),
+        ifindex: 2,
+        hatype: 1,
+        pkttype: head.get(8).copied().unwrap_or(0) % 8,
+        data: body,
+        orig_len: body.len() as u32 + (head.first().copied().unwrap_or(0) as u32),
+    }
+}
+
+/// The filter path: a tcpdump expression (the bytes before the first NUL)
+/// compiled by libpcap, patched, and run over a packet (the rest).
+pub fn filter(data: &[u8]) {
+    let cut = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    let expr = String::from_utf8_lossy(&data[..cut.min(256)]);
+    let pkt = data.get(cut + 1..).unwrap_or(&[]);
+    const SNAP: u32 = 262_144;
+    if let Ok(Some(prog)) = filter::compile(&expr, filter::LINKTYPE_ETHERNET, SNAP) {
+        if let Some(n) = filter::accepts(&prog, pkt) {
+            assert!(n <= SNAP, "{expr:?} accepted {n} bytes");
+        }
+    }
+}
+
+/// The one-line printer over hostile packet contents and interface names.
+pub fn summary(data: &[u8]) {
+    let n = data.first().copied().unwrap_or(0) as usize % 24;
+    let name_bytes = data.get(1..1 + n).unwrap_or(&[]);
+    let name = String::from_utf8_lossy(name_bytes);
+    let p = packet(data.get(1 + n..).unwrap_or(&[]));
+    let mut out = Vec::new();
+    Printer::new(false).line(&mut out, &name, &p);
+    Printer::new(true).line(&mut out, &name, &p);
+    assert!(out.ends_with(b"\n"));
+    let text = String::from_utf8(out).expect("the printer writes UTF-8");
+    for line in text.lines() {
+        assert!(
+            !line.chars().any(|c| c.is_control()),
+            "a control character reached the terminal: {line:?}"
+        );
+    }
+    assert_eq!(
+        text.matches('\n').count(),
+        2,
+        "one line per packet: {text:?}"
+    );
+}
+
+/// The pcapng and pcap encoders: every record's lengths agree with its
+/// bytes.
+pub fn records(data: &[u8]) {
+    let p = packet(data);
+    let mut b = Vec::new();
+    format::pcapng_epb(&mut b, 0, &p);
+    let u32at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    assert_eq!(b.len() % 4, 0);
+    assert_eq!(u32at(&b, 0), 6);
+    assert_eq!(u32at(&b, 4) as usize, b.len());
+    assert_eq!(u32at(&b, b.len() - 4) as usize, b.len());
+    assert_eq!(u32at(&b, 20) as usize, p.data.len());
+    for sll2 in [false, true] {
+        let mut r = Vec::new();
+        format::pcap_record(&mut r, &p, sll2);
+        let incl = u32at(&r, 8) as usize;
+        assert_eq!(incl, r.len() - 16, "sll2={sll2}");
+        assert!(u32at(&r, 12) as usize >= incl.min(20) || !sll2);
+        if sll2 {
+            assert!(incl >= 20, "an SLL2 record holds its 20-byte header");
+        }
+    }
+}
+
+/// A small deterministic generator for the smoke tests (xorshift64*).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// `base` with a few random byte edits, insertions and truncations.
+    pub fn mutate(&mut self, base: &[u8]) -> Vec<u8> {
+        let mut v = base.to_vec();
+        for _ in 0..=(self.next_u64() % 6) {
+            let r = self.next_u64();
+            match r % 4 {
+                0 if !v.is_empty() => {
+                    let i = (r >> 8) as usize % v.len();
+                    v[i] = (r >> 32) as u8;
+                }
+                1 => {
+                    let i = (r >> 8) as usize % (v.len() + 1);
+                    v.insert(i, (r >> 32) as u8);
+                }
+                2 if !v.is_empty() => v.truncate((r >> 8) as usize % v.len()),
+                _ => v.extend_from_slice(&r.to_le_bytes()[..(r >> 60) as usize % 8]),
+            }
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A UDP/IPv4 frame, a TCP/IPv6 one and an ARP one, as seeds.
+    fn seeds() -> Vec<Vec<u8>> {
+        let eth = |t: [u8; 2]| [[0xff; 6].as_slice(), &[2; 6], &t].concat();
+        let ip4 = [
+            0x45, 0, 0, 28, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2, 0x13, 0x88,
+            0x13, 0x88, 0, 8, 0, 0,
+        ];
+        let ip6 = [
+            [0x60, 0, 0, 0, 0, 20, 6, 64].as_slice(),
+            &[0; 32],
+            &[0, 80, 0, 81],
+            &[0; 16],
+        ]
+        .concat();
+        let arp = [
+            0, 1, 8, 0, 6, 4, 0, 1, 2, 2, 2, 2, 2, 2, 198, 18, 0, 1, 0, 0, 0, 0, 0, 0, 198, 18, 0,
+            2,
+        ];
+        vec![
+            [eth([8, 0]).as_slice(), &ip4].concat(),
+            [eth([0x86, 0xdd]).as_slice(), &ip6].concat(),
+            [eth([8, 6]).as_slice(), &arp].concat(),
+            [eth([0x81, 0]).as_slice(), &[0, 5, 8, 0], &ip4].concat(),
+        ]
+    }
+
+    #[test]
+    fn printer_and_encoders_survive_mutated_frames() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for i in 0..20_000 {
+            let s = &seeds()[i % 4];
+            let framed = [vec![0u8; 9], s.clone()].concat();
+            let m = rng.mutate(&framed);
+            records(&m);
+            let named = [vec![5u8], b"e\x1b[2J".to_vec(), m].concat();
+            summary(&named);
+        }
+    }
+
+    #[test]
+    fn a_hostile_interface_name_is_escaped() {
+        let mut d = vec![8u8];
+        d.extend_from_slice(b"\x1b]0;x\x07\n");
+        d.extend_from_slice(&[0; 9]);
+        d.extend_from_slice(&seeds()[0]);
+        summary(&d);
+    }
+
+    #[test]
+    fn filter_path_survives_mutated_expressions() {
+        let exprs = [
+            "udp port 5000",
+            "tcp[tcpflags] & tcp-syn != 0",
+            "vlan 5 and ip",
+            "ip6 and tcp dst port 81",
+            "arp or icmp",
+            "ether[0:4] = 0xffffffff",
+            "len > 60 and not host 198.18.0.1",
+        ];
+        let mut rng = Rng(42);
+        // libpcap compiles ~300 expressions a second here (a dead handle each).
+        for i in 0..300 {
+            let e = rng.mutate(exprs[i % exprs.len()].as_bytes());
+            let pkt = rng.mutate(&seeds()[i % 4]);
+            filter(&[e.as_slice(), &[0], &pkt].concat());
+        }
+    }
+
+    #[test]
+    fn runt_frames_make_valid_sll2_records() {
+        records(&[0; 12]);
+        records(&[]);
+    }
+}
