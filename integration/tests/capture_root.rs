@@ -490,3 +490,45 @@ fn rotation_needs_a_file_name() {
     let r = run(&mut capture(&ns, &["-i", "lo", "-W", "3", "-w", "/tmp/x"]));
     assert!(r.stderr.contains("-W needs -C or -G"), "{}", r.stderr);
 }
+
+/// Whoever holds CAP_NET_ADMIN in a target names its interfaces, and the
+/// kernel lets a name hold terminal control bytes: the engine's lines and
+/// messages print them escaped.
+#[test]
+fn a_hostile_interface_name_cannot_drive_the_terminal() {
+    let ns = Netns::new();
+    let name = "e\x1b]0;x\x07";
+    let ok = Command::new("ip")
+        .args([
+            "-n", &ns.name, "link", "add", name, "type", "veth", "peer", "name", "hp0",
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "ip link add with control bytes in the name");
+    let n = &ns.name;
+    let h = "\"$(printf 'e\\033]0;x\\007')\"";
+    sh(&format!(
+        "ip -n {n} addr add 198.18.9.1/30 dev {h} && ip -n {n} link set dev {h} up && \
+         ip -n {n} link set hp0 up"
+    ))
+    .ok();
+    let mut c = capture(&ns, &["-i", "any", "-c", "1", "arp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    // ARP for 198.18.9.2 goes out of the hostile interface (no one answers).
+    sh(&format!(
+        "ip netns exec {n} ping -c 1 -W 1 198.18.9.2 >/dev/null 2>&1"
+    ));
+    let out = c.wait_with_output().unwrap();
+    let text = [out.stdout, out.stderr].concat();
+    assert!(
+        !text.contains(&0x1b) && !text.contains(&0x07),
+        "raw control bytes reached the terminal: {:?}",
+        String::from_utf8_lossy(&text)
+    );
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("e\\x1b]0;x\\x07"), "{text}");
+}
