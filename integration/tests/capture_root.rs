@@ -512,7 +512,7 @@ fn a_hostile_interface_name_cannot_drive_the_terminal() {
          ip -n {n} link set hp0 up"
     ))
     .ok();
-    let mut c = capture(&ns, &["-i", "any", "-c", "1", "arp"])
+    let c = capture(&ns, &["-i", "any", "-c", "1", "arp"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
