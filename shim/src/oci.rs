@@ -70,10 +70,15 @@ pub fn wants_oci(argv: &[OsString]) -> bool {
             return true;
         }
         if a == "run" {
-            return runc_flag
-                || !it
-                    .take_while(|x| x != "--")
-                    .any(|x| x == "--target-netns" || x.starts_with("--target-netns="));
+            // netshim's own `run` has --target-netns; its help stays its own.
+            let rest: Vec<_> = it.take_while(|x| x != "--").collect();
+            let ours = rest.iter().any(|x| {
+                x == "--target-netns"
+                    || x.starts_with("--target-netns=")
+                    || x == "--help"
+                    || x == "-h"
+            });
+            return runc_flag || (!rest.is_empty() && !ours);
         }
         return runc_flag;
     }
@@ -673,6 +678,8 @@ mod tests {
     fn netshim_command_lines_stay() {
         for s in [
             "run --target-netns netns:x -- ip a",
+            "run --help",
+            "run",
             "--debug run --target-netns=pid:1 -- sh",
             "capture -i any",
             "doctor --json",
