@@ -56,6 +56,8 @@ pub struct Options {
     pub status_line: bool,
     /// Flush after every batch (a live stream to a pipe).
     pub low_latency: bool,
+    /// Install the seccomp allow-list ([`crate::confine`]) once set up.
+    pub confine: bool,
 }
 
 /// What a capture saw, per interface.
@@ -328,6 +330,15 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             None => "",
         }
     );
+    if opts.confine {
+        // Names are looked up through a socket, which the allow-list
+        // forbids: learn them all now (an interface added later shows as
+        // `if{index}`).
+        for (name, index, _, _) in list_interfaces() {
+            w.names.entry(index).or_insert(name);
+        }
+        crate::confine::confine()?;
+    }
 
     let start_ns = now_ns();
     let limit = opts.count.unwrap_or(u64::MAX);

@@ -3,6 +3,7 @@
 //! (default) or classic pcap output written in whole blocks, or one summary
 //! line per packet.
 
+pub mod confine;
 pub mod engine;
 pub mod filter;
 pub mod format;
@@ -37,6 +38,8 @@ pub enum CaptureError {
     OutputSetup(#[source] std::io::Error),
     #[error("cannot set up the capture: {0}")]
     Setup(#[source] std::io::Error),
+    #[error(transparent)]
+    Confine(#[from] confine::ConfineError),
 }
 
 fn socket_hint(e: &std::io::Error) -> &'static str {

@@ -294,7 +294,17 @@ fn the_engine_runs_as_nobody_with_only_net_raw() {
     // The engine after its exec: `netshim capture ... -w -` (the outer
     // netshim has `-w /dev/null`).
     let engine = wait_for_descendant_running(c.id() as i32, &["capture", "-w", "-"]);
-    let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+    // Once set up, the engine adds its allow-list to the deny-list it was
+    // started with: two stacked filters.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        let s = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+        if s.contains("Seccomp_filters:\t2") || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.contains("Seccomp_filters:\t2"), "{status}");
     // The engine runs from a sealed in-memory copy of netshim, never the
     // host's file (the runc CVE-2019-5736 class).
     let exe = std::fs::read_link(format!("/proc/{engine}/exe")).unwrap();

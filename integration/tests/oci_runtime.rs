@@ -455,6 +455,35 @@ fn check_docker(docker: &dyn Fn(&[&str]) -> Command) {
     .ok();
     assert_eq!(code.stdout.trim(), "137");
     run(&mut docker(&["rm", &name])).ok();
+
+    // A terminal (the shim's console socket) for run and exec.
+    let t = run(&mut docker(&[
+        "run",
+        "--rm",
+        "-t",
+        "--runtime",
+        "netshim",
+        "netshim-busybox",
+        "tty",
+    ]))
+    .ok();
+    assert!(t.stdout.starts_with("/dev/pts/"), "{t:#?}");
+    let name = unique("dkt");
+    run(&mut docker(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--runtime",
+        "netshim",
+        "netshim-busybox",
+        "sleep",
+        "1000",
+    ]))
+    .ok();
+    let t = run(&mut docker(&["exec", "-t", &name, "tty"]));
+    let _ = run(&mut docker(&["rm", "-f", &name]));
+    assert!(t.ok().stdout.starts_with("/dev/pts/"));
 }
 
 #[test]

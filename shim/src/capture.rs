@@ -78,6 +78,10 @@ pub struct CaptureArgs {
     /// Show a live status line on stderr (set by netshim for the engine).
     #[arg(long, hide = true)]
     status_line: bool,
+    /// Confine the engine to a seccomp allow-list once it is set up (set by
+    /// netshim for the engine it starts in a target).
+    #[arg(long, hide = true)]
+    confined: bool,
     /// A filter in tcpdump's syntax (pcap-filter(7)).
     #[arg(
         trailing_var_arg = true,
@@ -115,6 +119,7 @@ fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) ->
         filter: a.expression.join(" "),
         status_line,
         low_latency,
+        confine: a.confined,
     }
 }
 
@@ -338,6 +343,7 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
     if a.quiet {
         args.push("-q".into());
     }
+    args.push("--confined".into());
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
     match a.write.as_deref() {
