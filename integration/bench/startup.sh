@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start-up cost of getting `true` into a network namespace as UID 65534 with
-# only ambient CAP_NET_RAW under no_new_privs, three ways, in one run:
+# only ambient CAP_NET_RAW under no_new_privs and netshim's seccomp profile
+# (nsenter: none), three ways, in one run:
 #
 #   netshim   netshim run --target-netns netns:NS -- true   (libcontainer)
 #   runc      runc run of an equivalent bundle               (same namespaces,
@@ -74,7 +75,8 @@ cat >"$WORK/bundle/config.json" <<EOF
   "linux": {
     "namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/netns/$NS"}],
     "cgroupsPath": "/netshim-bench/runc",
-    "maskedPaths": [], "readonlyPaths": []
+    "maskedPaths": [], "readonlyPaths": [],
+    "seccomp": $("$NETSHIM" seccomp-profile)
   }
 }
 EOF

@@ -66,6 +66,9 @@ enum Command {
         after_help = "Examples:\n  netshim run --target-netns docker:web -- netshim probe -c 3\n  sudo netshim run --target-netns netns:blue -- netshim probe -c 0"
     )]
     Probe(probe::ProbeArgs),
+    /// Print the seccomp profile of processes netshim starts in a target (OCI JSON).
+    #[command(hide = true, name = "seccomp-profile")]
+    SeccompProfile,
     /// The runc-compatible OCI runtime (for containerd and Docker); its commands
     /// (create, start, state, kill, delete, exec, ...) also work without `oci`.
     #[command(
@@ -199,6 +202,14 @@ fn main() -> ExitCode {
         Command::Completions { shell } => completions(&shell),
         Command::Probe(a) => probe::main(a),
         Command::Oci { .. } => unreachable!("handled above"),
+        Command::SeccompProfile => {
+            use std::io::Write;
+            let text = format!("{:#}\n", netshim_runtime::seccomp::default_profile());
+            std::io::stdout()
+                .write_all(text.as_bytes())
+                .context("writing the profile")
+                .map(|()| 0)
+        }
     };
     match r {
         Ok(code) => ExitCode::from(code),
