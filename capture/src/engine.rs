@@ -58,6 +58,23 @@ pub struct Options {
     pub low_latency: bool,
     /// Install the seccomp allow-list ([`crate::confine`]) once set up.
     pub confine: bool,
+    /// `capture --sealed`: packet sockets made in the target by netshim,
+    /// one per interface (display name, ifindex, socket); the engine itself
+    /// runs in an empty network namespace and opens none.
+    pub sockets: Vec<(String, i32, std::os::fd::OwnedFd)>,
+    /// With `sockets`: the target's interface names by index.
+    pub names: Vec<(i32, String)>,
+}
+
+/// The interfaces a capture of `names` would open, in the calling thread's
+/// network namespace: (display name, ifindex).
+pub fn choose_interfaces(names: &[String]) -> Result<Vec<(String, i32)>, CaptureError> {
+    choose(names)
+}
+
+/// Every interface of the calling thread's network namespace, by index.
+pub fn interface_names() -> Vec<(i32, String)> {
+    list_interfaces().into_iter().map(|(n, i, _, _)| (i, n)).collect()
 }
 
 /// What a capture saw, per interface.
@@ -253,8 +270,14 @@ fn now_ns() -> u64 {
 /// Runs a capture in the current network namespace until the count is
 /// reached, a signal (SIGINT, SIGTERM, SIGHUP) arrives, an interface goes
 /// away or the output fails.
-pub fn run(opts: Options) -> Result<Report, CaptureError> {
-    let chosen = choose(&opts.interfaces)?;
+pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
+    let mut sockets = std::mem::take(&mut opts.sockets).into_iter();
+    let sealed = sockets.len() > 0;
+    let chosen: Vec<(String, i32)> = if sealed {
+        sockets.as_slice().iter().map(|(n, i, _)| (n.clone(), *i)).collect()
+    } else {
+        choose(&opts.interfaces)?
+    };
     let prog = filter::compile(&opts.filter, filter::LINKTYPE_ETHERNET, opts.snaplen)?;
     let block = ring::block_size_for(opts.snaplen);
     let ring_bytes = (opts.buffer_kib as usize * 1024).max(2 * block);
@@ -269,7 +292,11 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             promisc: opts.promisc,
             ignore_outgoing: opts.which == Which::In,
         };
-        let ring = Ring::open(&cfg).map_err(|source| CaptureError::Socket {
+        let ring = match sockets.next() {
+            Some((_, _, fd)) => Ring::with_socket(fd, &cfg),
+            None => Ring::open(&cfg),
+        }
+        .map_err(|source| CaptureError::Socket {
             iface: name.clone(),
             source,
         })?;
@@ -330,12 +357,19 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             None => "",
         }
     );
+    if sealed {
+        // The engine's own network namespace is empty: the target's names
+        // came with the sockets.
+        w.names.extend(opts.names.iter().cloned());
+    }
     if opts.confine {
         // Names are looked up through a socket, which the allow-list
         // forbids: learn them all now (an interface added later shows as
         // `if{index}`).
-        for (name, index, _, _) in list_interfaces() {
-            w.names.entry(index).or_insert(name);
+        if !sealed {
+            for (name, index, _, _) in list_interfaces() {
+                w.names.entry(index).or_insert(name);
+            }
         }
         crate::confine::confine()?;
     }

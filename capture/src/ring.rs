@@ -135,13 +135,26 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> i
 }
 
 impl Ring {
-    pub fn open(cfg: &RingConfig) -> io::Result<Ring> {
+    /// A new packet socket in the calling thread's network namespace: the
+    /// one step that needs CAP_NET_RAW (over that namespace's owner).
+    pub fn new_socket() -> io::Result<OwnedFd> {
         // SAFETY: socket() takes integers and returns a new fd or -1.
         let raw = check(unsafe {
             libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0)
         })?;
         // SAFETY: the descriptor was just created and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    }
+
+    pub fn open(cfg: &RingConfig) -> io::Result<Ring> {
+        Self::with_socket(Self::new_socket()?, cfg)
+    }
+
+    /// Sets up the ring, filter and binding on a packet socket made
+    /// elsewhere (`capture --sealed`): none of it needs a capability, and
+    /// the interface index refers to the socket's own network namespace.
+    pub fn with_socket(fd: OwnedFd, cfg: &RingConfig) -> io::Result<Ring> {
+        let raw = fd.as_raw_fd();
         setsockopt(raw, libc::SOL_PACKET, PACKET_VERSION, &TPACKET_V3)?;
         if cfg.ignore_outgoing {
             setsockopt(raw, libc::SOL_PACKET, PACKET_IGNORE_OUTGOING, &1i32)?;

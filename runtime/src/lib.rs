@@ -16,6 +16,7 @@ pub mod ns;
 pub mod oci;
 pub mod plan;
 pub mod podman;
+pub mod sealed;
 pub mod seccomp;
 pub mod selfexec;
 pub mod spec;

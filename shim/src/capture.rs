@@ -82,6 +82,17 @@ pub struct CaptureArgs {
     /// netshim for the engine it starts in a target).
     #[arg(long, hide = true)]
     confined: bool,
+    /// With --target-netns: netshim makes the packet sockets in the target and
+    /// the engine runs with no capability at all, in a user namespace of its
+    /// own with an empty network namespace.
+    #[arg(long)]
+    sealed: bool,
+    /// A packet socket handed to a sealed engine: FD:IFINDEX:NAME (set by netshim).
+    #[arg(long = "sealed-socket", hide = true, value_name = "FD:IFINDEX:NAME")]
+    sealed_sockets: Vec<String>,
+    /// The target's interface names for a sealed engine: IFINDEX:NAME (set by netshim).
+    #[arg(long = "ifname", hide = true, value_name = "IFINDEX:NAME")]
+    ifnames: Vec<String>,
     /// A filter in tcpdump's syntax (pcap-filter(7)).
     #[arg(
         trailing_var_arg = true,
@@ -97,6 +108,29 @@ Examples:
   netshim capture --target-netns docker:web -i lo -w - | tshark -r -     # rootless Docker, no root
   netshim capture --target-netns docker:web -w - | wireshark -k -i -
   sudo netshim capture --target-netns pid:4242 -i any -n icmp";
+
+/// The sockets a sealed engine was handed (see `--sealed-socket`).
+fn handed_sockets(a: &CaptureArgs) -> anyhow::Result<Vec<(String, i32, OwnedFd)>> {
+    use std::os::fd::FromRawFd;
+    let mut v = Vec::new();
+    for spec in &a.sealed_sockets {
+        let mut it = spec.splitn(3, ':');
+        let (Some(fd), Some(idx), Some(name)) = (it.next(), it.next(), it.next()) else {
+            anyhow::bail!("bad --sealed-socket {spec:?}");
+        };
+        let fd: i32 = fd.parse().context("--sealed-socket FD")?;
+        let idx: i32 = idx.parse().context("--sealed-socket IFINDEX")?;
+        let st = nix::sys::stat::fstat(fd).with_context(|| format!("handed descriptor {fd}"))?;
+        anyhow::ensure!(
+            st.st_mode & libc::S_IFMT == libc::S_IFSOCK && fd > 2,
+            "descriptor {fd} handed to the sealed engine is not a socket"
+        );
+        // SAFETY: netshim placed this socket at `fd` for this process and
+        // nothing else here owns it (checked to be a socket above).
+        v.push((name.to_string(), idx, unsafe { OwnedFd::from_raw_fd(fd) }));
+    }
+    Ok(v)
+}
 
 fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) -> Options {
     Options {
@@ -120,6 +154,15 @@ fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) ->
         status_line,
         low_latency,
         confine: a.confined,
+        sockets: Vec::new(),
+        names: a
+            .ifnames
+            .iter()
+            .filter_map(|n| {
+                let (i, name) = n.split_once(':')?;
+                Some((i.parse().ok()?, name.to_string()))
+            })
+            .collect(),
     }
 }
 
@@ -209,6 +252,9 @@ pub fn main(a: CaptureArgs) -> anyhow::Result<u8> {
             bail!("-w {w}: is a directory; give a file name");
         }
     }
+    if a.sealed && a.target.is_none() {
+        bail!("--sealed needs --target-netns: it hands sockets made in a target to an engine with no privileges");
+    }
     let rot = rotation(&a)?;
     // Check the filter here too, so a typo fails before any target is set up.
     netshim_capture::filter::compile(
@@ -261,7 +307,9 @@ fn engine(a: CaptureArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
         }
     };
     let status = a.status_line || (to_file && std::io::stderr().is_terminal());
-    let report = netshim_capture::run(options(&a, sink, status, low_latency))?;
+    let mut o = options(&a, sink, status, low_latency);
+    o.sockets = handed_sockets(&a)?;
+    let report = netshim_capture::run(o)?;
     let t = report.total();
     eprintln!("{} packets captured", t.delivered);
     eprintln!("{} packets received by filter", t.received + t.dropped);
@@ -301,6 +349,56 @@ impl AsFdOwned for std::io::Stdout {
         use std::os::fd::AsFd;
         self.as_fd().try_clone_to_owned()
     }
+}
+
+/// `--sealed`: make the packet sockets in the target here, then start the
+/// engine with none of netshim's privileges (see `netshim_runtime::sealed`).
+fn sealed_engine(
+    a: &CaptureArgs,
+    mut args: Vec<String>,
+    prepared: &netshim_runtime::Prepared,
+    exe: OwnedFd,
+    out: Option<OwnedFd>,
+    spare: Option<i32>,
+) -> anyhow::Result<i32> {
+    use netshim_runtime::sealed;
+    sealed::enter(&prepared.plan, prepared.uid_map.as_ref())?;
+    let wanted = a.interfaces.clone();
+    let made = sealed::in_netns(&prepared.resolved.netns, move || {
+        let chosen = netshim_capture::engine::choose_interfaces(&wanted)?;
+        let mut socks = Vec::new();
+        for (name, idx) in chosen {
+            let fd = netshim_capture::ring::Ring::new_socket().map_err(|source| {
+                netshim_capture::CaptureError::Socket {
+                    iface: name.clone(),
+                    source,
+                }
+            })?;
+            socks.push((name, idx, fd));
+        }
+        Ok::<_, netshim_capture::CaptureError>((socks, netshim_capture::engine::interface_names()))
+    })??;
+    let (socks, names) = made;
+    let mut fds = Vec::new();
+    for (i, (name, idx, fd)) in socks.into_iter().enumerate() {
+        args.push(format!("--sealed-socket={}:{idx}:{name}", 3 + i));
+        fds.push(fd);
+    }
+    for (idx, name) in names {
+        args.push(format!("--ifname={idx}:{name}"));
+    }
+    if !a.expression.is_empty() {
+        args.push("--".into());
+        args.extend(a.expression.iter().cloned());
+    }
+    Ok(sealed::run(sealed::Engine {
+        exe,
+        args,
+        stdout: out,
+        sockets: fds,
+        watch: prepared.resolved.pid,
+        spare,
+    })?)
 }
 
 /// Runs the engine in a target through `netshim run`'s privilege path.
@@ -366,10 +464,6 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
             args.extend(["-w".into(), "-".into()]);
         }
     }
-    if !a.expression.is_empty() {
-        args.push("--".into());
-        args.extend(a.expression.iter().cloned());
-    }
     let opts = netshim_runtime::RunOptions {
         target,
         uid: netshim_runtime::DEFAULT_ID,
@@ -379,13 +473,24 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
         args,
     };
     let prepared = netshim_runtime::prepare(&opts)?;
-    let io = netshim_runtime::RunIo {
-        stdin: Some(sealed),
-        stdout: out,
-        spare: rotator.map(|p: nix::unistd::Pid| p.as_raw()),
+    let spare = rotator.map(|p: nix::unistd::Pid| p.as_raw());
+    let status = if a.sealed {
+        sealed_engine(&a, opts.args.clone(), &prepared, sealed, out, spare)
+            .with_context(|| format!("capturing in {} (sealed)", opts.target))
+    } else {
+        let mut opts = opts;
+        if !a.expression.is_empty() {
+            opts.args.push("--".into());
+            opts.args.extend(a.expression.iter().cloned());
+        }
+        let io = netshim_runtime::RunIo {
+            stdin: Some(sealed),
+            stdout: out,
+            spare,
+        };
+        netshim_runtime::run(&opts, prepared, io)
+            .with_context(|| format!("capturing in {}", opts.target))
     };
-    let status = netshim_runtime::run(&opts, prepared, io)
-        .with_context(|| format!("capturing in {}", opts.target));
     // The engine has exited and the pipe's last write end is closed: the
     // writer sees the end of the stream.
     let rotated_ok = rotator.is_none_or(wait_rotator);

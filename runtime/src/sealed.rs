@@ -1,0 +1,306 @@
+//! `netshim capture --sealed`: netshim makes the packet sockets in the
+//! target itself and hands them to an engine that holds no capability at
+//! all, in a fresh user namespace with an empty network namespace.
+//!
+//! Kernel rules this rests on:
+//! - only `socket(AF_PACKET)` needs CAP_NET_RAW, over the user namespace
+//!   owning the network namespace the creating thread is in; ring set-up,
+//!   filters and `bind` on the descriptor need nothing, and the socket stays
+//!   in the namespace it was made in wherever the descriptor goes;
+//! - `setns(CLONE_NEWNET)` changes only the calling thread, so netshim makes
+//!   the sockets on a short-lived thread; joining a user namespace
+//!   (join-userns) is process-wide and happens first, single-threaded;
+//! - `unshare(CLONE_NEWUSER)` gives the child every capability in the new
+//!   namespace only; the parent, in the parent namespace, writes a one-line
+//!   ID map (`65534 → 65534 of the parent namespace`) after denying
+//!   setgroups; the child then drops the bounding set (CAP_SETPCAP in its
+//!   namespace), takes UID/GID 65534 and clears every capability set, so
+//!   the engine's CapEff = CapPrm = CapInh = CapAmb = CapBnd = 0, and sets
+//!   `no_new_privs`;
+//! - the engine's network namespace, made by the child in its own user
+//!   namespace, holds only a loopback that is down: it can reach nothing.
+//!
+//! The engine executes from the sealed memfd ([`crate::selfexec`]), and
+//! confines itself to its seccomp allow-list once its rings are set up.
+
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::unistd::ForkResult;
+
+use crate::ns::NsFile;
+use crate::plan::{IdMap, Plan};
+
+/// The unprivileged ID the engine runs as, in its namespace and the parent's.
+pub const ENGINE_ID: u32 = 65534;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealedError {
+    #[error("cannot join the target's user namespace: {0}")]
+    EnterUserns(#[source] Errno),
+    #[error("cannot enter the target's network namespace to make the packet sockets: {0}")]
+    EnterNetns(#[source] Errno),
+    #[error(
+        "the target's user namespace does not map ID 65534 (mapped: {0}); the sealed engine runs as 65534 \
+         of that namespace: capture without --sealed, or map it"
+    )]
+    Unmapped(IdMap),
+    #[error("cannot start the sealed engine: {what}: {source}")]
+    Spawn {
+        what: &'static str,
+        #[source]
+        source: Errno,
+    },
+    #[error("the sealed engine could not set itself up (see its message above); it exited with {0}")]
+    Setup(i32),
+    #[error("waiting for the sealed engine failed: {0}")]
+    Wait(#[source] Errno),
+}
+
+/// Joins the target's user namespace when the plan needs it (an
+/// unprivileged caller, join-userns). Must run before any thread exists.
+pub fn enter(plan: &Plan, uid_map: Option<&IdMap>) -> Result<(), SealedError> {
+    if let Plan::JoinUserns { userns } = plan {
+        if let Some(map) = uid_map {
+            if !map.contains(ENGINE_ID) {
+                return Err(SealedError::Unmapped(map.clone()));
+            }
+        }
+        crate::plan::enter_userns(userns).map_err(SealedError::EnterUserns)?;
+    }
+    Ok(())
+}
+
+/// Runs `f` on a thread that has joined `netns` (sockets it makes belong
+/// there).
+pub fn in_netns<T: Send + 'static>(
+    netns: &NsFile,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SealedError> {
+    let fd = netns
+        .fd()
+        .try_clone()
+        .map_err(|e| SealedError::EnterNetns(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+    std::thread::spawn(move || -> Result<T, SealedError> {
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(SealedError::EnterNetns)?;
+        Ok(f())
+    })
+    .join()
+    .unwrap_or(Err(SealedError::EnterNetns(Errno::EIO)))
+}
+
+/// What the sealed engine is started with.
+pub struct Engine {
+    /// The sealed copy of netshim (becomes the engine's stdin and its exe).
+    pub exe: OwnedFd,
+    /// Its arguments (argv[0] included).
+    pub args: Vec<String>,
+    /// Its stdout, when not netshim's own.
+    pub stdout: Option<OwnedFd>,
+    /// The packet sockets, which become descriptors 3, 4, ...
+    pub sockets: Vec<OwnedFd>,
+    /// A process of the target: when it exits, the engine gets SIGTERM.
+    pub watch: Option<i32>,
+    /// A child of netshim's that is not the engine (the rotation writer).
+    pub spare: Option<i32>,
+}
+
+fn write_file(path: &str, data: &str) -> Result<(), SealedError> {
+    std::fs::write(path, data).map_err(|e| SealedError::Spawn {
+        what: "writing the engine's ID map",
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })
+}
+
+/// Starts the engine, forwards signals to it and returns its exit status as
+/// a shell reports it.
+pub fn run(engine: Engine) -> Result<i32, SealedError> {
+    let spawn = |what| move |source| SealedError::Spawn { what, source };
+    let mut mask = SigSet::empty();
+    for s in crate::launch::FORWARDED {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask.thread_block().map_err(spawn("blocking signals"))?;
+    let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(spawn("a signalfd"))?;
+    let (up_r, up_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
+    let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
+    let argv: Vec<std::ffi::CString> = engine
+        .args
+        .iter()
+        .map(|a| std::ffi::CString::new(a.as_str()).unwrap_or_default())
+        .collect();
+    let env = [c"PATH=/usr/sbin:/usr/bin:/sbin:/bin", c"HOME=/"];
+
+    // SAFETY: netshim is single-threaded here (the socket thread was
+    // joined); the child only makes system calls, writes a message and
+    // execs or _exits.
+    match unsafe { nix::unistd::fork() }.map_err(spawn("fork"))? {
+        ForkResult::Child => {
+            drop(up_r);
+            drop(go_w);
+            let code = child(&engine, &argv, &env, up_w, go_r);
+            // SAFETY: _exit ends the child without running the parent's
+            // destructors a second time.
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            drop(up_w);
+            drop(go_r);
+            drop(engine.sockets);
+            drop(engine.stdout);
+            drop(engine.exe);
+            let mut b = [0u8; 1];
+            let ready = nix::unistd::read(up_r.as_raw_fd(), &mut b).unwrap_or(0) == 1;
+            if ready {
+                let pid = child.as_raw();
+                write_file(&format!("/proc/{pid}/setgroups"), "deny")?;
+                write_file(&format!("/proc/{pid}/uid_map"), &format!("{ENGINE_ID} {ENGINE_ID} 1\n"))?;
+                write_file(&format!("/proc/{pid}/gid_map"), &format!("{ENGINE_ID} {ENGINE_ID} 1\n"))?;
+                let _ = nix::unistd::write(&go_w, b"m");
+            }
+            drop(go_w);
+            let watch = engine.watch.and_then(|p| Some((p, crate::ns::pidfd_open(p).ok()?)));
+            let status = crate::launch::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
+                .map_err(|e| match e {
+                    crate::launch::LaunchError::Wait(e) => SealedError::Wait(e),
+                    _ => SealedError::Wait(Errno::EIO),
+                })?;
+            let _ = mask.thread_unblock();
+            if !ready {
+                return Err(SealedError::Setup(status));
+            }
+            Ok(status)
+        }
+    }
+}
+
+/// The child's side: new namespaces, no privileges, the descriptors in
+/// place, exec. Returns an exit status only on failure.
+fn child(
+    engine: &Engine,
+    argv: &[std::ffi::CString],
+    env: &[&std::ffi::CStr],
+    up: OwnedFd,
+    go: OwnedFd,
+) -> i32 {
+    let fail = |what: &str, e: Errno| {
+        eprintln!("netshim: sealed engine: {what}: {e}");
+        125
+    };
+    use nix::sched::{unshare, CloneFlags};
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
+        return fail("creating its user namespace", e);
+    }
+    let _ = nix::unistd::write(&up, b"u");
+    let mut b = [0u8; 1];
+    if nix::unistd::read(go.as_raw_fd(), &mut b) != Ok(1) {
+        return fail("waiting for its ID map", Errno::EIO);
+    }
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
+        return fail("creating its empty network namespace", e);
+    }
+    // SAFETY (this block): prctl and capset take integers and pointers to
+    // structures owned by this frame.
+    unsafe {
+        for cap in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+    }
+    let id = nix::unistd::Uid::from_raw(ENGINE_ID);
+    let gid = nix::unistd::Gid::from_raw(ENGINE_ID);
+    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
+        return fail("taking GID 65534", e);
+    }
+    if let Err(e) = nix::unistd::setresuid(id, id, id) {
+        return fail("taking UID 65534", e);
+    }
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset with a v3 header and two data words, as capget(2)
+    // documents; both live on this frame.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r != 0 {
+        return fail("clearing its capabilities", Errno::last());
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return fail("setting no_new_privs", Errno::last());
+        }
+    }
+    // Descriptors: move everything handed over above the targets first, so
+    // that no dup2 overwrites one still needed, then into place.
+    let hi = |fd: RawFd| nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(1000));
+    let exe = match hi(engine.exe.as_raw_fd()) {
+        Ok(f) => f,
+        Err(e) => return fail("moving its binary", e),
+    };
+    let out = match &engine.stdout {
+        Some(o) => match hi(o.as_raw_fd()) {
+            Ok(f) => Some(f),
+            Err(e) => return fail("moving its output", e),
+        },
+        None => None,
+    };
+    let mut socks = Vec::new();
+    for s in &engine.sockets {
+        match hi(s.as_raw_fd()) {
+            Ok(f) => socks.push(f),
+            Err(e) => return fail("moving its sockets", e),
+        }
+    }
+    // SAFETY: dup2 onto descriptor numbers this child owns; the sources are
+    // the high copies made above.
+    unsafe {
+        if libc::dup2(exe, 0) < 0 {
+            return fail("placing its binary", Errno::last());
+        }
+        if let Some(o) = out {
+            if libc::dup2(o, 1) < 0 {
+                return fail("placing its output", Errno::last());
+            }
+        }
+        for (i, s) in socks.iter().enumerate() {
+            if libc::dup2(*s, 3 + i as i32) < 0 {
+                return fail("placing its sockets", Errno::last());
+            }
+        }
+        // Everything else is closed at exec (close_range(2)).
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + socks.len() as u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+    }
+    if let Err(e) = SigSet::empty().thread_set_mask() {
+        return fail("restoring its signal mask", e);
+    }
+    match nix::unistd::fexecve(0, argv, env) {
+        Ok(_) => 0,
+        Err(e) => fail("executing netshim's sealed copy", e),
+    }
+}
