@@ -74,7 +74,10 @@ pub fn choose_interfaces(names: &[String]) -> Result<Vec<(String, i32)>, Capture
 
 /// Every interface of the calling thread's network namespace, by index.
 pub fn interface_names() -> Vec<(i32, String)> {
-    list_interfaces().into_iter().map(|(n, i, _, _)| (i, n)).collect()
+    list_interfaces()
+        .into_iter()
+        .map(|(n, i, _, _)| (i, n))
+        .collect()
 }
 
 /// What a capture saw, per interface.
@@ -274,7 +277,11 @@ pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
     let mut sockets = std::mem::take(&mut opts.sockets).into_iter();
     let sealed = sockets.len() > 0;
     let chosen: Vec<(String, i32)> = if sealed {
-        sockets.as_slice().iter().map(|(n, i, _)| (n.clone(), *i)).collect()
+        sockets
+            .as_slice()
+            .iter()
+            .map(|(n, i, _)| (n.clone(), *i))
+            .collect()
     } else {
         choose(&opts.interfaces)?
     };

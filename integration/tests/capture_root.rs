@@ -542,3 +542,72 @@ fn a_hostile_interface_name_cannot_drive_the_terminal() {
     let text = String::from_utf8_lossy(&text);
     assert!(text.contains("e\\x1b]0;x\\x07"), "{text}");
 }
+
+/// `--sealed` as root (drop-uid): the engine runs as 65534 of a user
+/// namespace of its own, with every capability set empty and an empty
+/// network namespace, from the sealed memfd, and captures the veth traffic.
+#[test]
+fn sealed_engine_holds_no_capability_and_still_captures() {
+    let ns = Netns::with_peer();
+    let _traffic = ns.ping_from_peer(30);
+    let (_d, path) = tmp("sealed.pcapng");
+    let c = capture(
+        &ns,
+        &[
+            "--sealed",
+            "-i",
+            &ns.veth,
+            "-c",
+            "8",
+            "-w",
+            path.to_str().unwrap(),
+            "icmp",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let engine = wait_for_descendant_running(c.id() as i32, &["capture", "-w", "-"]);
+    let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+    let exe = std::fs::read_link(format!("/proc/{engine}/exe")).unwrap();
+    let engine_ns = [
+        std::fs::read_link(format!("/proc/{engine}/ns/net")).unwrap(),
+        std::fs::read_link(format!("/proc/{engine}/ns/user")).unwrap(),
+    ];
+    let target_net = {
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(format!("/run/netns/{}", ns.name))
+            .unwrap()
+            .ino();
+        std::path::PathBuf::from(format!("net:[{ino}]"))
+    };
+    let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let out = c.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let f = status_fields(&status);
+    for k in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+        assert_eq!(f[k], "0000000000000000", "{k}: {status}");
+    }
+    assert_eq!(f["Uid"], "65534 65534 65534 65534");
+    assert_eq!(f["NoNewPrivs"], "1");
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:netshim"),
+        "{exe:?}"
+    );
+    assert_ne!(engine_ns[1], host_user, "a user namespace of its own");
+    assert_ne!(engine_ns[0], target_net, "not the target's netns");
+    assert!(
+        capinfos(&path).contains("Number of packets:   8"),
+        "{}",
+        capinfos(&path)
+    );
+}
+
+#[test]
+fn sealed_needs_a_target() {
+    let r = run(Command::new(netshim()).args(["capture", "--sealed", "-i", "lo", "-c", "1"]));
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("--sealed needs --target-netns"), "{r:#?}");
+}

@@ -102,3 +102,54 @@ fn a_stopped_container_ends_the_capture_cleanly() {
         info.stdout
     );
 }
+
+/// `--sealed` as the user (join-userns): the engine holds no capability at
+/// all, in a user and network namespace of its own, and still captures the
+/// container's packets through the sockets netshim made there.
+#[test]
+fn sealed_capture_engine_holds_nothing_and_still_captures() {
+    let (user, _) = test_user();
+    let c = UserContainer::start(&["ping", "-i", "0.1", "127.0.0.1"]);
+    let path = format!("/home/{user}/{}.pcapng", unique("sealed"));
+    let bin = netshim();
+    let child = as_user(&[
+        "timeout",
+        "60",
+        bin.to_str().unwrap(),
+        "capture",
+        "--sealed",
+        "--target-netns",
+        &c.target(),
+        "-i",
+        "lo",
+        "-c",
+        "10",
+        "-w",
+        &path,
+        "icmp",
+    ])
+    .stdin(std::process::Stdio::null())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let engine = wait_for_descendant_running(child.id() as i32, &["capture", "-w", "-"]);
+    let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+    let engine_net = std::fs::read_link(format!("/proc/{engine}/ns/net")).unwrap();
+    let target_net = std::fs::read_link(format!("/proc/{}/ns/net", c.pid())).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let f = status_fields(&status);
+    for k in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+        assert_eq!(f[k], "0000000000000000", "{k}: {status}");
+    }
+    assert_eq!(f["NoNewPrivs"], "1");
+    assert_ne!(
+        engine_net, target_net,
+        "the engine is not in the target's network namespace"
+    );
+    let info = capinfos(std::path::Path::new(&path));
+    std::fs::remove_file(&path).unwrap();
+    assert!(info.contains("Number of packets:   10"), "{info}");
+}

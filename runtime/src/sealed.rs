@@ -53,7 +53,9 @@ pub enum SealedError {
         #[source]
         source: Errno,
     },
-    #[error("the sealed engine could not set itself up (see its message above); it exited with {0}")]
+    #[error(
+        "the sealed engine could not set itself up (see its message above); it exited with {0}"
+    )]
     Setup(i32),
     #[error("waiting for the sealed engine failed: {0}")]
     Wait(#[source] Errno),
@@ -84,7 +86,8 @@ pub fn in_netns<T: Send + 'static>(
         .try_clone()
         .map_err(|e| SealedError::EnterNetns(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
     std::thread::spawn(move || -> Result<T, SealedError> {
-        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).map_err(SealedError::EnterNetns)?;
+        nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(SealedError::EnterNetns)?;
         Ok(f())
     })
     .join()
@@ -124,7 +127,8 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
     }
     mask.add(Signal::SIGCHLD);
     mask.thread_block().map_err(spawn("blocking signals"))?;
-    let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(spawn("a signalfd"))?;
+    let mut sfd =
+        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(spawn("a signalfd"))?;
     let (up_r, up_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let argv: Vec<std::ffi::CString> = engine
@@ -157,12 +161,20 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
             if ready {
                 let pid = child.as_raw();
                 write_file(&format!("/proc/{pid}/setgroups"), "deny")?;
-                write_file(&format!("/proc/{pid}/uid_map"), &format!("{ENGINE_ID} {ENGINE_ID} 1\n"))?;
-                write_file(&format!("/proc/{pid}/gid_map"), &format!("{ENGINE_ID} {ENGINE_ID} 1\n"))?;
+                write_file(
+                    &format!("/proc/{pid}/uid_map"),
+                    &format!("{ENGINE_ID} {ENGINE_ID} 1\n"),
+                )?;
+                write_file(
+                    &format!("/proc/{pid}/gid_map"),
+                    &format!("{ENGINE_ID} {ENGINE_ID} 1\n"),
+                )?;
                 let _ = nix::unistd::write(&go_w, b"m");
             }
             drop(go_w);
-            let watch = engine.watch.and_then(|p| Some((p, crate::ns::pidfd_open(p).ok()?)));
+            let watch = engine
+                .watch
+                .and_then(|p| Some((p, crate::ns::pidfd_open(p).ok()?)));
             let status = crate::launch::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
                 .map_err(|e| match e {
                     crate::launch::LaunchError::Wait(e) => SealedError::Wait(e),
@@ -246,7 +258,13 @@ fn child(
     }
     // SAFETY: prctl with integer arguments.
     unsafe {
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return fail("setting no_new_privs", Errno::last());
         }
