@@ -549,7 +549,7 @@ fn a_hostile_interface_name_cannot_drive_the_terminal() {
 #[test]
 fn sealed_engine_holds_no_capability_and_still_captures() {
     let ns = Netns::with_peer();
-    let _traffic = ns.ping_from_peer(30);
+    let mut ping = ns.ping_from_peer(30);
     let (_d, path) = tmp("sealed.pcapng");
     let c = capture(
         &ns,
@@ -584,6 +584,8 @@ fn sealed_engine_holds_no_capability_and_still_captures() {
     };
     let host_user = std::fs::read_link("/proc/self/ns/user").unwrap();
     let out = c.wait_with_output().unwrap();
+    let _ = ping.kill();
+    let _ = ping.wait();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let f = status_fields(&status);
