@@ -20,8 +20,9 @@
 //! - the engine's network namespace, made by the child in its own user
 //!   namespace, holds only a loopback that is down: it can reach nothing.
 //!
-//! The engine executes from the sealed memfd ([`crate::selfexec`]), and
-//! confines itself to its seccomp allow-list once its rings are set up.
+//! The engine executes from the sealed memfd ([`crate::selfexec`]) under the
+//! deny-list of [`crate::seccomp`], and narrows it to its allow-list once its
+//! rings are set up.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
@@ -268,6 +269,12 @@ fn child(
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             return fail("setting no_new_privs", Errno::last());
         }
+    }
+    // The profile every process netshim starts in a target gets; the engine
+    // narrows it with its allow-list once set up.
+    if let Err(e) = crate::seccomp::install() {
+        eprintln!("netshim: sealed engine: installing its seccomp filter: {e}");
+        return 125;
     }
     // Descriptors: move everything handed over above the targets first, so
     // that no dup2 overwrites one still needed, then into place.

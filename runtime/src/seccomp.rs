@@ -142,6 +142,34 @@ pub fn default_profile() -> Value {
     })
 }
 
+/// Installs the same profile on the calling process directly (for the
+/// sealed engine, which libcontainer does not start). Needs `no_new_privs`.
+pub fn install() -> Result<(), libseccomp::error::SeccompError> {
+    use libseccomp::{ScmpAction, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+    let mut ctx = ScmpFilterContext::new(ScmpAction::Allow)?;
+    for name in DENIED.iter().chain(DENIED_ARCH) {
+        if let Ok(sc) = ScmpSyscall::from_name(name) {
+            ctx.add_rule(ScmpAction::Errno(EPERM as i32), sc)?;
+        }
+    }
+    let clone = ScmpSyscall::from_name("clone")?;
+    for flag in CLONE_NS_FLAGS {
+        ctx.add_rule_conditional(
+            ScmpAction::Errno(EPERM as i32),
+            clone,
+            &[ScmpArgCompare::new(
+                0,
+                ScmpCompareOp::MaskedEqual(flag),
+                flag,
+            )],
+        )?;
+    }
+    if let Ok(c3) = ScmpSyscall::from_name("clone3") {
+        ctx.add_rule(ScmpAction::Errno(ENOSYS as i32), c3)?;
+    }
+    ctx.load()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
