@@ -267,6 +267,18 @@ fn creates_netns(spec: &Value) -> bool {
         })
 }
 
+/// Creates `path` (and its parents) for this user only.
+fn private_dir(path: &Path) -> Result<(), OciError> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| OciError::Write {
+            path: path.into(),
+            source,
+        })
+}
+
 fn write_private(path: &Path, data: &[u8]) -> Result<(), OciError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -376,14 +388,7 @@ impl Runtime {
     /// v1 host, netshim's cgroup view. Call once per command, before any
     /// thread is started.
     pub fn new(root: PathBuf, systemd_cgroup: bool, policy: Policy) -> Result<Runtime, OciError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&root)
-            .map_err(|source| OciError::Write {
-                path: root.clone(),
-                source,
-            })?;
+        private_dir(&root)?;
         let mut cgroup_view = false;
         if !privileged() && nix::unistd::geteuid().is_root() && !cgroup2_at_root() {
             crate::plan::private_cgroup_view(false).map_err(OciError::CgroupView)?;
@@ -478,14 +483,7 @@ impl Runtime {
         }
 
         let staging = self.staging(id);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&staging)
-            .map_err(|source| OciError::Write {
-                path: staging.clone(),
-                source,
-            })?;
+        private_dir(&staging)?;
         let result = (|| {
             write_private(
                 &staging.join("config.json"),
@@ -727,14 +725,7 @@ impl Runtime {
         let decision = policy::apply(&self.policy, &mut process, &annotations)?;
         tracing::debug!(id, ambient = %policy::names(&decision.ambient), "exec policy applied");
         let staging = self.staging(id);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&staging)
-            .map_err(|source| OciError::Write {
-                path: staging.clone(),
-                source,
-            })?;
+        private_dir(&staging)?;
         let file = staging.join(format!("exec-{}.json", std::process::id()));
         write_private(
             &file,
