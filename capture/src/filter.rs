@@ -208,4 +208,23 @@ mod tests {
         );
         assert_eq!(std::mem::size_of::<Insn>(), 8);
     }
+
+    #[test]
+    fn huge_and_garbage_expressions_fail_cleanly_or_compile() {
+        // 64 KiB of garbage: libpcap's syntax error, not a crash.
+        let garbage = "(".repeat(65536);
+        assert!(matches!(
+            compile(&garbage, LINKTYPE_ETHERNET, 65535),
+            Err(FilterError::Syntax { .. })
+        ));
+        // A long but valid expression compiles and still filters.
+        let long = (0..300)
+            .map(|p| format!("udp port {}", 10000 + p))
+            .collect::<Vec<_>>()
+            .join(" or ");
+        let prog = compile(&long, LINKTYPE_ETHERNET, 65535).unwrap().unwrap();
+        assert!(prog.len() > 300);
+        let bytes = "\0".repeat(3);
+        assert!(compile(&bytes, LINKTYPE_ETHERNET, 65535).is_err());
+    }
 }
