@@ -500,3 +500,29 @@ fn rootless_docker_runtime_netshim() {
         as_user(&all)
     });
 }
+
+/// `ctr run --null-io` gives the runtime /dev/null as the container's
+/// stdio; writes to it must succeed, as under runc.
+#[test]
+fn null_io_containers_can_write_as_with_runc() {
+    let ctd = Containerd::start("", false);
+    let rootfs = busybox_rootfs(ctd.dir.path());
+    let spec = non_root_spec(&rootfs, &["sh", "-c", "echo hello && echo oops >&2"], &[]);
+    let spec = write_spec(ctd.dir.path(), &spec);
+    for runtime in [netshim().display().to_string(), "/usr/sbin/runc".into()] {
+        let r = run(Command::new("timeout").arg("60").args([
+            "ctr",
+            "--address",
+            &ctd.address,
+            "run",
+            "--rm",
+            "--null-io",
+            "--config",
+            &spec,
+            "--runc-binary",
+            &runtime,
+            &unique("null"),
+        ]));
+        assert_eq!(r.code, Some(0), "{runtime}: {r:#?}");
+    }
+}

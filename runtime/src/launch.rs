@@ -146,7 +146,7 @@ fn start_time(pid: i32) -> Option<u64> {
 }
 
 /// Whether `fd` is the character device 1:3, /dev/null.
-fn is_dev_null(fd: i32) -> bool {
+pub(crate) fn is_dev_null(fd: i32) -> bool {
     nix::sys::stat::fstat(fd).is_ok_and(|st| {
         st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
     })

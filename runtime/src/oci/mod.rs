@@ -323,6 +323,27 @@ fn bind_cgroup_view(spec: &mut Value) {
     }
 }
 
+/// libcontainer 0.7 replaces any stdio descriptor that is `/dev/null` with
+/// the container's `/dev/null` opened read-only, so a container whose
+/// stdout or stderr the engine set to `/dev/null` (`ctr run --null-io`)
+/// fails its writes with EBADF, where runc's reopened one is writable. A
+/// write-only `/dev/zero` discards writes too and is left alone.
+fn keep_null_output_writable() -> Result<(), OciError> {
+    for fd in [1, 2] {
+        if crate::launch::is_dev_null(fd) {
+            let zero = fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/zero")
+                .map_err(|source| OciError::Read {
+                    path: PathBuf::from("/dev/zero"),
+                    source,
+                })?;
+            nix::unistd::dup2(zero.as_raw_fd(), fd).map_err(OciError::Wait)?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks what the kernel shows for a created (not yet started) process.
 fn verify_ambient(id: &str, pid: i32, decision: &Decision) -> Result<(), OciError> {
     if decision.root {
@@ -489,6 +510,7 @@ impl Runtime {
                 &staging.join("config.json"),
                 &serde_json::to_vec(&spec).expect("a Value serializes"),
             )?;
+            keep_null_output_writable()?;
             // runc runs in the bundle: relative mount sources and hook
             // paths resolve against it.
             std::env::set_current_dir(&bundle).map_err(|source| OciError::Read {
@@ -726,6 +748,7 @@ impl Runtime {
         tracing::debug!(id, ambient = %policy::names(&decision.ambient), "exec policy applied");
         let staging = self.staging(id);
         private_dir(&staging)?;
+        keep_null_output_writable()?;
         let file = staging.join(format!("exec-{}.json", std::process::id()));
         write_private(
             &file,
