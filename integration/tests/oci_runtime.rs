@@ -346,6 +346,26 @@ fn runtime_cli_errors_are_those_containerd_matches_and_clear() {
     assert!(r.stderr.contains("container not running"), "{r:#?}");
     ns(&["delete", "c1"]).ok();
     assert!(ns(&["state", "c1"]).stderr.contains("does not exist"));
+
+    // `run` in the foreground: the container's output and exit status, and
+    // nothing left afterwards.
+    let spec = non_root_spec(
+        &rootfs,
+        &["sh", "-c", "grep CapAmb /proc/self/status; exit 3"],
+        &[(ANN, "NET_RAW")],
+    );
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec(&spec).unwrap(),
+    )
+    .unwrap();
+    let r = run(Command::new(netshim())
+        .args(["--root", root, "run", "--bundle"])
+        .arg(&bundle)
+        .arg("r1"));
+    assert_eq!(r.code, Some(3), "{r:#?}");
+    assert_eq!(status_fields(&r.stdout)["CapAmb"], "0000000000002000");
+    assert!(ns(&["state", "r1"]).stderr.contains("does not exist"));
 }
 
 fn docker_ping_args(runtime: &str) -> Vec<&str> {
