@@ -25,6 +25,20 @@ const ANN: &str = "netshim.io/ambient-capabilities";
 struct Cri {
     ctd: Containerd,
     cni: std::path::PathBuf,
+    /// The CRI plugin's pod network namespaces (/run/netns/cni-*) that
+    /// existed before this test, so that a failed run removes only its own.
+    netns_before: Vec<String>,
+}
+
+fn cni_netns() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("cni-"))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Cri {
@@ -81,7 +95,11 @@ impl Cri {
         .stdin(std::process::Stdio::null()))
         .ok();
         run(&mut ctd.ctr(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()])).ok();
-        Cri { ctd, cni: dir }
+        Cri {
+            ctd,
+            cni: dir,
+            netns_before: cni_netns(),
+        }
     }
 
     async fn channel(&self) -> Channel {
@@ -105,6 +123,12 @@ impl Drop for Cri {
     fn drop(&mut self) {
         // The bridge is the one host-side change the pods made.
         let _ = sh(&format!("ip link del {BRIDGE} 2>/dev/null"));
+        // A pod that was not removed (a failed assertion) leaves its netns.
+        for n in cni_netns() {
+            if !self.netns_before.contains(&n) {
+                let _ = sh(&format!("ip netns del {n}"));
+            }
+        }
         let _ = std::fs::remove_dir_all(&self.cni);
         // The pods' parent cgroup, empty once they are gone (rmdir only).
         let _ = sh(
