@@ -492,15 +492,7 @@ impl Launch<'_> {
 
         // From here on, signals arrive through a signalfd; the init process
         // was created with them unblocked.
-        let mut mask = SigSet::empty();
-        for s in FORWARDED {
-            mask.add(s);
-        }
-        mask.add(Signal::SIGCHLD);
-        mask.add(Signal::SIGWINCH);
-        mask.thread_block().map_err(LaunchError::Wait)?;
-        let mut sfd =
-            SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(LaunchError::Wait)?;
+        let (mask, mut sfd) = forwarding_signals().map_err(LaunchError::Wait)?;
 
         cleanup
             .container
@@ -529,7 +521,8 @@ impl Launch<'_> {
             }
         });
         let spare = self.spare;
-        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut(), watch, spare)?;
+        let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut(), watch, spare)
+            .map_err(LaunchError::Wait)?;
         cleanup.init = None;
         end_leftovers(pid, spare);
         if let Some(t) = term {
@@ -592,13 +585,28 @@ fn create_hint(e: &libcontainer::error::LibcontainerError) -> String {
 
 /// Waits for `pid`, forwarding signals to it and reaping any orphan that
 /// lands on us (we are a subreaper). Returns the shell-style status.
+/// Blocks the signals netshim passes on (and SIGCHLD, SIGWINCH) and returns
+/// the mask and a signalfd that receives them, for [`wait_forwarding`].
+/// Processes started before this keep them unblocked.
+pub(crate) fn forwarding_signals() -> Result<(SigSet, SignalFd), Errno> {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask.add(Signal::SIGWINCH);
+    mask.thread_block()?;
+    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
+    Ok((mask, sfd))
+}
+
 pub(crate) fn wait_forwarding(
     pid: Pid,
     sfd: &mut SignalFd,
     mut term: Option<&mut tty::Proxy>,
     mut watch: Option<(i32, OwnedFd)>,
     spare: Option<i32>,
-) -> Result<i32, LaunchError> {
+) -> Result<i32, Errno> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     loop {
@@ -609,7 +617,7 @@ pub(crate) fn wait_forwarding(
                 Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
                 Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
                 Ok(_) | Err(Errno::ECHILD) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(LaunchError::Wait(e)),
+                Err(e) => return Err(e),
             }
         }
         if let Some((target, fd)) = &watch {
@@ -619,7 +627,7 @@ pub(crate) fn wait_forwarding(
             ];
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(LaunchError::Wait(e)),
+                Err(e) => return Err(e),
             }
             if fds[1].revents().is_some_and(|r| !r.is_empty()) {
                 // A pidfd polls readable once its process has exited.
@@ -639,7 +647,7 @@ pub(crate) fn wait_forwarding(
             Ok(Some(i)) => i,
             Ok(None) => continue,
             Err(Errno::EINTR) => continue,
-            Err(e) => return Err(LaunchError::Wait(e)),
+            Err(e) => return Err(e),
         };
         let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
             continue;

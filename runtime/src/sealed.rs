@@ -27,8 +27,7 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::signal::SigSet;
 use nix::unistd::ForkResult;
 
 use crate::ns::NsFile;
@@ -122,14 +121,7 @@ fn write_file(path: &str, data: &str) -> Result<(), SealedError> {
 /// a shell reports it.
 pub fn run(engine: Engine) -> Result<i32, SealedError> {
     let spawn = |what| move |source| SealedError::Spawn { what, source };
-    let mut mask = SigSet::empty();
-    for s in crate::launch::FORWARDED {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.thread_block().map_err(spawn("blocking signals"))?;
-    let mut sfd =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(spawn("a signalfd"))?;
+    let (mask, mut sfd) = crate::launch::forwarding_signals().map_err(spawn("a signalfd"))?;
     let (up_r, up_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let argv: Vec<std::ffi::CString> = engine
@@ -177,10 +169,7 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
                 .watch
                 .and_then(|p| Some((p, crate::ns::pidfd_open(p).ok()?)));
             let status = crate::launch::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
-                .map_err(|e| match e {
-                    crate::launch::LaunchError::Wait(e) => SealedError::Wait(e),
-                    _ => SealedError::Wait(Errno::EIO),
-                })?;
+                .map_err(SealedError::Wait)?;
             let _ = mask.thread_unblock();
             if !ready {
                 return Err(SealedError::Setup(status));

@@ -296,6 +296,12 @@ fn write_private(path: &Path, data: &[u8]) -> Result<(), OciError> {
     f.write_all(data).map_err(err)
 }
 
+/// Whether `id` can name a directory of the root: not empty, no path
+/// separator, and not netshim's own `.netshim` (no leading dot).
+fn names_a_container(id: &str) -> bool {
+    !id.is_empty() && !id.contains('/') && !id.starts_with('.')
+}
+
 fn cgroup2_at_root() -> bool {
     nix::sys::statfs::statfs("/sys/fs/cgroup")
         .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
@@ -429,11 +435,7 @@ impl Runtime {
 
     fn load(&self, id: &str) -> Result<Container, OciError> {
         let dir = self.root.join(id);
-        if id.is_empty()
-            || id.contains('/')
-            || id.starts_with('.')
-            || !dir.join("state.json").exists()
-        {
+        if !names_a_container(id) || !dir.join("state.json").exists() {
             return Err(OciError::NotFound(id.into()));
         }
         let mut c = Container::load(dir).map_err(OciError::lc("loading the state", id))?;
@@ -618,7 +620,7 @@ impl Runtime {
             Err(OciError::NotFound(_)) => {
                 // An aborted create can leave a directory without state.
                 let dir = self.root.join(id);
-                if !id.is_empty() && !id.contains('/') && !id.starts_with('.') && dir.is_dir() {
+                if names_a_container(id) && dir.is_dir() {
                     let _ = fs::remove_dir_all(&dir);
                 }
                 return if force {
@@ -957,8 +959,6 @@ pub fn write_default_spec(bundle: &Path, rootless: bool) -> Result<PathBuf, OciE
 /// `run` in the foreground: create, start, forward signals and wait; the
 /// exit status is the container's, as a shell reports it.
 pub fn run_foreground(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32, OciError> {
-    use nix::sys::signal::{SigSet, Signal};
-    use nix::sys::signalfd::{SfdFlags, SignalFd};
     // The init is our grandchild (its parent exits once it is set up); as
     // subreaper, netshim adopts and reaps it.
     // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes only
@@ -968,24 +968,14 @@ pub fn run_foreground(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i3
     }
     let mut c = rt.create_inner(id, opts, false)?;
     let pid = c.pid().map(|p| p.as_raw()).unwrap_or(0);
-    let mut mask = SigSet::empty();
-    for s in crate::launch::FORWARDED {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.add(Signal::SIGWINCH);
-    mask.thread_block().map_err(OciError::Wait)?;
-    let mut sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(OciError::Wait)?;
+    let (mask, mut sfd) = crate::launch::forwarding_signals().map_err(OciError::Wait)?;
     if let Err(e) = c.start() {
         let _ = c.delete(true);
         return Err(OciError::lc("start", id)(e));
     }
     let status =
         crate::launch::wait_forwarding(nix::unistd::Pid::from_raw(pid), &mut sfd, None, None, None)
-            .map_err(|e| match e {
-                crate::launch::LaunchError::Wait(e) => OciError::Wait(e),
-                _ => OciError::Wait(Errno::EIO),
-            })?;
+            .map_err(OciError::Wait)?;
     let _ = mask.thread_unblock();
     if let Ok(mut c) = rt.load(id) {
         let _ = c.delete(true);
