@@ -497,8 +497,16 @@ fn rotation_needs_a_file_name() {
         "{}",
         r.stderr
     );
-    let r = run(&mut capture(&ns, &["-i", "lo", "-W", "3", "-w", "/tmp/x"]));
+    // A file name in a directory of the test's own: a fixed name under /tmp
+    // could be anything another user or an earlier run left there.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("x");
+    let r = run(&mut capture(
+        &ns,
+        &["-i", "lo", "-W", "3", "-w", file.to_str().unwrap()],
+    ));
     assert!(r.stderr.contains("-W needs -C or -G"), "{}", r.stderr);
+    assert!(!file.exists(), "a refused capture creates no file");
 }
 
 /// Whoever holds CAP_NET_ADMIN in a target names its interfaces, and the

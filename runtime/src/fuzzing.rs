@@ -18,9 +18,9 @@ fn caps_in(process: &Value, set: &str) -> Vec<Cap> {
 }
 
 /// The KEP 2763 policy over an arbitrary JSON document (a spec, or a bare
-/// process): whatever it asks, no restricted or unallowed capability becomes
-/// ambient, nothing outside the bounding set is granted, and what is
-/// granted is in every set the kernel needs.
+/// process): whatever it asks, netshim adds no restricted or unallowed
+/// capability and nothing outside the bounding set, what it adds is in
+/// every set the kernel needs, and the spec's own sets lose nothing.
 pub fn policy(data: &[u8]) {
     let Ok(doc) = serde_json::from_slice::<Value>(data) else {
         return;
@@ -48,7 +48,20 @@ pub fn policy(data: &[u8]) {
         return;
     }
     let bounding = caps_in(&process, "bounding");
-    for &c in &d.ambient {
+    for set in [
+        "ambient",
+        "inheritable",
+        "permitted",
+        "effective",
+        "bounding",
+    ] {
+        let now = caps_in(&process, set);
+        assert!(
+            caps_in(&before, set).iter().all(|c| now.contains(c)),
+            "the spec's own {set} set lost an entry"
+        );
+    }
+    for &c in &d.added {
         assert!(!policy::is_restricted(c), "{c} became ambient");
         assert!(pol.allow.contains(&c), "{c} is not allowed");
         assert!(bounding.contains(&c), "{c} is outside the bounding set");

@@ -296,6 +296,90 @@ pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
     }
 }
 
+/// Shows `file` at `over` (an existing file) to this process and to the
+/// processes it starts from now on, and to no one else.
+///
+/// Why: libcontainer reads a bundle's spec only from `BUNDLE/config.json`
+/// and gives hooks the directory it read it from as the state's `bundle`.
+/// When netshim changes the spec (capabilities it adds, runc's default
+/// cgroup path), showing the changed copy at the bundle's own path keeps
+/// the bundle runc would report, for hooks and `state` alike.
+///
+/// Kernel rules: `unshare(CLONE_NEWNS)` needs `CAP_SYS_ADMIN` in the user
+/// namespace that owns this process's mount namespace, and a process whose
+/// `fs` struct no other thread shares. A new mount namespace starts with
+/// copies of the caller's mounts in the same peer groups, so a mount made
+/// under a shared mount would propagate back to the host: the one mount
+/// that holds `over` is made `MS_SLAVE` first (it still receives the host's
+/// mount events; its own do not leave). The bind of a file needs the target
+/// to be a file.
+pub fn show_file_over(file: &std::path::Path, over: &std::path::Path) -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
+    let over = std::fs::canonicalize(over).map_err(|e| {
+        e.raw_os_error()
+            .map(Errno::from_raw)
+            .unwrap_or(Errno::ENOENT)
+    })?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| Errno::EIO)?;
+    let holder = mount_point_of(&mountinfo, &over).ok_or(Errno::ENOENT)?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        &holder,
+        None::<&str>,
+        MsFlags::MS_SLAVE,
+        None::<&str>,
+    )?;
+    mount(
+        Some(file),
+        &over,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+}
+
+/// The mount point (field 5 of `/proc/self/mountinfo`, octal escapes
+/// undone) that holds `path`: the longest one that is a prefix of it, the
+/// last mounted of equal ones.
+fn mount_point_of(mountinfo: &str, path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut best: Option<std::path::PathBuf> = None;
+    for line in mountinfo.lines() {
+        let Some(field) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let point = std::path::PathBuf::from(unescape_octal(field));
+        if path.starts_with(&point)
+            && best
+                .as_ref()
+                .is_none_or(|b| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some(point);
+        }
+    }
+    best
+}
+
+/// Undoes the kernel's `\ooo` escapes of space, tab, newline and backslash.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// One line of `/proc/PID/uid_map`: `inside outside count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRange {
@@ -440,5 +524,21 @@ mod tests {
         // that refusal must come back as an error, not as a bogus map.
         let own = own_userns().unwrap();
         assert!(read_id_maps(&own).is_err());
+    }
+
+    #[test]
+    fn the_mount_holding_a_path_is_the_longest_prefix() {
+        let mi = "22 1 8:1 / / rw shared:1 - ext4 /dev/vda rw\n\
+                  30 22 0:5 / /run rw shared:2 - tmpfs tmpfs rw\n\
+                  31 30 0:6 / /run/a\\040b rw shared:3 - tmpfs tmpfs rw\n\
+                  32 30 0:7 / /run/ab rw - tmpfs tmpfs rw\n";
+        let at = |p: &str| mount_point_of(mi, std::path::Path::new(p)).unwrap();
+        assert_eq!(at("/run/x/config.json"), std::path::PathBuf::from("/run"));
+        assert_eq!(
+            at("/run/a b/config.json"),
+            std::path::PathBuf::from("/run/a b")
+        );
+        assert_eq!(at("/run/abc/config.json"), std::path::PathBuf::from("/run"));
+        assert_eq!(at("/srv/b/config.json"), std::path::PathBuf::from("/"));
     }
 }

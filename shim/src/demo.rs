@@ -9,6 +9,7 @@
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -23,9 +24,41 @@ pub struct DemoArgs {
     /// Packets to capture in the target.
     #[arg(short = 'c', long, default_value_t = 5)]
     count: u32,
-    /// Where to write the capture.
-    #[arg(short = 'w', long, default_value = "demo.pcapng")]
-    output: std::path::PathBuf,
+    /// Where to write the capture [default: ./demo.pcapng when this user
+    /// can write it there, else demo.pcapng in a new private directory
+    /// under $TMPDIR or /tmp].
+    #[arg(short = 'w', long)]
+    output: Option<std::path::PathBuf>,
+}
+
+/// Picks where the demo writes its capture when `-w` is not given: the
+/// current directory if this user may write `demo.pcapng` there (a file
+/// another user left, or a directory like `/tmp` with the sticky bit, may
+/// refuse it), else a new private directory of its own.
+fn default_output() -> anyhow::Result<std::path::PathBuf> {
+    use nix::unistd::{access, AccessFlags};
+    let here = std::path::PathBuf::from("demo.pcapng");
+    let writable = match std::fs::symlink_metadata(&here) {
+        Ok(m) => {
+            m.is_file()
+                && m.uid() == nix::unistd::geteuid().as_raw()
+                && access(&here, AccessFlags::W_OK).is_ok()
+        }
+        Err(_) => access(".", AccessFlags::W_OK | AccessFlags::X_OK).is_ok(),
+    };
+    if writable {
+        return Ok(here);
+    }
+    let base = std::env::var_os("TMPDIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "/tmp".into());
+    let dir = nix::unistd::mkdtemp(&base.join("netshim-demo.XXXXXX")).with_context(|| {
+        format!(
+            "cannot write demo.pcapng here nor make a directory in {}: give a path you can write with -w FILE",
+            base.display()
+        )
+    })?;
+    Ok(dir.join("demo.pcapng"))
 }
 
 fn step(msg: &str) {
@@ -49,7 +82,11 @@ pub fn main(a: DemoArgs) -> anyhow::Result<u8> {
     let exe_str = exe.to_str().context("netshim's path is not UTF-8")?;
     let spec = target.spec.clone();
     let count = a.count.to_string();
-    let out_str = a.output.to_str().context("the output path is not UTF-8")?;
+    let output = match a.output {
+        Some(p) => p,
+        None => default_output()?,
+    };
+    let out_str = output.to_str().context("the output path is not UTF-8")?;
     const FILTER: &str = "udp port 5000";
     let capture: Vec<&str> = vec!["capture", "--target-netns", &spec, "-i", "lo", "-c", &count];
     let steps: [Vec<&str>; 3] = [
@@ -99,15 +136,15 @@ pub fn main(a: DemoArgs) -> anyhow::Result<u8> {
         bail!("the probe did not show CAP_NET_RAW alone; see its output above");
     }
     let lines = outputs[1].lines().filter(|l| l.contains("UDP")).count();
-    let written = count_pcapng_packets(&a.output)
-        .with_context(|| format!("reading back {}", a.output.display()))?;
+    let written = count_pcapng_packets(&output)
+        .with_context(|| format!("reading back {}", output.display()))?;
     if lines == 0 || written == 0 {
         bail!("the capture saw no traffic; see the messages above");
     }
     step(&format!(
         "done: in the target, commands run as UID {uid} with only CAP_NET_RAW (ambient, under no_new_privs); \
          the engine printed {lines} packets and wrote {written} to {} (open it with wireshark or tshark -r)",
-        a.output.display()
+        output.display()
     ));
     Ok(0)
 }

@@ -350,17 +350,20 @@ fn keep_null_output_writable() -> Result<(), OciError> {
     Ok(())
 }
 
-/// Checks what the kernel shows for a created (not yet started) process.
+/// Checks what the kernel shows for a created (not yet started) process:
+/// its ambient set holds every capability netshim added. The spec's own
+/// sets are libcontainer's to apply, as runc applies them, and are not
+/// checked here.
 fn verify_ambient(id: &str, pid: i32, decision: &Decision) -> Result<(), OciError> {
-    if decision.root {
+    if decision.root || decision.added.is_empty() {
         return Ok(());
     }
     let creds = ProcCreds::read(pid).map_err(|source| OciError::ReadCreds {
         id: id.into(),
         source,
     })?;
-    let want = CapMask::of(&decision.ambient);
-    if creds.amb != want {
+    let want = CapMask::of(&decision.added);
+    if creds.amb.0 & want.0 != want.0 {
         return Err(OciError::AmbientMismatch {
             id: id.into(),
             want: want.to_string(),
@@ -369,6 +372,139 @@ fn verify_ambient(id: &str, pid: i32, decision: &Decision) -> Result<(), OciErro
     }
     tracing::debug!(id, pid, ambient = %creds.amb, "ambient set verified");
     Ok(())
+}
+
+/// Removes the poststop hooks from libcontainer's record of a container
+/// (`youki_config.json` in its state directory) and returns them.
+fn take_poststop_hooks(dir: &Path) -> Option<Vec<oci_spec::runtime::Hook>> {
+    use libcontainer::config::YoukiConfig;
+    let mut cfg = YoukiConfig::load(dir).ok()?;
+    let hooks = cfg.hooks.as_mut()?;
+    let taken = hooks.poststop().clone().filter(|h| !h.is_empty())?;
+    hooks.set_poststop(None);
+    if let Err(e) = cfg.save(dir) {
+        tracing::warn!(dir = %dir.display(), "cannot rewrite the container's record: {e}");
+        return None;
+    }
+    Some(taken)
+}
+
+/// The directories of the named cgroup v1 hierarchies (`name=systemd`,
+/// mounted without a controller) for a container at `cgroup_path`.
+/// runc's cgroupfs driver joins every mounted v1 hierarchy, named ones
+/// included; libcontainer joins only those with a controller, so netshim
+/// adds the named ones. An absolute path is taken from the hierarchy's root,
+/// a relative one from this process's own cgroup there, as runc does.
+fn named_cgroup_dirs(cgroup_path: &Path) -> Vec<PathBuf> {
+    if cgroup_path.as_os_str().is_empty() || cgroup_path.to_string_lossy().contains(':') {
+        return Vec::new();
+    }
+    let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let (fstype, _, opts) = (r.next(), r.next(), r.next().unwrap_or(""));
+        let Some(name) = opts.split(',').find(|o| o.starts_with("name=")) else {
+            continue;
+        };
+        if fstype != Some("cgroup") {
+            continue;
+        }
+        let Some(point) = left.split(' ').nth(4) else {
+            continue;
+        };
+        let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+        let dir = if cgroup_path.is_absolute() {
+            Path::new(point).join(rel)
+        } else {
+            let mine = own
+                .lines()
+                .find_map(|l| {
+                    let mut f = l.splitn(3, ':');
+                    let _ = f.next();
+                    (f.next() == Some(name)).then(|| f.next().unwrap_or("/").to_string())
+                })
+                .unwrap_or_else(|| "/".into());
+            Path::new(point)
+                .join(mine.trim_start_matches('/'))
+                .join(rel)
+        };
+        out.push(dir);
+    }
+    out
+}
+
+/// Puts `pid` into the named v1 hierarchies (see [`named_cgroup_dirs`]).
+/// As with runc's, a failure here fails the create.
+fn join_named_cgroups(cgroup_path: &Path, pid: i32) -> Result<(), String> {
+    for dir in named_cgroup_dirs(cgroup_path) {
+        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .map_err(|e| format!("adding {pid} to {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Removes what [`join_named_cgroups`] made, once the container is gone.
+fn leave_named_cgroups(cgroup_path: &Path) {
+    for dir in named_cgroup_dirs(cgroup_path) {
+        if let Err(e) = fs::remove_dir(&dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dir.display(), "cannot remove the container's cgroup: {e}");
+            }
+        }
+    }
+}
+
+/// The cgroup v1 memory hierarchy path of `pid`, from `/proc/PID/cgroup`
+/// (`ID:memory:/path`, controllers comma-separated), when it has one.
+fn memory_cgroup(pid: i32) -> Option<String> {
+    memory_cgroup_in(&fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?)
+}
+
+fn memory_cgroup_in(text: &str) -> Option<String> {
+    text.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrl, path) = (f.next()?, f.next()?, f.next()?);
+        ctrl.split(',')
+            .any(|c| c == "memory")
+            .then(|| path.to_string())
+    })
+}
+
+/// `linux.resources.memory.disableOOMKiller`, which libcontainer 0.7 drops
+/// (it always passes `false`): runc writes 1 to the cgroup v1
+/// `memory.oom_control` of the container's memory cgroup and fails the
+/// create when it cannot. cgroup v2 has no such file and runc ignores the
+/// field there; so does netshim. Rootless, runc ignores cgroup errors.
+fn disable_oom_killer(spec: &Value, pid: i32) -> Result<(), String> {
+    if spec.pointer("/linux/resources/memory/disableOOMKiller") != Some(&Value::Bool(true)) {
+        return Ok(());
+    }
+    let Some(rel) = memory_cgroup(pid) else {
+        tracing::debug!(
+            pid,
+            "no cgroup v1 memory hierarchy: disableOOMKiller ignored, as runc does"
+        );
+        return Ok(());
+    };
+    let file = Path::new("/sys/fs/cgroup/memory")
+        .join(rel.trim_start_matches('/'))
+        .join("memory.oom_control");
+    match fs::write(&file, "1") {
+        Ok(()) => Ok(()),
+        Err(e) if !privileged() => {
+            tracing::warn!(file = %file.display(), "disableOOMKiller not applied (rootless): {e}");
+            Ok(())
+        }
+        Err(e) => Err(format!("writing 1 to {}: {e}", file.display())),
+    }
 }
 
 /// Sets `lo` up in the network namespace of `pid`, as runc does for a
@@ -473,26 +609,25 @@ impl Runtime {
             });
         }
         let annotations = annotations_of(&spec);
-        let process = spec.get_mut("process").ok_or_else(|| OciError::Malformed {
-            path: config_path.clone(),
-            reason: "it has no process".into(),
-        })?;
-        let decision = policy::apply(&self.policy, process, &annotations)?;
+        let original = spec.clone();
+        // runc runs a spec without `process` as far as `create`; libcontainer
+        // needs one to build the init, so the policy sees an empty object.
+        let decision = match spec.get_mut("process") {
+            Some(process) => policy::apply(&self.policy, process, &annotations)?,
+            None => Decision::default(),
+        };
         if !decision.skipped_defaults.is_empty() {
             tracing::info!(id, skipped = %policy::names(&decision.skipped_defaults),
                 "runtime default ambient capabilities left out: not in the container's bounding set");
         }
-        tracing::debug!(id, ambient = %policy::names(&decision.ambient), root = decision.root, "policy applied");
-        // The copy lives elsewhere, so a relative root is made absolute.
-        let root_path = spec
-            .pointer("/root/path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| OciError::Malformed {
-                path: config_path.clone(),
-                reason: "root.path is missing".into(),
-            })?
-            .to_string();
-        spec["root"]["path"] = Value::String(bundle.join(root_path).to_string_lossy().into_owned());
+        tracing::debug!(id, added = %policy::names(&decision.added), root = decision.root, "policy applied");
+        // runc's cgroupfs driver puts a container without `cgroupsPath` at
+        // `/<id>`; libcontainer would use `:youki:<id>`.
+        if privileged() && !self.systemd_cgroup && spec.pointer("/linux/cgroupsPath").is_none() {
+            if let Some(linux) = spec.get_mut("linux").and_then(Value::as_object_mut) {
+                linux.insert("cgroupsPath".into(), Value::String(format!("/{id}")));
+            }
+        }
         // libcontainer parses it again; parse here first for a clear message.
         if let Err(e) = serde_json::from_value::<oci_spec::runtime::Spec>(spec.clone()) {
             return Err(OciError::Malformed {
@@ -506,12 +641,14 @@ impl Runtime {
         }
 
         let staging = self.staging(id);
-        private_dir(&staging)?;
         let result = (|| {
-            write_private(
-                &staging.join("config.json"),
-                &serde_json::to_vec(&spec).expect("a Value serializes"),
-            )?;
+            // libcontainer reads BUNDLE/config.json. When netshim changed
+            // nothing, it reads the bundle itself; otherwise the changed copy.
+            let read_from = if spec == original {
+                bundle.clone()
+            } else {
+                self.stage(id, &bundle, &mut spec)?
+            };
             keep_null_output_writable()?;
             // runc runs in the bundle: relative mount sources and hook
             // paths resolve against it.
@@ -529,36 +666,92 @@ impl Runtime {
                 .validate_id()
                 .map_err(OciError::lc("create", id))?;
             let mut container = builder
-                .as_init(&staging)
+                .as_init(&read_from)
                 .with_systemd(self.systemd_cgroup)
                 .with_detach(detach)
                 .with_no_pivot(opts.no_pivot)
                 .build()
                 .map_err(OciError::lc("create", id))?;
-            // Record the real bundle: `state`, later hooks and `exec` (which
-            // re-reads the spec for its namespaces and root) use it.
-            container.state.bundle = bundle.clone();
-            container.save().map_err(OciError::lc("create", id))?;
+            if read_from != bundle {
+                // Record the real bundle: `state`, later hooks and `exec`
+                // (which re-reads the spec) use it.
+                container.state.bundle = bundle.clone();
+                container.save().map_err(OciError::lc("create", id))?;
+            }
             let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
-            let checked = verify_ambient(id, pid, &decision).and_then(|()| {
-                if new_netns {
-                    loopback_up(pid).map_err(|source| OciError::Loopback {
+            let checked = verify_ambient(id, pid, &decision);
+            let checked = checked
+                .and_then(|()| -> Result<(), OciError> {
+                    let cgroup = |reason| OciError::Cgroup {
                         id: id.into(),
-                        source,
-                    })
-                } else {
-                    Ok(())
-                }
-            });
+                        reason,
+                    };
+                    if privileged() && !self.systemd_cgroup {
+                        if let Some(p) = spec.pointer("/linux/cgroupsPath").and_then(Value::as_str)
+                        {
+                            join_named_cgroups(Path::new(p), pid).map_err(cgroup)?;
+                        }
+                    }
+                    disable_oom_killer(&spec, pid).map_err(cgroup)
+                })
+                .and_then(|()| {
+                    if new_netns {
+                        loopback_up(pid).map_err(|source| OciError::Loopback {
+                            id: id.into(),
+                            source,
+                        })
+                    } else {
+                        Ok(())
+                    }
+                });
             if let Err(e) = checked {
                 let _ = container.delete(true);
                 return Err(e);
             }
-            tracing::info!(id, pid, ambient = %policy::names(&decision.ambient), "created");
+            tracing::info!(id, pid, added = %policy::names(&decision.added), "created");
             Ok(container)
         })();
         let _ = fs::remove_dir_all(&staging);
+        // Empty unless another create is under way: runc leaves nothing.
+        let _ = fs::remove_dir(self.root.join(".netshim"));
         result
+    }
+
+    /// Writes the changed spec where libcontainer will read it and returns
+    /// the directory to give it. First choice: the copy shown over
+    /// `BUNDLE/config.json` in a mount namespace of this process's own, so
+    /// that libcontainer, hooks and `state` see the real bundle, as with
+    /// runc. Where that cannot be done (no CAP_SYS_ADMIN over this mount
+    /// namespace), the staging directory itself, with the root made
+    /// absolute; hooks then see the staging directory as `bundle`.
+    fn stage(&self, id: &str, bundle: &Path, spec: &mut Value) -> Result<PathBuf, OciError> {
+        let staging = self.staging(id);
+        private_dir(&staging)?;
+        let copy = staging.join("config.json");
+        write_private(
+            &copy,
+            &serde_json::to_vec(&*spec).expect("a Value serializes"),
+        )?;
+        match crate::plan::show_file_over(&copy, &bundle.join("config.json")) {
+            Ok(()) => return Ok(bundle.to_path_buf()),
+            Err(e) => tracing::warn!(
+                id,
+                "cannot show the changed spec at the bundle's path ({e}); hooks will see bundle {}",
+                staging.display()
+            ),
+        }
+        let root = spec
+            .pointer("/root/path")
+            .and_then(Value::as_str)
+            .map(|r| bundle.join(r).to_string_lossy().into_owned());
+        if let Some(root) = root {
+            spec["root"]["path"] = Value::String(root);
+        }
+        write_private(
+            &copy,
+            &serde_json::to_vec(&*spec).expect("a Value serializes"),
+        )?;
+        Ok(staging)
     }
 
     pub fn start(&self, id: &str) -> Result<(), OciError> {
@@ -646,7 +839,30 @@ impl Runtime {
         }
         // runc deletes a created container without --force by killing it.
         let force = force || c.status() == ContainerStatus::Created;
-        c.delete(force).map_err(OciError::lc("delete", id))
+        // The runtime spec: a poststop hook that fails is logged and the
+        // delete goes on (runc logs it and exits 0). libcontainer fails the
+        // delete instead, and every later one, so the hooks are taken out of
+        // its record here and run once the container is gone.
+        let poststop = take_poststop_hooks(&self.root.join(id));
+        let cgroup_path = libcontainer::config::YoukiConfig::load(self.root.join(id))
+            .ok()
+            .map(|c| c.cgroup_path);
+        c.delete(force).map_err(OciError::lc("delete", id))?;
+        if let Some(p) = cgroup_path.filter(|_| privileged() && !self.systemd_cgroup) {
+            leave_named_cgroups(&p);
+        }
+        if let Some(hooks) = poststop {
+            // As runc: a stopped container's state has no pid.
+            let mut state = c.state.clone();
+            state.status = ContainerStatus::Stopped;
+            state.pid = None;
+            if let Err(e) =
+                libcontainer::hooks::run_hooks(Some(&hooks), Some(&state), None, None, None)
+            {
+                tracing::error!(id, "poststop hook failed (the container is deleted): {e}");
+            }
+        }
+        Ok(())
     }
 
     pub fn pause(&self, id: &str) -> Result<(), OciError> {
@@ -747,7 +963,7 @@ impl Runtime {
             None => exec_process(&spec, opts)?,
         };
         let decision = policy::apply(&self.policy, &mut process, &annotations)?;
-        tracing::debug!(id, ambient = %policy::names(&decision.ambient), "exec policy applied");
+        tracing::debug!(id, added = %policy::names(&decision.added), "exec policy applied");
         let staging = self.staging(id);
         private_dir(&staging)?;
         keep_null_output_writable()?;
@@ -769,6 +985,7 @@ impl Runtime {
             });
         let _ = fs::remove_file(&file);
         let _ = fs::remove_dir(&staging);
+        let _ = fs::remove_dir(self.root.join(".netshim"));
         let pid = built.and_then(|r| r).map_err(OciError::lc("exec", id))?;
         Ok(pid.as_raw())
     }
@@ -924,6 +1141,11 @@ pub fn features() -> Value {
         },
         "annotations": {
             policy::ANNOTATION: "capabilities to make ambient for a non-root process, e.g. NET_RAW (allowed by default: NET_RAW, NET_BIND_SERVICE)"
+        },
+        "x-netshim": {
+            "processCapabilities": "applied as the spec gives them, all five sets, as runc applies them; netshim adds ambient capabilities only when asked (the annotation, --ambient-caps, the config's default)",
+            "linux.resources.memory.disableOOMKiller": "applied by netshim on cgroup v1 (memory.oom_control), as runc; ignored on cgroup v2, as runc",
+            "hooks.poststop": "a failing poststop hook is logged and the delete goes on, as runc"
         }
     })
 }
@@ -977,8 +1199,8 @@ pub fn run_foreground(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i3
         crate::launch::wait_forwarding(nix::unistd::Pid::from_raw(pid), &mut sfd, None, None, None)
             .map_err(OciError::Wait)?;
     let _ = mask.thread_unblock();
-    if let Ok(mut c) = rt.load(id) {
-        let _ = c.delete(true);
+    if let Err(e) = rt.delete(id, true) {
+        tracing::warn!(id, "removing the container after its run: {e}");
     }
     Ok(status)
 }
@@ -1000,6 +1222,14 @@ pub fn wait_exec(pid: i32) -> Result<i32, OciError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_memory_cgroup_is_found_among_joined_controllers() {
+        let text = "12:pids:/a\n5:cpuset,memory:/c1\n1:name=systemd:/x\n0::/u\n";
+        assert_eq!(memory_cgroup_in(text).as_deref(), Some("/c1"));
+        assert_eq!(memory_cgroup_in("0::/only-v2\n"), None);
+        assert_eq!(memory_cgroup_in("3:memoryx:/no\n"), None);
+    }
 
     #[test]
     fn signals_parse_like_runc() {
@@ -1076,6 +1306,7 @@ mod tests {
     fn features_name_the_annotation() {
         let f = features();
         assert!(f["annotations"][policy::ANNOTATION].is_string());
+        assert!(f["x-netshim"]["linux.resources.memory.disableOOMKiller"].is_string());
         assert_eq!(f["linux"]["capabilities"].as_array().unwrap().len(), 41);
     }
 }

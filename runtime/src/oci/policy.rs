@@ -13,11 +13,16 @@
 //!   setuid and file capabilities only), so a non-root, no_new_privs process
 //!   keeps exactly its ambient capabilities across exec.
 //!
-//! The rules netshim adds (design notes §4): only capabilities named
-//! explicitly become ambient; a restricted set never does; the request must
-//! already be in the process's bounding set (the orchestrator's decision, so
-//! an annotation is no way around Pod Security admission); each ambient
-//! capability is also put in the inheritable, permitted and effective sets.
+//! The rule (runc parity first): the spec's own `process.capabilities`, all
+//! five sets and ambient included, is the orchestrator's decision and is
+//! applied untouched, exactly as runc applies it. netshim's policy governs
+//! only what netshim itself *adds* (the annotation, `--ambient-caps`, the
+//! config file's `default`): only capabilities named explicitly are added; a
+//! restricted one never is; an added one must already be in the process's
+//! bounding set (so an annotation is no way around Pod Security admission);
+//! each added capability is put in the ambient, inheritable, permitted and
+//! effective sets. Root processes get no additions (KEP 2763 leaves them
+//! alone), but a bad request is still refused.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -60,11 +65,9 @@ pub fn is_restricted(cap: Cap) -> bool {
     RESTRICTED.contains(&cap.name)
 }
 
-/// Where a request came from, for error messages.
+/// Where a request for an addition came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    /// `process.capabilities.ambient` of the spec (or of an exec's process).
-    Spec,
     /// The `netshim.io/ambient-capabilities` annotation.
     Annotation,
     /// `--ambient-caps` or `ambient.default` in the config file: applied to
@@ -75,7 +78,6 @@ pub enum Source {
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::Spec => f.write_str("the spec's process.capabilities.ambient"),
             Source::Annotation => write!(f, "the annotation {ANNOTATION}"),
             Source::RuntimeDefault => f.write_str("the runtime's --ambient-caps / ambient.default"),
         }
@@ -185,8 +187,9 @@ impl Policy {
 /// What the policy decided for one process.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Decision {
-    /// The ambient set the process must end with.
-    pub ambient: BTreeSet<Cap>,
+    /// What netshim added to the process's ambient (and inheritable,
+    /// permitted, effective) sets; the process's ambient set must hold them.
+    pub added: BTreeSet<Cap>,
     /// The process's UID is 0: KEP 2763 leaves root processes alone.
     pub root: bool,
     /// Runtime defaults left out because the bounding set lacks them.
@@ -203,19 +206,27 @@ pub fn names(caps: &BTreeSet<Cap>) -> String {
         .join(",")
 }
 
+/// The capabilities a set of the spec names. Names this build does not know
+/// are passed over with a warning, as runc does: the set itself is applied
+/// untouched, so an unknown name costs only the chance to add to it.
 fn cap_list(process: &Value, set: &str) -> Result<BTreeSet<Cap>, PolicyError> {
     match process.pointer(&format!("/capabilities/{set}")) {
         None | Some(Value::Null) => Ok(BTreeSet::new()),
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|v| {
+        Some(Value::Array(a)) => {
+            let mut out = BTreeSet::new();
+            for v in a {
                 let s = v.as_str().ok_or_else(|| {
                     PolicyError::BadProcess(format!("capabilities.{set} holds a non-string {v}"))
                 })?;
-                s.parse::<Cap>()
-                    .map_err(|e| PolicyError::BadProcess(format!("capabilities.{set}: {e}")))
-            })
-            .collect(),
+                match s.parse::<Cap>() {
+                    Ok(c) => {
+                        out.insert(c);
+                    }
+                    Err(e) => tracing::warn!(set, "passing over an unknown capability: {e}"),
+                }
+            }
+            Ok(out)
+        }
         Some(other) => Err(PolicyError::BadProcess(format!(
             "capabilities.{set} is {other}, not a list"
         ))),
@@ -224,8 +235,10 @@ fn cap_list(process: &Value, set: &str) -> Result<BTreeSet<Cap>, PolicyError> {
 
 /// Applies the policy to an OCI `process` object in place and returns the
 /// decision. `annotations` are the container's (with pod annotations merged
-/// by containerd). The JSON is edited rather than re-serialized so that
-/// fields netshim does not know survive untouched.
+/// by containerd). The spec's own capability lists are kept as they are
+/// (order, spelling, unknown names); additions are appended to them. The
+/// JSON is edited rather than re-serialized so that fields netshim does not
+/// know survive untouched.
 pub fn apply(
     policy: &Policy,
     process: &mut Value,
@@ -242,48 +255,39 @@ pub fn apply(
     };
     let bounding = cap_list(process, "bounding")?;
 
-    let mut explicit: Vec<(Cap, Source)> = cap_list(process, "ambient")?
-        .into_iter()
-        .map(|c| (c, Source::Spec))
-        .collect();
+    let mut added = BTreeSet::new();
     if let Some(v) = annotations.get(ANNOTATION) {
-        explicit.extend(
-            parse_list(&format!("annotation {ANNOTATION}"), v)?
-                .into_iter()
-                .map(|c| (c, Source::Annotation)),
-        );
-    }
-
-    let mut ambient = BTreeSet::new();
-    for (cap, from) in explicit {
-        if is_restricted(cap) {
-            return Err(PolicyError::Restricted { cap, from });
+        let from = Source::Annotation;
+        for cap in parse_list(&format!("annotation {ANNOTATION}"), v)? {
+            if is_restricted(cap) {
+                return Err(PolicyError::Restricted { cap, from });
+            }
+            if !policy.allow.contains(&cap) {
+                return Err(policy.not_allowed(cap, from));
+            }
+            if !bounding.contains(&cap) {
+                return Err(PolicyError::NotInBounding { cap, from });
+            }
+            added.insert(cap);
         }
-        if !policy.allow.contains(&cap) {
-            return Err(policy.not_allowed(cap, from));
-        }
-        if !bounding.contains(&cap) {
-            return Err(PolicyError::NotInBounding { cap, from });
-        }
-        ambient.insert(cap);
     }
     let mut skipped_defaults = BTreeSet::new();
     for &cap in &policy.defaults {
         if bounding.contains(&cap) {
-            ambient.insert(cap);
-        } else if !ambient.contains(&cap) {
+            added.insert(cap);
+        } else if !added.contains(&cap) {
             skipped_defaults.insert(cap);
         }
     }
 
     if uid == 0 {
         return Ok(Decision {
-            ambient: cap_list(process, "ambient")?,
+            added: BTreeSet::new(),
             root: true,
             skipped_defaults,
         });
     }
-    if !ambient.is_empty() {
+    if !added.is_empty() {
         let caps = process
             .as_object_mut()
             .expect("checked above")
@@ -293,21 +297,25 @@ pub fn apply(
             .as_object_mut()
             .ok_or_else(|| PolicyError::BadProcess("capabilities is not an object".into()))?;
         for set in ["ambient", "inheritable", "permitted", "effective"] {
-            let mut have: BTreeSet<Cap> = match caps.get(set) {
-                Some(Value::Array(a)) => {
-                    a.iter().filter_map(|v| v.as_str()?.parse().ok()).collect()
+            let list = caps.entry(set).or_insert_with(|| Value::Array(Vec::new()));
+            if list.is_null() {
+                *list = Value::Array(Vec::new());
+            }
+            let list = list.as_array_mut().ok_or_else(|| {
+                PolicyError::BadProcess(format!("capabilities.{set} is not a list"))
+            })?;
+            for cap in &added {
+                let present = list
+                    .iter()
+                    .any(|v| v.as_str().and_then(|s| s.parse::<Cap>().ok()) == Some(*cap));
+                if !present {
+                    list.push(Value::String(cap.to_string()));
                 }
-                _ => BTreeSet::new(),
-            };
-            have.extend(ambient.iter().copied());
-            caps.insert(
-                set.into(),
-                Value::Array(have.iter().map(|c| Value::String(c.to_string())).collect()),
-            );
+            }
         }
     }
     Ok(Decision {
-        ambient,
+        added,
         root: false,
         skipped_defaults,
     })
@@ -347,7 +355,7 @@ mod tests {
     fn annotation_makes_net_raw_ambient_in_every_set() {
         let mut p = cri_process(1000);
         let d = apply(&Policy::default(), &mut p, &ann("NET_RAW")).unwrap();
-        assert_eq!(d.ambient, caps(&["NET_RAW"]));
+        assert_eq!(d.added, caps(&["NET_RAW"]));
         assert!(!d.root);
         for set in [
             "ambient",
@@ -366,7 +374,7 @@ mod tests {
         let mut p = cri_process(1000);
         let before = p.clone();
         let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
-        assert!(d.ambient.is_empty());
+        assert!(d.added.is_empty());
         assert_eq!(p, before);
     }
 
@@ -378,17 +386,54 @@ mod tests {
         assert!(
             matches!(e, PolicyError::Restricted { cap, from: Source::Annotation } if cap.name == "SYS_ADMIN")
         );
-        let mut p = cri_process(1000);
-        p["capabilities"]["ambient"] = json!(["CAP_DAC_OVERRIDE"]);
-        let e = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap_err();
-        assert!(matches!(
-            e,
-            PolicyError::Restricted {
-                from: Source::Spec,
-                ..
+    }
+
+    /// runc parity: the spec's own sets are the orchestrator's decision and
+    /// pass through untouched, whatever they name (runc's default spec makes
+    /// AUDIT_WRITE, KILL and NET_BIND_SERVICE ambient; Podman writes ambient
+    /// sets for `--user N --cap-add X`; a restricted one is the
+    /// orchestrator's call, not an annotation's).
+    #[test]
+    fn the_specs_own_capabilities_pass_through_untouched() {
+        for ambient in [
+            json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+            json!(["CAP_DAC_OVERRIDE"]),
+            json!(["CAP_NET_RAW", "CAP_NOT_A_CAP"]),
+        ] {
+            for uid in [0, 1000] {
+                let mut p = cri_process(uid);
+                p["capabilities"]["ambient"] = ambient.clone();
+                p["capabilities"]["inheritable"] = ambient.clone();
+                let before = p.clone();
+                let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+                assert!(d.added.is_empty());
+                assert_eq!(p, before, "{ambient}");
             }
-        ));
-        assert!(e.to_string().contains("CAP_DAC_OVERRIDE"), "{e}");
+        }
+    }
+
+    /// Additions go after the spec's own entries, each set once.
+    #[test]
+    fn additions_are_appended_to_the_specs_lists() {
+        let mut p = cri_process(1000);
+        p["capabilities"]["bounding"] = json!(["CAP_KILL", "CAP_NET_RAW"]);
+        p["capabilities"]["ambient"] = json!(["CAP_KILL"]);
+        p["capabilities"]["permitted"] = json!(["CAP_KILL", "CAP_NET_RAW"]);
+        let d = apply(&Policy::default(), &mut p, &ann("NET_RAW")).unwrap();
+        assert_eq!(d.added, caps(&["NET_RAW"]));
+        assert_eq!(
+            p["capabilities"]["ambient"],
+            json!(["CAP_KILL", "CAP_NET_RAW"])
+        );
+        assert_eq!(
+            p["capabilities"]["permitted"],
+            json!(["CAP_KILL", "CAP_NET_RAW"])
+        );
+        assert_eq!(p["capabilities"]["inheritable"], json!(["CAP_NET_RAW"]));
+        assert_eq!(
+            p["capabilities"]["bounding"],
+            json!(["CAP_KILL", "CAP_NET_RAW"])
+        );
     }
 
     #[test]
@@ -412,7 +457,7 @@ mod tests {
         policy.validate().unwrap();
         let mut p = cri_process(1000);
         let d = apply(&policy, &mut p, &BTreeMap::new()).unwrap();
-        assert_eq!(d.ambient, caps(&["NET_RAW"]));
+        assert_eq!(d.added, caps(&["NET_RAW"]));
         assert_eq!(d.skipped_defaults, caps(&["NET_BIND_SERVICE"]));
     }
 
