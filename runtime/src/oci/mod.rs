@@ -389,14 +389,18 @@ fn take_poststop_hooks(dir: &Path) -> Option<Vec<oci_spec::runtime::Hook>> {
     Some(taken)
 }
 
-/// The directories of the named cgroup v1 hierarchies (`name=systemd`,
-/// mounted without a controller) for a container at `cgroup_path`.
-/// runc's cgroupfs driver joins every mounted v1 hierarchy, named ones
-/// included; libcontainer joins only those with a controller, so netshim
-/// adds the named ones. An absolute path is taken from the hierarchy's root,
-/// a relative one from this process's own cgroup there, as runc does.
-fn named_cgroup_dirs(cgroup_path: &Path) -> Vec<PathBuf> {
-    if cgroup_path.as_os_str().is_empty() || cgroup_path.to_string_lossy().contains(':') {
+/// The hierarchies runc's cgroupfs driver joins and libcontainer's does
+/// not: the named v1 ones (`name=systemd`, mounted without a controller)
+/// and, on a hybrid host, the v2 one beside them. For each, the key of its
+/// line in `/proc/self/cgroup` (`name=systemd`, or empty for v2), where it
+/// is mounted, and the container's directory at `cgroup_path`: an absolute
+/// path from the hierarchy's root, a relative one from this process's own
+/// cgroup there, as runc takes them.
+fn extra_hierarchies(cgroup_path: &Path) -> Vec<(String, PathBuf, PathBuf)> {
+    if cgroup_path.as_os_str().is_empty()
+        || cgroup_path.to_string_lossy().contains(':')
+        || cgroup2_at_root()
+    {
         return Vec::new();
     }
     let Ok(mountinfo) = fs::read_to_string("/proc/self/mountinfo") else {
@@ -410,53 +414,90 @@ fn named_cgroup_dirs(cgroup_path: &Path) -> Vec<PathBuf> {
         };
         let mut r = right.split(' ');
         let (fstype, _, opts) = (r.next(), r.next(), r.next().unwrap_or(""));
-        let Some(name) = opts.split(',').find(|o| o.starts_with("name=")) else {
-            continue;
+        let key = match fstype {
+            Some("cgroup") => match opts.split(',').find(|o| o.starts_with("name=")) {
+                Some(name) => name.to_string(),
+                None => continue,
+            },
+            Some("cgroup2") => String::new(),
+            _ => continue,
         };
-        if fstype != Some("cgroup") {
-            continue;
-        }
-        let Some(point) = left.split(' ').nth(4) else {
+        let Some(point) = left.split(' ').nth(4).map(PathBuf::from) else {
             continue;
         };
         let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
         let dir = if cgroup_path.is_absolute() {
-            Path::new(point).join(rel)
+            point.join(rel)
         } else {
-            let mine = own
-                .lines()
-                .find_map(|l| {
-                    let mut f = l.splitn(3, ':');
-                    let _ = f.next();
-                    (f.next() == Some(name)).then(|| f.next().unwrap_or("/").to_string())
-                })
-                .unwrap_or_else(|| "/".into());
-            Path::new(point)
-                .join(mine.trim_start_matches('/'))
+            point
+                .join(own_cgroup(&own, &key).trim_start_matches('/'))
                 .join(rel)
         };
-        out.push(dir);
+        out.push((key, point, dir));
     }
     out
 }
 
-/// Puts `pid` into the named v1 hierarchies (see [`named_cgroup_dirs`]).
-/// As with runc's, a failure here fails the create.
-fn join_named_cgroups(cgroup_path: &Path, pid: i32) -> Result<(), String> {
-    for dir in named_cgroup_dirs(cgroup_path) {
-        fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        fs::write(dir.join("cgroup.procs"), pid.to_string())
-            .map_err(|e| format!("adding {pid} to {}: {e}", dir.display()))?;
-    }
-    Ok(())
+/// This process's cgroup in the hierarchy whose `/proc/self/cgroup` line
+/// has `key` as its second field.
+fn own_cgroup(text: &str, key: &str) -> String {
+    text.lines()
+        .find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _ = f.next();
+            (f.next() == Some(key)).then(|| f.next().unwrap_or("/").to_string())
+        })
+        .unwrap_or_else(|| "/".into())
 }
 
-/// Removes what [`join_named_cgroups`] made, once the container is gone.
-fn leave_named_cgroups(cgroup_path: &Path) {
-    for dir in named_cgroup_dirs(cgroup_path) {
-        if let Err(e) = fs::remove_dir(&dir) {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(dir = %dir.display(), "cannot remove the container's cgroup: {e}");
+/// The extra hierarchies a container is being created in (see
+/// [`extra_hierarchies`]). The runtime joins them itself before libcontainer
+/// forks the container's init, so that the init starts there, and goes
+/// back once the container is created: joined afterwards, a container with
+/// a cgroup namespace would see its path from outside the namespace's root.
+struct ExtraCgroups {
+    /// The runtime's own directories, to go back to.
+    back: Vec<PathBuf>,
+}
+
+impl ExtraCgroups {
+    /// As with runc's, a failure here fails the create.
+    fn enter(cgroup_path: &Path) -> Result<ExtraCgroups, String> {
+        let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let mut me = ExtraCgroups { back: Vec::new() };
+        for (key, point, dir) in extra_hierarchies(cgroup_path) {
+            let back = point.join(own_cgroup(&own, &key).trim_start_matches('/'));
+            let joined = fs::create_dir_all(&dir)
+                .map_err(|e| format!("creating {}: {e}", dir.display()))
+                .and_then(|()| {
+                    fs::write(dir.join("cgroup.procs"), std::process::id().to_string())
+                        .map_err(|e| format!("joining {}: {e}", dir.display()))
+                });
+            if let Err(e) = joined {
+                me.leave();
+                return Err(e);
+            }
+            me.back.push(back);
+        }
+        Ok(me)
+    }
+
+    /// Puts the runtime back where it was; the container stays.
+    fn leave(&self) {
+        for back in &self.back {
+            if let Err(e) = fs::write(back.join("cgroup.procs"), std::process::id().to_string()) {
+                tracing::warn!(cgroup = %back.display(), "cannot return to the runtime's own cgroup: {e}");
+            }
+        }
+    }
+
+    /// Removes what was made, once nothing is in it any more.
+    fn remove(cgroup_path: &Path) {
+        for (_, _, dir) in extra_hierarchies(cgroup_path) {
+            if let Err(e) = fs::remove_dir(&dir) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    tracing::warn!(dir = %dir.display(), "cannot remove the container's cgroup: {e}");
+                }
             }
         }
     }
@@ -622,10 +663,10 @@ impl Runtime {
         }
         tracing::debug!(id, added = %policy::names(&decision.added), root = decision.root, "policy applied");
         // runc's cgroupfs driver puts a container without `cgroupsPath` at
-        // `/<id>`; libcontainer would use `:youki:<id>`.
+        // `<id>` (relative); libcontainer would use `:youki:<id>`.
         if privileged() && !self.systemd_cgroup && spec.pointer("/linux/cgroupsPath").is_none() {
             if let Some(linux) = spec.get_mut("linux").and_then(Value::as_object_mut) {
-                linux.insert("cgroupsPath".into(), Value::String(format!("/{id}")));
+                linux.insert("cgroupsPath".into(), Value::String(id.to_string()));
             }
         }
         // libcontainer parses it again; parse here first for a clear message.
@@ -665,13 +706,41 @@ impl Runtime {
                 .with_preserved_fds(opts.preserve_fds)
                 .validate_id()
                 .map_err(OciError::lc("create", id))?;
-            let mut container = builder
-                .as_init(&read_from)
-                .with_systemd(self.systemd_cgroup)
-                .with_detach(detach)
-                .with_no_pivot(opts.no_pivot)
-                .build()
-                .map_err(OciError::lc("create", id))?;
+            let cgroup_path = spec
+                .pointer("/linux/cgroupsPath")
+                .and_then(Value::as_str)
+                .filter(|_| privileged() && !self.systemd_cgroup)
+                .map(PathBuf::from);
+            let extra = match &cgroup_path {
+                Some(p) => ExtraCgroups::enter(p).map_err(|reason| {
+                    ExtraCgroups::remove(p);
+                    OciError::Cgroup {
+                        id: id.into(),
+                        reason,
+                    }
+                }),
+                None => Ok(ExtraCgroups { back: Vec::new() }),
+            };
+            let built = extra.and_then(|extra| {
+                let built = builder
+                    .as_init(&read_from)
+                    .with_systemd(self.systemd_cgroup)
+                    .with_detach(detach)
+                    .with_no_pivot(opts.no_pivot)
+                    .build()
+                    .map_err(OciError::lc("create", id));
+                extra.leave();
+                built
+            });
+            let mut container = match built {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(p) = &cgroup_path {
+                        ExtraCgroups::remove(p);
+                    }
+                    return Err(e);
+                }
+            };
             if read_from != bundle {
                 // Record the real bundle: `state`, later hooks and `exec`
                 // (which re-reads the spec) use it.
@@ -686,12 +755,6 @@ impl Runtime {
                         id: id.into(),
                         reason,
                     };
-                    if privileged() && !self.systemd_cgroup {
-                        if let Some(p) = spec.pointer("/linux/cgroupsPath").and_then(Value::as_str)
-                        {
-                            join_named_cgroups(Path::new(p), pid).map_err(cgroup)?;
-                        }
-                    }
                     disable_oom_killer(&spec, pid).map_err(cgroup)
                 })
                 .and_then(|()| {
@@ -849,7 +912,7 @@ impl Runtime {
             .map(|c| c.cgroup_path);
         c.delete(force).map_err(OciError::lc("delete", id))?;
         if let Some(p) = cgroup_path.filter(|_| privileged() && !self.systemd_cgroup) {
-            leave_named_cgroups(&p);
+            ExtraCgroups::remove(&p);
         }
         if let Some(hooks) = poststop {
             // As runc: a stopped container's state has no pid.

@@ -1,0 +1,856 @@
+//! The differential test against runc: a table of bundles, each run under
+//! runc (the reference, `/usr/sbin/runc`) and under netshim's OCI runtime in
+//! the same test, comparing what a user sees: exit status, stdout and stderr
+//! of the container, what hooks read on stdin, `state` fields, and what is
+//! left afterwards (state directories, cgroups).
+//!
+//! A row that differs on purpose says why in its `differs` field (and in
+//! docs/runtime.md); every other field of that row must still match.
+//!
+//! Both runtimes run each bundle with the same container ID, one after the
+//! other, so IDs and cgroup paths in the output are comparable as they are.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use netshim_integration::*;
+use serde_json::{json, Value};
+
+const RUNC: &str = "/usr/sbin/runc";
+
+/// The container's own report of itself: credentials, limits, mounts and
+/// cgroups, as the rows need them. Host-specific numbers (mount IDs, PIDs)
+/// are left out.
+const PROBE: &str = r#"
+echo "id: $(id)"
+grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp:)' /proc/self/status
+echo "hostname: $(hostname)"
+echo "nofile: $(ulimit -n)"
+echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
+echo "cgroup:"; cat /proc/self/cgroup
+echo "net:"; ls /sys/class/net
+echo "mounts:"; awk '{ o=""; for (i=7; $i != "-"; i++) o=o" "$i; print $5, $6, $(i+1), o }' /proc/self/mountinfo | grep -v -E '^/(proc|sys)/[a-z]' | sort
+echo "dev:"; ls -ln /dev | awk '{print $1, $5, $6, $NF}' | sort
+"#;
+
+struct Bundle {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    out: PathBuf,
+}
+
+/// A bundle whose config.json is `runc spec`'s, with a busybox rootfs and
+/// `args`, changed by `edit`. Hooks write to `out` (a directory outside the
+/// rootfs, visible in the runtime's namespace).
+fn bundle(args: &[&str], edit: impl FnOnce(&mut Value, &Path)) -> Bundle {
+    let dir = tempfile::Builder::new()
+        .prefix("parity")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let path = dir.path().join("b");
+    std::fs::create_dir(&path).unwrap();
+    let root = busybox_rootfs(&path);
+    for a in [
+        "hostname", "awk", "sort", "ls", "uname", "mkdir", "head", "wc", "tr", "sed", "stat",
+        "test", "env", "touch",
+    ] {
+        let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(a));
+    }
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    run(Command::new(RUNC).arg("spec").current_dir(&path)).ok();
+    let file = path.join("config.json");
+    let mut spec: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    spec["process"]["terminal"] = json!(false);
+    spec["process"]["args"] = json!(args);
+    spec["process"]["env"] = json!(["PATH=/bin", "TERM=xterm"]);
+    edit(&mut spec, &out);
+    std::fs::write(&file, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    Bundle {
+        _dir: dir,
+        path,
+        out,
+    }
+}
+
+/// A runtime under test, with a state root of its own.
+struct Rt {
+    name: &'static str,
+    bin: PathBuf,
+    root: tempfile::TempDir,
+}
+
+impl Rt {
+    fn both() -> [Rt; 2] {
+        let mk = |name, bin| Rt {
+            name,
+            bin,
+            root: tempfile::Builder::new()
+                .prefix(name)
+                .tempdir_in("/run")
+                .unwrap(),
+        };
+        [mk("runc", PathBuf::from(RUNC)), mk("netshim", netshim())]
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.arg("--root").arg(self.root.path()).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Ran {
+        if args
+            .first()
+            .is_some_and(|a| *a == "create" || *a == "start")
+        {
+            return self.run_to_files(args);
+        }
+        run(&mut self.cmd(args))
+    }
+
+    /// `create` (and `start`): the container's init keeps the runtime's
+    /// stdout and stderr, so pipes would never close; files are read back
+    /// once the runtime has exited.
+    fn run_to_files(&self, args: &[&str]) -> Ran {
+        let out = tempfile::tempfile().unwrap();
+        let err = tempfile::tempfile().unwrap();
+        let status = self
+            .cmd(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(err.try_clone().unwrap())
+            .status()
+            .unwrap();
+        let read = |mut f: std::fs::File| {
+            use std::io::{Read, Seek};
+            let mut t = String::new();
+            f.seek(std::io::SeekFrom::Start(0)).unwrap();
+            f.read_to_string(&mut t).unwrap();
+            t
+        };
+        Ran {
+            code: status.code(),
+            stdout: read(out),
+            stderr: read(err),
+        }
+    }
+}
+
+/// What one runtime showed for one row.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    hooks: BTreeMap<String, Value>,
+    state: Option<Value>,
+    leftovers: Vec<String>,
+}
+
+/// Hook output files in `out`, each a JSON state (pid and the runtime's
+/// ociVersion blanked: they differ by nature).
+fn hook_states(out: &Path, bundle: &Path) -> BTreeMap<String, Value> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(out).unwrap() {
+        let e = e.unwrap();
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let mut v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if let Some(o) = v.as_object_mut() {
+            if o.contains_key("pid") {
+                o.insert("pid".into(), json!("PID"));
+            }
+            o.remove("ociVersion");
+            if o.get("bundle").and_then(Value::as_str) == bundle.to_str() {
+                o.insert("bundle".into(), json!("BUNDLE"));
+            }
+        }
+        m.insert(e.file_name().to_string_lossy().into_owned(), v);
+        std::fs::remove_file(e.path()).unwrap();
+    }
+    m
+}
+
+/// What a runtime leaves behind for `id`: entries in its state root and
+/// cgroup directories named after the container.
+fn leftovers(rt: &Rt, id: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(rt.root.path()).unwrap() {
+        left.push(format!(
+            "state root: {}",
+            e.unwrap().file_name().to_string_lossy()
+        ));
+    }
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap() {
+        let h = h.unwrap().path();
+        for p in [h.join(id), h.join("parity").join(id)] {
+            if p.exists() {
+                left.push(format!("cgroup: {}", p.display()));
+            }
+        }
+    }
+    left
+}
+
+/// The container's stderr and the runtime's messages differ in wording and
+/// in the runtime's name; rows compare them after this.
+fn normal(s: &str, rt: &str) -> String {
+    s.replace(rt, "RUNTIME")
+}
+
+/// A deliberate difference (docs/runtime.md): for a relative
+/// `cgroupsPath` (runc's default is the container's ID), runc starts from
+/// the runtime's own cgroup in each v1 controller hierarchy, libcontainer
+/// from the hierarchy's root. The two agree wherever the runtime runs in the
+/// root cgroup; lines of `/proc/self/cgroup` for hierarchies where this test
+/// does not are blanked.
+fn blank_relative_cgroups(out: &str) -> String {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    let not_root: Vec<String> = own
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _ = f.next();
+            let (key, path) = (f.next()?, f.next()?);
+            (path != "/" && key.split(',').all(|c| !c.starts_with("name=")) && !key.is_empty())
+                .then(|| key.to_string())
+        })
+        .collect();
+    out.lines()
+        .map(|l| {
+            let mut f = l.splitn(3, ':');
+            match (f.next(), f.next(), f.next()) {
+                (Some(n), Some(key), Some(_))
+                    if n.parse::<u32>().is_ok() && not_root.iter().any(|k| k == key) =>
+                {
+                    format!("{n}:{key}:(under the runtime's own cgroup: differs on purpose)")
+                }
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// `run --bundle B ID` (foreground), then leftovers.
+fn foreground(rt: &Rt, b: &Bundle, id: &str) -> Seen {
+    let r = rt.run(&["run", "--bundle", b.path.to_str().unwrap(), id]);
+    Seen {
+        code: r.code,
+        stdout: blank_relative_cgroups(&r.stdout),
+        stderr: normal(&r.stderr, rt.name),
+        hooks: hook_states(&b.out, &b.path),
+        state: None,
+        leftovers: leftovers(rt, id),
+    }
+}
+
+/// The `state` JSON with the fields that differ by nature blanked.
+fn state(rt: &Rt, id: &str, bundle: &Path) -> Option<Value> {
+    let r = rt.run(&["state", id]);
+    let text = r.stdout.replace(bundle.to_str().unwrap(), "BUNDLE");
+    let mut v: Value = serde_json::from_str(&text).ok()?;
+    let o = v.as_object_mut()?;
+    for k in ["pid", "created", "ociVersion", "owner"] {
+        if o.contains_key(k) {
+            o.insert(k.into(), json!(k));
+        }
+    }
+    Some(v)
+}
+
+struct Row {
+    name: &'static str,
+    /// Why netshim differs from runc on purpose, or None.
+    differs: Option<&'static str>,
+    check: fn(&Rt, &str) -> Seen,
+}
+
+fn probe_row(edit: fn(&mut Value, &Path)) -> impl Fn(&Rt, &str) -> Seen {
+    move |rt, id| {
+        let b = bundle(&["sh", "-c", PROBE], edit);
+        foreground(rt, &b, id)
+    }
+}
+
+macro_rules! probe {
+    ($edit:expr) => {{
+        fn f(rt: &Rt, id: &str) -> Seen {
+            probe_row($edit)(rt, id)
+        }
+        f
+    }};
+}
+
+fn hook(out: &Path, name: &str, exit: i32) -> Value {
+    json!({
+        "path": "/bin/sh",
+        "args": ["sh", "-c", format!("cat > {}/{name}; exit {exit}", out.display())]
+    })
+}
+
+fn caps(list: &[&str]) -> Value {
+    json!(list)
+}
+
+const DOCKER_CAPS: [&str; 14] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// A lifecycle: create, state, start, wait, state, delete, with the
+/// container's output in a file of the rootfs-independent `out`.
+fn lifecycle(rt: &Rt, id: &str, args: &[&str], edit: fn(&mut Value, &Path)) -> Seen {
+    let b = bundle(args, edit);
+    let file = b.path.join("config.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("/parity/ID", &format!("/parity/{id}"))).unwrap();
+    let bpath = b.path.to_str().unwrap();
+    let pidfile = b.out.join("../pidfile");
+    let created = rt.run(&[
+        "create",
+        "--bundle",
+        bpath,
+        "--pid-file",
+        pidfile.to_str().unwrap(),
+        id,
+    ]);
+    let mut stdout = format!("create: {:?}\n", created.code);
+    let st = state(rt, id, &b.path);
+    let pid_ok = std::fs::read_to_string(&pidfile)
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        == rt
+            .run(&["state", id])
+            .stdout
+            .parse::<Value>()
+            .ok()
+            .and_then(|v| v["pid"].as_i64())
+            .map(|p| p as i32);
+    stdout += &format!("pid file holds the state's pid: {pid_ok}\n");
+    let cg = cgroup_files(id);
+    stdout += &format!("cgroup files: {cg:?}\n");
+    let started = rt.run(&["start", id]);
+    stdout += &format!("start: {:?} {}\n", started.code, started.stderr.is_empty());
+    for _ in 0..100 {
+        if state(rt, id, &b.path).is_some_and(|s| s["status"] == "stopped") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let stopped = state(rt, id, &b.path);
+    let killed = rt.run(&["kill", id, "KILL"]);
+    stdout += &format!("kill of a stopped container: {:?}\n", killed.code);
+    let deleted = rt.run(&["delete", id]);
+    stdout += &format!("delete: {:?}\n", deleted.code);
+    Seen {
+        code: created.code,
+        stdout,
+        stderr: String::new(),
+        hooks: hook_states(&b.out, &b.path),
+        state: Some(json!({"created": st, "stopped": stopped})),
+        leftovers: leftovers(rt, id),
+    }
+}
+
+/// What the host's cgroup v1 files say of the container's limits (read
+/// while it is created, before it runs).
+fn cgroup_files(id: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for rel in [id.to_string(), format!("parity/{id}")] {
+        for (h, f) in [
+            ("memory", "memory.limit_in_bytes"),
+            ("memory", "memory.oom_control"),
+            ("pids", "pids.max"),
+            ("cpu", "cpu.shares"),
+            ("systemd", "cgroup.procs"),
+        ] {
+            // The default (relative) path in the memory hierarchy is where
+            // the two differ on purpose when the runtime's own memory cgroup
+            // is not the root (see blank_relative_cgroups).
+            if h == "memory" && rel == id {
+                continue;
+            }
+            let p = Path::new("/sys/fs/cgroup").join(h).join(&rel).join(f);
+            if let Ok(t) = std::fs::read_to_string(&p) {
+                let t = if f == "cgroup.procs" {
+                    format!("{} pids", t.lines().count())
+                } else {
+                    t.lines().next().unwrap_or_default().to_string()
+                };
+                m.insert(format!("{h}/{}/{f}", rel.replace(id, "ID")), t);
+            }
+        }
+    }
+    m
+}
+
+fn rows() -> Vec<Row> {
+    vec![
+        Row {
+            name: "runc spec, as it is",
+            differs: None,
+            check: probe!(|_, _| {}),
+        },
+        Row {
+            name: "netshim spec, as it is",
+            differs: None,
+            check: |rt, id| {
+                let b = bundle(&["sh", "-c", PROBE], |_, _| {});
+                // Replace runc's default with netshim's own.
+                let file = b.path.join("config.json");
+                let runc_spec: Value =
+                    serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+                std::fs::remove_file(&file).unwrap();
+                run(Command::new(netshim()).arg("spec").current_dir(&b.path)).ok();
+                let mut spec: Value =
+                    serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+                spec["process"]["args"] = runc_spec["process"]["args"].clone();
+                spec["process"]["terminal"] = json!(false);
+                spec["process"]["env"] = runc_spec["process"]["env"].clone();
+                std::fs::write(&file, serde_json::to_vec(&spec).unwrap()).unwrap();
+                foreground(rt, &b, id)
+            },
+        },
+        Row {
+            name: "Docker-shaped, root, default capabilities",
+            differs: None,
+            check: probe!(|s, _| {
+                for set in ["bounding", "effective", "permitted"] {
+                    s["process"]["capabilities"][set] = caps(&DOCKER_CAPS);
+                }
+                s["process"]["capabilities"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("ambient");
+                s["process"]["capabilities"]["inheritable"] = caps(&DOCKER_CAPS);
+            }),
+        },
+        Row {
+            name: "Docker-shaped, non-root, --cap-add NET_ADMIN --cap-drop KILL",
+            differs: None,
+            check: probe!(|s, _| {
+                s["process"]["user"] = json!({"uid": 1000, "gid": 1000, "additionalGids": [10, 20]});
+                let mut c: Vec<&str> = DOCKER_CAPS.to_vec();
+                c.retain(|x| *x != "CAP_KILL");
+                c.push("CAP_NET_ADMIN");
+                for set in ["bounding", "effective", "permitted", "inheritable"] {
+                    s["process"]["capabilities"][set] = caps(&c);
+                }
+                s["process"]["capabilities"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("ambient");
+            }),
+        },
+        Row {
+            name: "Podman-shaped, --user 1000 --cap-add NET_RAW,SYS_ADMIN (ambient set in the spec)",
+            differs: None,
+            check: probe!(|s, _| {
+                s["process"]["user"] = json!({"uid": 1000, "gid": 1000});
+                let c = ["CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_CHOWN"];
+                for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+                    s["process"]["capabilities"][set] = caps(&c);
+                }
+            }),
+        },
+        Row {
+            name: "containerd CRI-shaped, non-root, drop ALL add NET_RAW, no_new_privs",
+            differs: None,
+            check: probe!(|s, _| {
+                s["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+                s["process"]["noNewPrivileges"] = json!(true);
+                s["process"]["capabilities"] = json!({
+                    "bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"], "permitted": ["CAP_NET_RAW"]
+                });
+            }),
+        },
+        Row {
+            name: "every hook kind, all passing",
+            differs: Some(
+                "createContainer's state has no pid (libcontainer runs it in the container's init before the pid is known there); \
+                 poststart's status is running, as the runtime spec's lifecycle has it, where runc 1.1 says created",
+            ),
+            check: |rt, id| {
+                let mut seen = probe_row(|s, out| {
+                    s["hooks"] = json!({
+                        "prestart": [hook(out, "prestart", 0)],
+                        "createRuntime": [hook(out, "createRuntime", 0)],
+                        "createContainer": [hook(out, "createContainer", 0)],
+                        "poststart": [hook(out, "poststart", 0)],
+                        "poststop": [hook(out, "poststop", 0)]
+                    });
+                    s["annotations"] = json!({"parity": "yes"});
+                })(rt, id);
+                // The two deliberate differences, blanked in both; every
+                // other field of every hook's state is compared.
+                if let Some(o) = seen.hooks.get_mut("createContainer").and_then(Value::as_object_mut) {
+                    o.remove("pid");
+                }
+                if let Some(o) = seen.hooks.get_mut("poststart").and_then(Value::as_object_mut) {
+                    o.insert("status".into(), json!("created or running"));
+                }
+                assert_eq!(seen.hooks.len(), 5, "{}: every hook ran: {:?}", rt.name, seen.hooks);
+                seen
+            },
+        },
+        Row {
+            name: "a failing prestart hook",
+            differs: Some("stderr: each runtime words its own error"),
+            check: probe!(|s, out| {
+                s["hooks"] = json!({"prestart": [hook(out, "prestart", 7)]});
+            }),
+        },
+        Row {
+            name: "a failing poststop hook",
+            differs: Some("stderr: each runtime words its own log line"),
+            check: probe!(|s, out| {
+                s["hooks"] = json!({"poststop": [hook(out, "poststop", 3)]});
+            }),
+        },
+        Row {
+            name: "rlimits, oomScoreAdj, hostname",
+            differs: None,
+            check: probe!(|s, _| {
+                s["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "hard": 2048, "soft": 1234}]);
+                s["process"]["oomScoreAdj"] = json!(500);
+                s["hostname"] = json!("parity-host");
+            }),
+        },
+        Row {
+            name: "sysctls",
+            differs: None,
+            check: |rt, id| {
+                let b = bundle(
+                    &["sh", "-c", "cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/ping_group_range"],
+                    |s, _| {
+                        s["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1", "net.ipv4.ping_group_range": "0 2147483647"});
+                    },
+                );
+                foreground(rt, &b, id)
+            },
+        },
+        Row {
+            name: "masked and read-only paths",
+            differs: Some(
+                "a read-only path is also nosuid,nodev,noexec under libcontainer; runc 1.1 leaves only ro",
+            ),
+            check: |rt, id| {
+                let b = bundle(
+                    &["sh", "-c", "wc -c < /proc/kcore; cat /proc/keys | wc -l; touch /proc/sys/x 2>&1; awk '$5 ~ /^\\/proc\\/(sys|kcore|keys|sysrq)/ {print $5, $6}' /proc/self/mountinfo | sed 's/,nosuid,nodev,noexec//' | sort"],
+                    |_, _| {},
+                );
+                foreground(rt, &b, id)
+            },
+        },
+        Row {
+            name: "devices",
+            differs: None,
+            check: probe!(|s, _| {
+                s["linux"]["devices"] = json!([
+                    {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}
+                ]);
+                s["linux"]["resources"]["devices"] = json!([
+                    {"allow": false, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rwm"},
+                    {"allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm"}
+                ]);
+            }),
+        },
+        Row {
+            name: "process absent",
+            differs: None,
+            check: |rt, id| {
+                let b = bundle(&["true"], |s, _| {
+                    s.as_object_mut().unwrap().remove("process");
+                });
+                let mut seen = foreground(rt, &b, id);
+                seen.stderr = String::new(); // wording
+                seen
+            },
+        },
+        Row {
+            name: "network namespace by path",
+            differs: None,
+            check: |rt, id| {
+                let ns = Netns::new();
+                let b = bundle(&["sh", "-c", "ls /sys/class/net"], |_, _| {});
+                let file = b.path.join("config.json");
+                let mut s: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+                sh(&format!(
+                    "ip -n {} link add pd0 type veth peer name pd1",
+                    ns.name
+                ))
+                .ok();
+                for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+                    if n["type"] == "network" {
+                        n["path"] = json!(format!("/run/netns/{}", ns.name));
+                    }
+                }
+                std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
+                foreground(rt, &b, id)
+            },
+        },
+        Row {
+            name: "user namespace with UID/GID mappings",
+            differs: None,
+            check: probe!(|s, _| {
+                s["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+                s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+                // The cgroup v1 mount cannot be made from a user namespace.
+                s["mounts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .retain(|m| m["type"] != "cgroup");
+            }),
+        },
+        Row {
+            name: "bind mounts with each propagation mode",
+            differs: Some(
+                "a shared/rshared bind mount is not shared under libcontainer 0.7 (it keeps the rootfs's slave propagation), \
+                 so mounts do not propagate from the container back to the host; runc makes it a peer of the host's mount",
+            ),
+            check: |rt, id| {
+                let src = tempfile::tempdir().unwrap();
+                std::fs::write(src.path().join("f"), "bound\n").unwrap();
+                let b = bundle(
+                    &["sh", "-c", "for d in /m1 /m2 /m3 /m4; do cat $d/f; done; awk '$5 ~ /^\\/m[0-9]/ { o=\"\"; for (i=7; $i != \"-\"; i++) o=o\" \"$i; print $5, $6, o }' /proc/self/mountinfo | sed -E 's/(shared|master):[0-9]+//g; s/ +$//' | sort"],
+                    |_, _| {},
+                );
+                let file = b.path.join("config.json");
+                let mut s: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+                for (i, prop) in ["rprivate", "rslave", "rshared", "private"].iter().enumerate() {
+                    let mut opts = vec!["rbind", *prop];
+                    if i == 1 {
+                        opts.push("ro");
+                    }
+                    s["mounts"].as_array_mut().unwrap().push(json!({
+                        "destination": format!("/m{}", i + 1), "type": "bind",
+                        "source": src.path(), "options": opts
+                    }));
+                }
+                std::fs::write(&file, serde_json::to_vec(&s).unwrap()).unwrap();
+                foreground(rt, &b, id)
+            },
+        },
+        Row {
+            name: "seccomp with errno and kill actions",
+            differs: None,
+            check: |rt, id| {
+                let b = bundle(
+                    &["sh", "-c", "mkdir /tmp/x; echo mkdir=$?; uname; echo after-uname"],
+                    |s, _| {
+                        s["root"]["readonly"] = json!(false);
+                        s["linux"]["seccomp"] = json!({
+                            "defaultAction": "SCMP_ACT_ALLOW",
+                            "architectures": ["SCMP_ARCH_X86_64"],
+                            "syscalls": [
+                                {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
+                                {"names": ["uname"], "action": "SCMP_ACT_KILL"}
+                            ]
+                        });
+                    },
+                );
+                foreground(rt, &b, id)
+            },
+        },
+        Row {
+            name: "cgroup resources, absolute cgroupsPath, disableOOMKiller; pid file; kill of a stopped container",
+            differs: None,
+            check: |rt, id| {
+                let seen = lifecycle(rt, id, &["true"], |s, _| {
+                    s["linux"]["cgroupsPath"] = json!("/parity/ID");
+                    s["linux"]["resources"]["pids"] = json!({"limit": 20});
+                    s["linux"]["resources"]["cpu"] = json!({"shares": 512});
+                    s["linux"]["resources"]["memory"] = json!({"limit": 67108864, "disableOOMKiller": true});
+                });
+                // The row compares the two; this says what both must show.
+                assert!(
+                    seen.stdout.contains("\"memory/parity/ID/memory.oom_control\": \"oom_kill_disable 1\""),
+                    "{}: disableOOMKiller not applied: {}",
+                    rt.name,
+                    seen.stdout
+                );
+                seen
+            },
+        },
+        Row {
+            name: "cgroup resources without cgroupsPath (the runtime's default path)",
+            differs: None,
+            check: |rt, id| {
+                lifecycle(rt, id, &["true"], |s, _| {
+                    s["linux"].as_object_mut().unwrap().remove("cgroupsPath");
+                    // No memory limit: where the runtime's own memory cgroup
+                    // is not the root (as in CI), runc and libcontainer put a
+                    // relative path in different places (docs/runtime.md).
+                    s["linux"]["resources"]["pids"] = json!({"limit": 30});
+                })
+            },
+        },
+        Row {
+            name: "delete of created, running and stopped containers, with and without --force",
+            differs: None,
+            check: |rt, id| {
+                let b = bundle(&["sleep", "100"], |_, _| {});
+                let bp = b.path.to_str().unwrap();
+                let mut out = String::new();
+                let mut step = |what: &str, r: Ran| out += &format!("{what}: {:?}\n", r.code);
+                step("create", rt.run(&["create", "--bundle", bp, id]));
+                step("delete created", rt.run(&["delete", id]));
+                step("state after", rt.run(&["state", id]));
+                step("create", rt.run(&["create", "--bundle", bp, id]));
+                step("start", rt.run(&["start", id]));
+                step("delete running", rt.run(&["delete", id]));
+                step("delete running --force", rt.run(&["delete", "--force", id]));
+                step("delete missing", rt.run(&["delete", id]));
+                step("delete missing --force", rt.run(&["delete", "--force", id]));
+                Seen {
+                    code: None,
+                    stdout: out,
+                    stderr: String::new(),
+                    hooks: hook_states(&b.out, &b.path),
+                    state: None,
+                    leftovers: leftovers(rt, id),
+                }
+            },
+        },
+        Row {
+            name: "exec --process into a running container; state while running",
+            differs: None,
+            check: |rt, id| {
+                let b = bundle(&["sleep", "100"], |s, _| {
+                    s["annotations"] = json!({"a": "b"});
+                });
+                let bp = b.path.to_str().unwrap();
+                let mut out = String::new();
+                out += &format!("create: {:?}\n", rt.run(&["create", "--bundle", bp, id]).code);
+                out += &format!("start: {:?}\n", rt.run(&["start", id]).code);
+                let running = state(rt, id, &b.path);
+                let pj = b.out.join("../process.json");
+                std::fs::write(
+                    &pj,
+                    serde_json::to_vec(&json!({
+                        "user": {"uid": 1000, "gid": 1000},
+                        "args": ["sh", "-c", "id; grep -E '^Cap(Eff|Amb)' /proc/self/status; exit 5"],
+                        "env": ["PATH=/bin"], "cwd": "/tmp",
+                        "capabilities": {"bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"],
+                                         "permitted": ["CAP_NET_RAW"], "inheritable": ["CAP_NET_RAW"],
+                                         "ambient": ["CAP_NET_RAW"]}
+                    }))
+                    .unwrap(),
+                )
+                .unwrap();
+                let ex = rt.run(&["exec", "--process", pj.to_str().unwrap(), id]);
+                out += &format!("exec: {:?}\n{}", ex.code, ex.stdout);
+                out += &format!("kill: {:?}\n", rt.run(&["kill", id, "KILL"]).code);
+                for _ in 0..100 {
+                    if state(rt, id, &b.path).is_some_and(|s| s["status"] == "stopped") {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                out += &format!("delete: {:?}\n", rt.run(&["delete", id]).code);
+                Seen {
+                    code: None,
+                    stdout: out,
+                    stderr: String::new(),
+                    hooks: hook_states(&b.out, &b.path),
+                    state: running,
+                    leftovers: leftovers(rt, id),
+                }
+            },
+        },
+    ]
+}
+
+#[test]
+fn every_row_runs_under_netshim_as_under_runc() {
+    require_root();
+    assert!(
+        Path::new(RUNC).exists(),
+        "{RUNC} is missing (package runc): run the suite with integration/run.sh"
+    );
+    let rts = Rt::both();
+    let rows = rows();
+    let mut report = Vec::new();
+    let mut failed = Vec::new();
+    for (i, row) in rows.iter().enumerate() {
+        let id = format!("parity{i}x{}", std::process::id() % 10000);
+        let seen: Vec<Seen> = rts.iter().map(|rt| (row.check)(rt, &id)).collect();
+        let (runc, ns) = (&seen[0], &seen[1]);
+        let mut diffs = Vec::new();
+        if runc.code != ns.code {
+            diffs.push(format!(
+                "exit status: runc {:?}, netshim {:?}",
+                runc.code, ns.code
+            ));
+        }
+        if runc.stdout != ns.stdout {
+            diffs.push(format!(
+                "stdout:\n--- runc\n{}--- netshim\n{}",
+                runc.stdout, ns.stdout
+            ));
+        }
+        if runc.hooks != ns.hooks {
+            diffs.push(format!(
+                "hook stdin: runc {:?}\n netshim {:?}",
+                runc.hooks, ns.hooks
+            ));
+        }
+        if runc.state != ns.state {
+            diffs.push(format!(
+                "state: runc {:?}\n netshim {:?}",
+                runc.state, ns.state
+            ));
+        }
+        if !runc.leftovers.is_empty() || !ns.leftovers.is_empty() {
+            diffs.push(format!(
+                "leftovers: runc {:?}, netshim {:?}",
+                runc.leftovers, ns.leftovers
+            ));
+        }
+        let stderr_same = runc.stderr == ns.stderr;
+        if !stderr_same && row.differs.is_none() {
+            diffs.push(format!(
+                "stderr:\n--- runc\n{}--- netshim\n{}",
+                runc.stderr, ns.stderr
+            ));
+        }
+        let verdict = match (&diffs[..], row.differs) {
+            ([], Some(why)) => format!("differs on purpose ({why})"),
+            ([], None) => "same".to_string(),
+            _ => {
+                failed.push(row.name);
+                format!("DIFFERENT\n{}", diffs.join("\n"))
+            }
+        };
+        eprintln!("row {i}: {}: {verdict}", row.name);
+        report.push(verdict);
+    }
+    eprintln!(
+        "{} rows: {} the same, {} differing on purpose, {} different",
+        rows.len(),
+        report.iter().filter(|r| *r == "same").count(),
+        report.iter().filter(|r| r.starts_with("differs")).count(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "rows that differ from runc: {failed:?}");
+}
