@@ -19,6 +19,7 @@
 #     Dockers, into the user's rootless Podman and root's Podman (daemonless);
 #   - the containerd tests start private containerd instances themselves;
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test;
+#   - installs with install.sh into a throwaway prefix and uninstalls;
 #   - runs each cargo-fuzz target briefly (with a nightly toolchain).
 #
 # Environment: NETSHIM_TEST_USER, NETSHIM_SKIP_LINT=1 (skip fmt/clippy),
@@ -216,6 +217,26 @@ fuzz_smoke() {
   done
 }
 
+# install.sh into a throwaway prefix and back out: every file it lists is
+# there and sound (the binary runs, the man page is roff, the bash
+# completion loads), and --uninstall leaves no file behind.
+install_check() {
+  say "checking install.sh and install.sh --uninstall (throwaway PREFIX, debug build)"
+  local prefix
+  prefix=$(mktemp -d)
+  PREFIX=$prefix PROFILE=dev ./install.sh
+  "$prefix/bin/netshim" --version >/dev/null || die "the installed binary does not run"
+  grep -q '^\.TH' "$prefix/share/man/man1/netshim.1" || die "the installed man page is not roff"
+  bash -c "source $prefix/share/bash-completion/completions/netshim && complete -p netshim" >/dev/null ||
+    die "the installed bash completion does not load"
+  [ "$(wc -l <"$prefix/share/netshim/installed-files")" = 5 ] || die "install.sh listed an unexpected number of files"
+  PREFIX=$prefix ./install.sh --uninstall
+  local left
+  left=$(find "$prefix" -type f)
+  [ -z "$left" ] || die "install.sh --uninstall left files: $left"
+  rm -rf "$prefix"
+}
+
 install_packages
 make_test_user
 
@@ -239,6 +260,8 @@ export NETSHIM_TEST_RUNTIME_DIR=$TEST_RUNTIME_DIR
 export NETSHIM_TEST_DOCKER=1
 export NETSHIM_TEST_ROOTFUL_DOCKER=$ROOTFUL_SOCK
 cargo test --workspace --no-fail-fast "$@"
+
+if [ $# = 0 ]; then install_check; fi
 
 # The fuzz smoke run belongs to the whole suite, not to a filtered run.
 if [ $# = 0 ]; then fuzz_smoke; fi
