@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::caps::Cap;
+use crate::kernel::caps::Cap;
 use crate::oci::policy::{self, Policy};
 
 fn caps_in(process: &Value, set: &str) -> Vec<Cap> {
@@ -36,7 +36,7 @@ pub fn policy(data: &[u8]) {
         })
         .unwrap_or_default();
     let pol = Policy {
-        defaults: [crate::caps::NET_RAW].into_iter().collect(),
+        defaults: [crate::kernel::caps::NET_RAW].into_iter().collect(),
         ..Policy::default()
     };
     let before = process.clone();
@@ -125,8 +125,34 @@ mod tests {
             policy(&mutate(&mut rng, specs[i % specs.len()].as_bytes()));
             config(&mutate(&mut rng, configs[i % configs.len()].as_bytes()));
         }
-        // The unmutated seeds reach the interesting paths.
-        policy(specs[0].as_bytes());
-        config(configs[0].as_bytes());
+        // The unmutated seeds reach the interesting paths: an addition that
+        // is granted, one that is refused, a config that is accepted and one
+        // that is refused.
+        let decide = |text: &str| {
+            let v: Value = serde_json::from_str(text).unwrap();
+            let annotations = v
+                .get("annotations")
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut process = v.get("process").cloned().unwrap_or(v);
+            policy::apply(&Policy::default(), &mut process, &annotations)
+        };
+        let granted = decide(specs[0]).expect("seed 0 is granted");
+        assert_eq!(
+            granted.added,
+            [crate::kernel::caps::NET_RAW].into_iter().collect()
+        );
+        assert!(decide(specs[1]).expect("seed 1 is root").root);
+        assert!(matches!(
+            decide(specs[2]),
+            Err(policy::PolicyError::Restricted { .. })
+        ));
+        assert!(crate::oci::config::parse(Path::new("seed.toml"), configs[0]).is_ok());
+        assert!(crate::oci::config::parse(Path::new("seed.toml"), configs[1]).is_err());
     }
 }

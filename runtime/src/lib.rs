@@ -1,31 +1,32 @@
 //! netshim's runtime library: resolve a target network namespace, choose the
 //! least-privileged plan the kernel allows, synthesize an OCI spec and launch
-//! a process there with youki's libcontainer.
+//! a process there with youki's libcontainer; and the runc-compatible OCI
+//! runtime.
 //!
-//! The privilege-sensitive code lives in [`ns`] (nsfs ioctls), [`plan`]
-//! (classification and the user-namespace map probe) and the spec that
-//! [`spec`] writes for libcontainer, which performs the credential change.
+//! A map, by concern:
+//! - [`target`] — what a target names and how it resolves;
+//! - [`kernel`] — what netshim reads from the kernel, changing nothing;
+//! - [`plan`] — the least-privileged plan for a target (pure);
+//! - [`privilege`] — the few steps that change privilege, each commented with
+//!   the kernel rule it relies on;
+//! - [`launch`] — `netshim run`: the spec libcontainer executes (where the
+//!   credential change is decided), supervision, TTY;
+//! - [`sealed`] — `netshim capture --sealed`;
+//! - [`oci`] — the OCI runtime, one file per operation;
+//! - [`fuzzing`] — properties shared by the fuzz targets and `cargo test`.
 
-pub mod caps;
-pub mod containerd;
-pub mod discover;
-pub mod docker;
 pub mod fuzzing;
+pub mod kernel;
 pub mod launch;
-pub mod ns;
 pub mod oci;
 pub mod plan;
-pub mod podman;
+pub mod privilege;
 pub mod sealed;
-pub mod seccomp;
-pub mod selfexec;
-pub mod spec;
 pub mod target;
-pub mod tty;
-pub mod userns;
 
-use caps::{Cap, RUN_ALLOWED};
-use plan::{Caller, IdMap, Plan};
+use kernel::caps::{Cap, RUN_ALLOWED};
+use kernel::userns::IdMap;
+use plan::{Caller, Plan};
 use target::Target;
 
 /// The default UID and GID of the process in the target: `nobody`.
@@ -126,7 +127,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
             flag: "gid",
         });
     }
-    let mut caps = vec![caps::NET_RAW];
+    let mut caps = vec![kernel::caps::NET_RAW];
     for c in &opts.extra_caps {
         if !RUN_ALLOWED.contains(c) {
             return Err(RunError::CapNotAllowed(*c));
@@ -143,10 +144,11 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
     let uid_map = match &plan {
         Plan::DropUid => None,
         Plan::JoinUserns { userns } => {
-            let (u, g) = plan::read_id_maps(userns).map_err(|errno| RunError::IdMaps {
-                target: label.clone(),
-                errno,
-            })?;
+            let (u, g) =
+                kernel::userns::read_id_maps(userns).map_err(|errno| RunError::IdMaps {
+                    target: label.clone(),
+                    errno,
+                })?;
             for (kind, map) in [("UID", &u), ("GID", &g)] {
                 if !map.contains(0) {
                     return Err(RunError::NoRootInUserns {
@@ -185,7 +187,7 @@ pub fn prepare(opts: &RunOptions) -> Result<Prepared, RunError> {
 #[derive(Default)]
 pub struct RunIo {
     /// Replaces netshim's own stdin for the command (the sealed binary the
-    /// capture engine is executed from, see [`selfexec`]).
+    /// capture engine is executed from, see [`privilege::selfexec`]).
     pub stdin: Option<std::os::fd::OwnedFd>,
     /// Replaces netshim's own stdout for the command.
     pub stdout: Option<std::os::fd::OwnedFd>,
@@ -201,13 +203,13 @@ pub fn run(opts: &RunOptions, prepared: Prepared, io: RunIo) -> Result<i32, RunE
     let launch = launch::Launch {
         netns: &prepared.resolved.netns,
         plan: &prepared.plan,
-        request: spec::RunRequest {
+        request: launch::spec::RunRequest {
             args: opts.args.clone(),
             uid: opts.uid,
             gid: opts.gid,
             caps: prepared.caps.clone(),
             tty: opts.tty,
-            env: spec::default_env(term.as_deref()),
+            env: launch::spec::default_env(term.as_deref()),
             cwd: "/".into(),
         },
         uid_map: prepared.uid_map.clone(),

@@ -1,5 +1,7 @@
-//! Privilege plans (`shared/design.md` §3): how netshim reaches a target's
-//! network namespace with the least privilege the kernel allows.
+//! Privilege plans (docs/architecture.md, "The plans and the kernel rules
+//! they rest on"): how netshim reaches a target's network namespace with the
+//! least privilege the kernel allows. Pure classification: the steps that
+//! change the process are in [`crate::privilege::enter`].
 //!
 //! Kernel rules this module relies on:
 //! - `AF_PACKET`/raw sockets need `CAP_NET_RAW` in the user namespace that
@@ -16,8 +18,8 @@ use std::fmt;
 use nix::errno::Errno;
 use nix::unistd::geteuid;
 
-use crate::caps::{CapMask, ProcCreds};
-use crate::ns::{own_userns, NsFile, NsId};
+use crate::kernel::caps::{CapMask, ProcCreds};
+use crate::kernel::ns::{own_userns, NsFile, NsId};
 
 /// The plan netshim will use for a target.
 #[derive(Debug)]
@@ -110,7 +112,7 @@ impl Caller {
                 Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
             )
         })?;
-        let sys_admin = creds.eff.0 & CapMask::of(&[crate::caps::SYS_ADMIN]).0 != 0;
+        let sys_admin = creds.eff.0 & CapMask::of(&[crate::kernel::caps::SYS_ADMIN]).0 != 0;
         Ok(Caller {
             euid: geteuid().as_raw(),
             userns,
@@ -194,318 +196,13 @@ pub fn classify(target: &str, netns: &NsFile, caller: &Caller) -> Result<Plan, P
     }
 }
 
-/// Moves the calling process into a user namespace it owns.
-///
-/// Used by the join-userns plan when the caller is unprivileged:
-/// libcontainer 0.7 accepts a user namespace given by path only from root,
-/// but accepts an unprivileged caller that already runs inside a user
-/// namespace (as Podman runs it). Kernel rules: `setns(CLONE_NEWUSER)` needs
-/// `CAP_SYS_ADMIN` in the target user namespace (its owner, in the parent,
-/// has it) and a single-threaded caller whose `fs` struct is not shared
-/// (`unshare(CLONE_FS)` makes sure); on success the caller holds every
-/// capability inside the joined namespace and none outside it.
-pub fn enter_userns(userns: &NsFile) -> Result<(), Errno> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
-    nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
-}
-
-/// Gives libcontainer a view of `/sys/fs/cgroup` in which a run gets no
-/// cgroup of its own, in a private mount namespace of netshim's.
-///
-/// Why: `netshim run` sets no resource limits, so a cgroup buys nothing, and
-/// it costs: moving a process into a v1 or v2 cgroup takes the kernel's
-/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace
-/// period (~10 ms, more than half of a run's start-up). libcontainer's cgroup
-/// v1 manager also has no rootless mode, and its removal kills every PID the
-/// cgroup lists. netshim instead ends a run's processes itself (see
-/// `launch`).
-///
-/// - `privileged` (root in the initial user namespace): netshim's private
-///   mount namespace detaches the cgroup hierarchies and puts an empty
-///   read-only tmpfs on `/sys/fs/cgroup`; libcontainer's manager then finds
-///   no controller in `/proc/self/mountinfo` and does nothing.
-/// - otherwise (already inside a user namespace it owns, after
-///   [`enter_userns`]): mounts copied into a less privileged mount namespace
-///   are locked and cannot be unmounted, but may be covered. On a v1 or
-///   hybrid host netshim puts the cgroup v2 hierarchy on `/sys/fs/cgroup` (a
-///   bind of the hybrid host's `/sys/fs/cgroup/unified`, or a fresh cgroup2
-///   mount, which the kernel permits in a cgroup namespace this user
-///   namespace owns); libcontainer's rootless v2 manager leaves the process
-///   in its parent cgroup when it may not create one, as runc does rootless.
-///
-/// Kernel rules: `unshare(CLONE_NEWNS)` and mounting need `CAP_SYS_ADMIN` in
-/// the user namespace owning the new mount namespace; it is made `MS_SLAVE`
-/// recursively first, so nothing done here reaches the host's mounts.
-pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
-    use std::path::Path;
-
-    let root = Path::new("/sys/fs/cgroup");
-    let is_v2 = statfs(root)?.filesystem_type() == CGROUP2_SUPER_MAGIC;
-    if !privileged && is_v2 {
-        return Ok(());
-    }
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )?;
-    if privileged {
-        match umount2(root, MntFlags::MNT_DETACH) {
-            Ok(()) => {
-                return mount(
-                    Some("tmpfs"),
-                    root,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY
-                        | MsFlags::MS_NOSUID
-                        | MsFlags::MS_NODEV
-                        | MsFlags::MS_NOEXEC,
-                    Some("size=4k,mode=0555"),
-                );
-            }
-            // Root inside a user namespace (netshim in a container): the
-            // mounts are locked; cover them as the unprivileged path does.
-            Err(Errno::EINVAL | Errno::EPERM) if is_v2 => return Ok(()),
-            Err(Errno::EINVAL | Errno::EPERM) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    let unified = root.join("unified");
-    if statfs(&unified).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
-        mount(
-            Some(&unified),
-            root,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-    } else {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
-        mount(
-            Some("cgroup2"),
-            root,
-            Some("cgroup2"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None::<&str>,
-        )
-    }
-}
-
-/// Shows `file` at `over` (an existing file) to this process and to the
-/// processes it starts from now on, and to no one else.
-///
-/// Why: libcontainer reads a bundle's spec only from `BUNDLE/config.json`
-/// and gives hooks the directory it read it from as the state's `bundle`.
-/// When netshim changes the spec (capabilities it adds, runc's default
-/// cgroup path), showing the changed copy at the bundle's own path keeps
-/// the bundle runc would report, for hooks and `state` alike.
-///
-/// Kernel rules: `unshare(CLONE_NEWNS)` needs `CAP_SYS_ADMIN` in the user
-/// namespace that owns this process's mount namespace, and a process whose
-/// `fs` struct no other thread shares. A new mount namespace starts with
-/// copies of the caller's mounts in the same peer groups, so a mount made
-/// under a shared mount would propagate back to the host: the one mount
-/// that holds `over` is made `MS_SLAVE` first (it still receives the host's
-/// mount events; its own do not leave). The bind of a file needs the target
-/// to be a file.
-pub fn show_file_over(file: &std::path::Path, over: &std::path::Path) -> Result<(), Errno> {
-    use nix::mount::{mount, MsFlags};
-    let over = std::fs::canonicalize(over).map_err(|e| {
-        e.raw_os_error()
-            .map(Errno::from_raw)
-            .unwrap_or(Errno::ENOENT)
-    })?;
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| Errno::EIO)?;
-    let holder = mount_point_of(&mountinfo, &over).ok_or(Errno::ENOENT)?;
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
-    mount(
-        None::<&str>,
-        &holder,
-        None::<&str>,
-        MsFlags::MS_SLAVE,
-        None::<&str>,
-    )?;
-    mount(
-        Some(file),
-        &over,
-        None::<&str>,
-        MsFlags::MS_BIND,
-        None::<&str>,
-    )
-}
-
-/// The mount point (field 5 of `/proc/self/mountinfo`, octal escapes
-/// undone) that holds `path`: the longest one that is a prefix of it, the
-/// last mounted of equal ones.
-fn mount_point_of(mountinfo: &str, path: &std::path::Path) -> Option<std::path::PathBuf> {
-    let mut best: Option<std::path::PathBuf> = None;
-    for line in mountinfo.lines() {
-        let Some(field) = line.split(' ').nth(4) else {
-            continue;
-        };
-        let point = std::path::PathBuf::from(unescape_octal(field));
-        if path.starts_with(&point)
-            && best
-                .as_ref()
-                .is_none_or(|b| point.as_os_str().len() >= b.as_os_str().len())
-        {
-            best = Some(point);
-        }
-    }
-    best
-}
-
-/// Undoes the kernel's `\ooo` escapes of space, tab, newline and backslash.
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// One line of `/proc/PID/uid_map`: `inside outside count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdRange {
-    pub inside: u32,
-    pub outside: u32,
-    pub count: u32,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct IdMap(pub Vec<IdRange>);
-
-impl IdMap {
-    pub fn parse(s: &str) -> Option<IdMap> {
-        s.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let v: Vec<u32> = l
-                    .split_whitespace()
-                    .map(|x| x.parse().ok())
-                    .collect::<Option<_>>()?;
-                match v[..] {
-                    [inside, outside, count] => Some(IdRange {
-                        inside,
-                        outside,
-                        count,
-                    }),
-                    _ => None,
-                }
-            })
-            .collect::<Option<Vec<_>>>()
-            .map(IdMap)
-    }
-
-    pub fn contains(&self, id: u32) -> bool {
-        self.0
-            .iter()
-            .any(|r| id >= r.inside && (id - r.inside) < r.count)
-    }
-}
-
-impl fmt::Display for IdMap {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .0
-            .iter()
-            .map(|r| format!("{}-{}", r.inside, r.inside as u64 + r.count as u64 - 1))
-            .collect();
-        f.write_str(&parts.join(", "))
-    }
-}
-
-/// Reads the UID and GID maps of a user namespace.
-///
-/// The kernel shows a user namespace's maps only through a process inside
-/// it, so a short-lived child joins it (`setns(CLONE_NEWUSER)`, which needs a
-/// single-threaded caller that does not share its `fs` struct: a fresh
-/// `fork` child is both) and reads `/proc/self/{uid,gid}_map`.
-pub fn read_id_maps(userns: &NsFile) -> Result<(IdMap, IdMap), Errno> {
-    use std::io::{Read, Write};
-    use std::os::fd::AsRawFd;
-
-    let (rd, wr) = nix::unistd::pipe()?;
-    // SAFETY: netshim is single-threaded here (it has not started any thread
-    // before planning), so the child may allocate; it only calls setns, reads
-    // two /proc files, writes to a pipe and exits without returning.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            drop(rd);
-            let mut out = std::fs::File::from(wr);
-            let code = match nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER) {
-                Ok(()) => {
-                    let u = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-                    let g = std::fs::read_to_string("/proc/self/gid_map").unwrap_or_default();
-                    let _ = write!(out, "{u}\0{g}");
-                    0
-                }
-                Err(e) => e as i32,
-            };
-            let _ = out.flush();
-            // SAFETY: _exit ends the forked child without running the
-            // parent's atexit handlers or destructors.
-            unsafe { libc::_exit(code) }
-        }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(wr);
-            let mut buf = String::new();
-            let mut f = std::fs::File::from(rd);
-            let _ = f.read_to_string(&mut buf);
-            let status = nix::sys::wait::waitpid(child, None)?;
-            if let nix::sys::wait::WaitStatus::Exited(_, code) = status {
-                if code != 0 {
-                    return Err(Errno::from_raw(code));
-                }
-            }
-            let _ = f.as_raw_fd();
-            let (u, g) = buf.split_once('\0').ok_or(Errno::EIO)?;
-            Ok((
-                IdMap::parse(u).ok_or(Errno::EINVAL)?,
-                IdMap::parse(g).ok_or(Errno::EINVAL)?,
-            ))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn id_maps_parse_and_answer_membership() {
-        let m =
-            IdMap::parse("         0       1000          1\n         1     100000      65536\n")
-                .unwrap();
-        assert!(m.contains(0));
-        assert!(m.contains(1));
-        assert!(m.contains(65534));
-        assert!(m.contains(65536));
-        assert!(!m.contains(65537));
-        assert_eq!(m.to_string(), "0-0, 1-65536");
-        assert!(IdMap::parse("0 1\n").is_none());
-        assert!(!IdMap::default().contains(0));
-    }
-
-    #[test]
     fn own_netns_plan_depends_on_privilege() {
-        let netns = crate::ns::own_netns().unwrap();
+        let netns = crate::kernel::ns::own_netns().unwrap();
         let mut caller = Caller::current().unwrap();
         caller.sys_admin = true;
         assert!(matches!(
@@ -516,29 +213,5 @@ mod tests {
         let err = classify("self", &netns, &caller).unwrap_err();
         assert!(err.to_string().contains("user namespace"), "{err}");
         assert!(err.to_string().contains("rootless"), "{err}");
-    }
-
-    #[test]
-    fn own_user_namespace_maps_are_readable() {
-        // Joining our own user namespace is refused by the kernel (EINVAL);
-        // that refusal must come back as an error, not as a bogus map.
-        let own = own_userns().unwrap();
-        assert!(read_id_maps(&own).is_err());
-    }
-
-    #[test]
-    fn the_mount_holding_a_path_is_the_longest_prefix() {
-        let mi = "22 1 8:1 / / rw shared:1 - ext4 /dev/vda rw\n\
-                  30 22 0:5 / /run rw shared:2 - tmpfs tmpfs rw\n\
-                  31 30 0:6 / /run/a\\040b rw shared:3 - tmpfs tmpfs rw\n\
-                  32 30 0:7 / /run/ab rw - tmpfs tmpfs rw\n";
-        let at = |p: &str| mount_point_of(mi, std::path::Path::new(p)).unwrap();
-        assert_eq!(at("/run/x/config.json"), std::path::PathBuf::from("/run"));
-        assert_eq!(
-            at("/run/a b/config.json"),
-            std::path::PathBuf::from("/run/a b")
-        );
-        assert_eq!(at("/run/abc/config.json"), std::path::PathBuf::from("/run"));
-        assert_eq!(at("/srv/b/config.json"), std::path::PathBuf::from("/"));
     }
 }

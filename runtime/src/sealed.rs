@@ -20,8 +20,8 @@
 //! - the engine's network namespace, made by the child in its own user
 //!   namespace, holds only a loopback that is down: it can reach nothing.
 //!
-//! The engine executes from the sealed memfd ([`crate::selfexec`]) under the
-//! deny-list of [`crate::seccomp`], and narrows it to its allow-list once its
+//! The engine executes from the sealed memfd ([`crate::privilege::selfexec`]) under the
+//! deny-list of [`crate::privilege::seccomp`], and narrows it to its allow-list once its
 //! rings are set up.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -30,8 +30,9 @@ use nix::errno::Errno;
 use nix::sys::signal::SigSet;
 use nix::unistd::ForkResult;
 
-use crate::ns::NsFile;
-use crate::plan::{IdMap, Plan};
+use crate::kernel::ns::NsFile;
+use crate::kernel::userns::IdMap;
+use crate::plan::Plan;
 
 /// The unprivileged ID the engine runs as, in its namespace and the parent's.
 pub const ENGINE_ID: u32 = 65534;
@@ -70,7 +71,7 @@ pub fn enter(plan: &Plan, uid_map: Option<&IdMap>) -> Result<(), SealedError> {
                 return Err(SealedError::Unmapped(map.clone()));
             }
         }
-        crate::plan::enter_userns(userns).map_err(SealedError::EnterUserns)?;
+        crate::privilege::enter::enter_userns(userns).map_err(SealedError::EnterUserns)?;
     }
     Ok(())
 }
@@ -98,7 +99,7 @@ pub fn in_netns<T: Send + 'static>(
 pub struct Engine {
     /// The sealed copy of netshim (becomes the engine's stdin and its exe).
     pub exe: OwnedFd,
-    /// Its arguments (argv[0] included).
+    /// Its arguments (`argv[0]` included).
     pub args: Vec<String>,
     /// Its stdout, when not netshim's own.
     pub stdout: Option<OwnedFd>,
@@ -167,7 +168,7 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
             drop(go_w);
             let watch = engine
                 .watch
-                .and_then(|p| Some((p, crate::ns::pidfd_open(p).ok()?)));
+                .and_then(|p| Some((p, crate::kernel::ns::pidfd_open(p).ok()?)));
             let status = crate::launch::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
                 .map_err(SealedError::Wait)?;
             let _ = mask.thread_unblock();
@@ -261,7 +262,7 @@ fn child(
     }
     // The profile every process netshim starts in a target gets; the engine
     // narrows it with its allow-list once set up.
-    if let Err(e) = crate::seccomp::install() {
+    if let Err(e) = crate::privilege::seccomp::install() {
         eprintln!("netshim: sealed engine: installing its seccomp filter: {e}");
         return 125;
     }

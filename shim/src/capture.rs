@@ -405,7 +405,7 @@ fn sealed_engine(
 fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::Result<u8> {
     // The engine runs from a sealed in-memory copy of netshim, handed over
     // as its stdin: the target never holds the host's binary.
-    let sealed = netshim_runtime::selfexec::sealed_copy_of_self()
+    let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
         .context("making a sealed copy of netshim's binary for the engine")?;
     let mut args = vec!["/proc/self/fd/0".to_string(), "capture".into()];
     for i in &a.interfaces {

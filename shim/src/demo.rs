@@ -197,8 +197,12 @@ impl DemoTarget {
             .unwrap_or_default();
         // The demo maps UID 65534 inside, so the range must reach it.
         let range = |file: &str| {
-            netshim_runtime::userns::subordinate_range(std::path::Path::new(file), &user, uid)
-                .filter(|r| r.1 > 65534)
+            netshim_runtime::kernel::userns::subordinate_range(
+                std::path::Path::new(file),
+                &user,
+                uid,
+            )
+            .filter(|r| r.1 > 65534)
         };
         let subuid = range("/etc/subuid").with_context(|| {
             format!(
@@ -211,8 +215,9 @@ impl DemoTarget {
             format!("you ({user}) have no subordinate GID range in /etc/subgid")
         })?;
         let (pid, ready, go) = spawn_holder(true)?;
-        wait_byte(&ready)
-            .map_err(|e| anyhow::anyhow!(netshim_runtime::userns::explain_creation_failure(e)))?;
+        wait_byte(&ready).map_err(|e| {
+            anyhow::anyhow!(netshim_runtime::kernel::userns::explain_creation_failure(e))
+        })?;
         let map = |tool: &str, id: u32, sub: (u32, u32)| -> anyhow::Result<()> {
             let st = Command::new(tool)
                 .args([

@@ -155,7 +155,7 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
             "netshim needs Linux 5.3 or later (pidfd_open); 4.9 at the very least (NS_GET_USERNS)",
         ),
     ));
-    let own_net = netshim_runtime::ns::own_netns();
+    let own_net = netshim_runtime::kernel::ns::own_netns();
     // EPERM means the ioctl exists but the owner is outside our user
     // namespace (netshim runs in a child one); ENOTTY means no ioctl.
     let nsget = own_net
@@ -198,7 +198,7 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
         },
         (amb < 0).then_some("needs Linux 4.3 or later"),
     ));
-    let pidfd_ok = netshim_runtime::ns::pidfd_open(std::process::id() as i32).is_ok();
+    let pidfd_ok = netshim_runtime::kernel::ns::pidfd_open(std::process::id() as i32).is_ok();
     f.push(finding(
         "kernel",
         "pidfd_open",
@@ -212,7 +212,7 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
     ));
 
     // User namespaces.
-    let blockers = netshim_runtime::userns::creation_blockers();
+    let blockers = netshim_runtime::kernel::userns::creation_blockers();
     let can_unshare =
         in_child(
             || match nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
@@ -256,7 +256,7 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
     // Subordinate IDs, for rootless engines and the demo.
     if !root {
         for (file, tool) in [("/etc/subuid", "newuidmap"), ("/etc/subgid", "newgidmap")] {
-            let r = netshim_runtime::userns::subordinate_range(Path::new(file), &user, uid);
+            let r = netshim_runtime::kernel::userns::subordinate_range(Path::new(file), &user, uid);
             f.push(finding(
                 "rootless",
                 format!("{file} range for {user}"),

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use netshim_runtime::caps::Cap;
+use netshim_runtime::kernel::caps::Cap;
 use netshim_runtime::target::Target;
 
 /// Exit status for netshim's own failures (as docker and podman use it).
@@ -204,7 +204,10 @@ fn main() -> ExitCode {
         Command::Oci { .. } => unreachable!("handled above"),
         Command::SeccompProfile => {
             use std::io::Write;
-            let text = format!("{:#}\n", netshim_runtime::seccomp::default_profile());
+            let text = format!(
+                "{:#}\n",
+                netshim_runtime::privilege::seccomp::default_profile()
+            );
             std::io::stdout()
                 .write_all(text.as_bytes())
                 .context("writing the profile")

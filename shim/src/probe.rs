@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use netshim_runtime::caps::ProcCreds;
+use netshim_runtime::kernel::caps::ProcCreds;
 
 #[derive(clap::Args)]
 pub struct ProbeArgs {

@@ -1,6 +1,6 @@
 //! `netshim targets`: what the caller can reach, and how.
 
-use netshim_runtime::discover;
+use netshim_runtime::target::discover;
 use serde_json::json;
 
 #[derive(clap::Args)]

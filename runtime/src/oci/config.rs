@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::policy::{Policy, PolicyError};
-use crate::caps::Cap;
+use crate::kernel::caps::Cap;
 
 pub const DEFAULT_PATH: &str = "/etc/netshim/config.toml";
 

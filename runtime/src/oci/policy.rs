@@ -29,7 +29,7 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::caps::Cap;
+use crate::kernel::caps::Cap;
 
 /// The annotation that asks for ambient capabilities, on the container or on
 /// its pod (containerd passes pod annotations through with `pod_annotations`).
@@ -130,9 +130,12 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            allow: [crate::caps::NET_RAW, crate::caps::NET_BIND_SERVICE]
-                .into_iter()
-                .collect(),
+            allow: [
+                crate::kernel::caps::NET_RAW,
+                crate::kernel::caps::NET_BIND_SERVICE,
+            ]
+            .into_iter()
+            .collect(),
             defaults: BTreeSet::new(),
             origin: "the built-in policy (no config file)".into(),
         }

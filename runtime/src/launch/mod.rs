@@ -2,6 +2,9 @@
 //! the create → verify → start → wait cycle, signal forwarding, TTY, and
 //! cleanup (including state left by a crashed run).
 
+pub mod spec;
+pub mod tty;
+
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -18,11 +21,11 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::caps::{CapMask, ProcCreds};
-use crate::ns::NsFile;
-use crate::plan::{IdMap, Plan};
-use crate::spec::{self, Placement, RunRequest};
-use crate::tty;
+use crate::kernel::caps::{CapMask, ProcCreds};
+use crate::kernel::ns::NsFile;
+use crate::kernel::userns::IdMap;
+use crate::plan::Plan;
+use spec::{Placement, RunRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -408,9 +411,9 @@ impl Launch<'_> {
         }
 
         if let (true, Plan::JoinUserns { userns }) = (pre_join, self.plan) {
-            crate::plan::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
+            crate::privilege::enter::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
         }
-        crate::plan::private_cgroup_view(!pre_join).map_err(LaunchError::CgroupView)?;
+        crate::privilege::enter::private_cgroup_view(!pre_join).map_err(LaunchError::CgroupView)?;
 
         let console = if self.request.tty {
             Some(tty::ConsoleSocket::bind(&bundle.join("console.sock")).map_err(LaunchError::Tty)?)
@@ -513,13 +516,15 @@ impl Launch<'_> {
             None => None,
         };
 
-        let watch = self.watch.and_then(|p| match crate::ns::pidfd_open(p) {
-            Ok(fd) => Some((p, fd)),
-            Err(e) => {
-                tracing::debug!(pid = p, error = %e, "cannot watch the target process");
-                None
-            }
-        });
+        let watch = self
+            .watch
+            .and_then(|p| match crate::kernel::ns::pidfd_open(p) {
+                Ok(fd) => Some((p, fd)),
+                Err(e) => {
+                    tracing::debug!(pid = p, error = %e, "cannot watch the target process");
+                    None
+                }
+            });
         let spare = self.spare;
         let status = wait_forwarding(Pid::from_raw(pid), &mut sfd, term.as_mut(), watch, spare)
             .map_err(LaunchError::Wait)?;

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::docker;
 use crate::plan::{self, Caller, Plan, PlanError};
+use crate::target::docker;
 use crate::target::{Target, NETNS_RUN_DIR};
 
 /// One target found, and what netshim would do with it.
@@ -132,9 +132,9 @@ pub fn discover() -> Result<Vec<Found>, PlanError> {
     // containerd ($CONTAINERD_ADDRESS, else the rootful socket): pods of its
     // CRI plugin by name, other tasks as containerd:NAMESPACE/ID. Docker's
     // own namespace (moby) is listed through Docker above.
-    if let Some(tasks) = crate::containerd::list_running() {
+    if let Some(tasks) = crate::target::containerd::list_running() {
         let cri = if tasks.iter().any(|t| t.0 == "k8s.io") {
-            crate::containerd::cri_containers().unwrap_or_default()
+            crate::target::containerd::cri_containers().unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -156,7 +156,7 @@ pub fn discover() -> Result<Vec<Found>, PlanError> {
             out.push(examine(target, "containerd", &caller));
         }
     }
-    if let Some(names) = crate::podman::list_running() {
+    if let Some(names) = crate::target::podman::list_running() {
         for n in names {
             out.push(examine(Target::Podman(n), "podman", &caller));
         }

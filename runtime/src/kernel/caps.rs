@@ -207,7 +207,7 @@ impl ProcCreds {
 
     pub fn read(pid: i32) -> std::io::Result<ProcCreds> {
         let path = format!("/proc/{pid}/status");
-        let s = crate::ns::read_small(Path::new(&path))?;
+        let s = crate::kernel::ns::read_small(Path::new(&path))?;
         ProcCreds::parse(&s).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,

@@ -18,7 +18,7 @@ use std::path::Path;
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
-use crate::caps::Cap;
+use crate::kernel::caps::Cap;
 
 /// Host top-level directories not bound as they are: `/dev` gets a fresh
 /// tmpfs, `/proc` and `/sys` are bound with nosuid/nodev/noexec.
@@ -87,7 +87,7 @@ pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Resul
         "namespaces": namespaces,
         "maskedPaths": [],
         "readonlyPaths": [],
-        "seccomp": crate::seccomp::default_profile(),
+        "seccomp": crate::privilege::seccomp::default_profile(),
     });
     if let Some(cg) = &place.cgroups_path {
         linux["cgroupsPath"] = Value::String(cg.clone());
@@ -150,7 +150,7 @@ pub fn prepare_rootfs(rootfs: &Path, host_root: &Path) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caps::NET_RAW;
+    use crate::kernel::caps::NET_RAW;
     use oci_spec::runtime::LinuxNamespaceType;
 
     fn req() -> RunRequest {

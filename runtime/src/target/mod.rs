@@ -1,14 +1,18 @@
 //! Target forms (`/path`, `pid:PID`, `netns:NAME`, `docker:NAME|ID`) and
 //! their resolution to an open network-namespace file.
 
+pub mod containerd;
+pub mod discover;
+pub mod docker;
+pub mod podman;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use nix::errno::Errno;
 
-use crate::docker;
-use crate::ns::NsFile;
+use crate::kernel::ns::NsFile;
 
 /// Where iproute2 keeps named network namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
@@ -79,13 +83,13 @@ pub enum TargetError {
     Podman {
         target: String,
         #[source]
-        source: crate::podman::PodmanError,
+        source: crate::target::podman::PodmanError,
     },
     #[error("target {target}: {source}")]
     Containerd {
         target: String,
         #[source]
-        source: crate::containerd::ContainerdError,
+        source: crate::target::containerd::ContainerdError,
     },
     #[error("target {target}: {source}")]
     Docker {
@@ -221,11 +225,12 @@ impl Target {
                 ": list the named namespaces with `ip netns list`",
             ),
             Target::Podman(name) => {
-                let pid =
-                    crate::podman::container_pid(name).map_err(|source| TargetError::Podman {
+                let pid = crate::target::podman::container_pid(name).map_err(|source| {
+                    TargetError::Podman {
                         target: t.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 (
                     PathBuf::from(format!("/proc/{pid}/ns/net")),
                     true,
@@ -234,7 +239,7 @@ impl Target {
                 )
             }
             Target::Containerd { .. } | Target::Nerdctl(_) | Target::K8s { .. } => {
-                use crate::containerd;
+                use crate::target::containerd;
                 let pid = match self {
                     Target::Containerd { namespace, id } => {
                         containerd::container_pid(namespace, id)
@@ -284,7 +289,7 @@ impl Target {
         // reused in between, the pidfd (of the original process) would report
         // it gone, so the namespace opened is really that process's.
         let pinned = match pid {
-            Some(p) => match crate::ns::pidfd_open(p) {
+            Some(p) => match crate::kernel::ns::pidfd_open(p) {
                 Ok(fd) => Some(fd),
                 Err(Errno::ESRCH) => {
                     return Err(TargetError::NoProcess {
@@ -323,7 +328,7 @@ impl Target {
             },
         })?;
         if let (Some(fd), Some(p)) = (&pinned, pid) {
-            if !crate::ns::pidfd_alive(fd) {
+            if !crate::kernel::ns::pidfd_alive(fd) {
                 return Err(TargetError::Gone {
                     target: t.clone(),
                     pid: p,
@@ -438,7 +443,7 @@ mod tests {
         assert_eq!(r.pid, Some(me));
         assert_eq!(
             r.netns.id().unwrap(),
-            crate::ns::own_netns().unwrap().id().unwrap()
+            crate::kernel::ns::own_netns().unwrap().id().unwrap()
         );
     }
 

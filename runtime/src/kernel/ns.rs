@@ -2,7 +2,7 @@
 //!
 //! This is one of the few privilege-sensitive places of netshim. Nothing here
 //! changes the caller's credentials; it only opens and asks about namespace
-//! files. Kernel rules relied on (see `shared/design.md` §2):
+//! files. Kernel rules relied on (docs/security.md lists them with the tests that check them):
 //!
 //! - `ioctl(ns_fd, NS_GET_USERNS)` (Linux ≥ 4.9) returns a new fd for the user
 //!   namespace that owns `ns_fd`'s namespace. It fails with `EPERM` when that

@@ -1,0 +1,18 @@
+//! `start`: runs the created container's command.
+
+use super::*;
+
+impl Runtime {
+    pub fn start(&self, id: &str) -> Result<(), OciError> {
+        let mut c = self.load(id)?;
+        if c.status() != ContainerStatus::Created {
+            return Err(OciError::WrongStatus {
+                id: id.into(),
+                status: status_name(c.status()).into(),
+                what: "start",
+                need: "created",
+            });
+        }
+        c.start().map_err(OciError::lc("start", id))
+    }
+}

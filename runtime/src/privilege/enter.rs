@@ -1,0 +1,215 @@
+//! The steps that change the calling process's own namespaces and mounts:
+//! entering a user namespace it owns, and the private mount namespaces in
+//! which netshim gives libcontainer a cgroup view or a changed spec. Each
+//! says the kernel rule it relies on.
+
+use nix::errno::Errno;
+
+use crate::kernel::ns::NsFile;
+
+/// Moves the calling process into a user namespace it owns.
+///
+/// Used by the join-userns plan when the caller is unprivileged:
+/// libcontainer 0.7 accepts a user namespace given by path only from root,
+/// but accepts an unprivileged caller that already runs inside a user
+/// namespace (as Podman runs it). Kernel rules: `setns(CLONE_NEWUSER)` needs
+/// `CAP_SYS_ADMIN` in the target user namespace (its owner, in the parent,
+/// has it) and a single-threaded caller whose `fs` struct is not shared
+/// (`unshare(CLONE_FS)` makes sure); on success the caller holds every
+/// capability inside the joined namespace and none outside it.
+pub fn enter_userns(userns: &NsFile) -> Result<(), Errno> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
+    nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
+}
+
+/// Gives libcontainer a view of `/sys/fs/cgroup` in which a run gets no
+/// cgroup of its own, in a private mount namespace of netshim's.
+///
+/// Why: `netshim run` sets no resource limits, so a cgroup buys nothing, and
+/// it costs: moving a process into a v1 or v2 cgroup takes the kernel's
+/// `cgroup_threadgroup_rwsem` for writing, which waits for an RCU grace
+/// period (~10 ms, more than half of a run's start-up). libcontainer's cgroup
+/// v1 manager also has no rootless mode, and its removal kills every PID the
+/// cgroup lists. netshim instead ends a run's processes itself (see
+/// `launch`).
+///
+/// - `privileged` (root in the initial user namespace): netshim's private
+///   mount namespace detaches the cgroup hierarchies and puts an empty
+///   read-only tmpfs on `/sys/fs/cgroup`; libcontainer's manager then finds
+///   no controller in `/proc/self/mountinfo` and does nothing.
+/// - otherwise (already inside a user namespace it owns, after
+///   [`enter_userns`]): mounts copied into a less privileged mount namespace
+///   are locked and cannot be unmounted, but may be covered. On a v1 or
+///   hybrid host netshim puts the cgroup v2 hierarchy on `/sys/fs/cgroup` (a
+///   bind of the hybrid host's `/sys/fs/cgroup/unified`, or a fresh cgroup2
+///   mount, which the kernel permits in a cgroup namespace this user
+///   namespace owns); libcontainer's rootless v2 manager leaves the process
+///   in its parent cgroup when it may not create one, as runc does rootless.
+///
+/// Kernel rules: `unshare(CLONE_NEWNS)` and mounting need `CAP_SYS_ADMIN` in
+/// the user namespace owning the new mount namespace; it is made `MS_SLAVE`
+/// recursively first, so nothing done here reaches the host's mounts.
+pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    use std::path::Path;
+
+    let root = Path::new("/sys/fs/cgroup");
+    let is_v2 = statfs(root)?.filesystem_type() == CGROUP2_SUPER_MAGIC;
+    if !privileged && is_v2 {
+        return Ok(());
+    }
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )?;
+    if privileged {
+        match umount2(root, MntFlags::MNT_DETACH) {
+            Ok(()) => {
+                return mount(
+                    Some("tmpfs"),
+                    root,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY
+                        | MsFlags::MS_NOSUID
+                        | MsFlags::MS_NODEV
+                        | MsFlags::MS_NOEXEC,
+                    Some("size=4k,mode=0555"),
+                );
+            }
+            // Root inside a user namespace (netshim in a container): the
+            // mounts are locked; cover them as the unprivileged path does.
+            Err(Errno::EINVAL | Errno::EPERM) if is_v2 => return Ok(()),
+            Err(Errno::EINVAL | Errno::EPERM) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let unified = root.join("unified");
+    if statfs(&unified).is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC) {
+        mount(
+            Some(&unified),
+            root,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+    } else {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)?;
+        mount(
+            Some("cgroup2"),
+            root,
+            Some("cgroup2"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+    }
+}
+
+/// Shows `file` at `over` (an existing file) to this process and to the
+/// processes it starts from now on, and to no one else.
+///
+/// Why: libcontainer reads a bundle's spec only from `BUNDLE/config.json`
+/// and gives hooks the directory it read it from as the state's `bundle`.
+/// When netshim changes the spec (capabilities it adds, runc's default
+/// cgroup path), showing the changed copy at the bundle's own path keeps
+/// the bundle runc would report, for hooks and `state` alike.
+///
+/// Kernel rules: `unshare(CLONE_NEWNS)` needs `CAP_SYS_ADMIN` in the user
+/// namespace that owns this process's mount namespace, and a process whose
+/// `fs` struct no other thread shares. A new mount namespace starts with
+/// copies of the caller's mounts in the same peer groups, so a mount made
+/// under a shared mount would propagate back to the host: the one mount
+/// that holds `over` is made `MS_SLAVE` first (it still receives the host's
+/// mount events; its own do not leave). The bind of a file needs the target
+/// to be a file.
+pub fn show_file_over(file: &std::path::Path, over: &std::path::Path) -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
+    let over = std::fs::canonicalize(over).map_err(|e| {
+        e.raw_os_error()
+            .map(Errno::from_raw)
+            .unwrap_or(Errno::ENOENT)
+    })?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| Errno::EIO)?;
+    let holder = mount_point_of(&mountinfo, &over).ok_or(Errno::ENOENT)?;
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    mount(
+        None::<&str>,
+        &holder,
+        None::<&str>,
+        MsFlags::MS_SLAVE,
+        None::<&str>,
+    )?;
+    mount(
+        Some(file),
+        &over,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+}
+
+/// The mount point (field 5 of `/proc/self/mountinfo`, octal escapes
+/// undone) that holds `path`: the longest one that is a prefix of it, the
+/// last mounted of equal ones.
+fn mount_point_of(mountinfo: &str, path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let mut best: Option<std::path::PathBuf> = None;
+    for line in mountinfo.lines() {
+        let Some(field) = line.split(' ').nth(4) else {
+            continue;
+        };
+        let point = std::path::PathBuf::from(unescape_octal(field));
+        if path.starts_with(&point)
+            && best
+                .as_ref()
+                .is_none_or(|b| point.as_os_str().len() >= b.as_os_str().len())
+        {
+            best = Some(point);
+        }
+    }
+    best
+}
+
+/// Undoes the kernel's `\ooo` escapes of space, tab, newline and backslash.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mount_holding_a_path_is_the_longest_prefix() {
+        let mi = "22 1 8:1 / / rw shared:1 - ext4 /dev/vda rw\n\
+                  30 22 0:5 / /run rw shared:2 - tmpfs tmpfs rw\n\
+                  31 30 0:6 / /run/a\\040b rw shared:3 - tmpfs tmpfs rw\n\
+                  32 30 0:7 / /run/ab rw - tmpfs tmpfs rw\n";
+        let at = |p: &str| mount_point_of(mi, std::path::Path::new(p)).unwrap();
+        assert_eq!(at("/run/x/config.json"), std::path::PathBuf::from("/run"));
+        assert_eq!(
+            at("/run/a b/config.json"),
+            std::path::PathBuf::from("/run/a b")
+        );
+        assert_eq!(at("/run/abc/config.json"), std::path::PathBuf::from("/run"));
+        assert_eq!(at("/srv/b/config.json"), std::path::PathBuf::from("/"));
+    }
+}
