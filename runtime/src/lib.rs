@@ -12,6 +12,9 @@
 //! - [`launch`] — `netshim run`: the spec libcontainer executes (where the
 //!   credential change is decided), supervision, TTY;
 //! - [`sealed`] — `netshim capture --sealed`;
+//! - [`statedir`] — the one rule for state directories;
+//! - [`supervise`] — becoming subreaper, exit statuses, the `/dev/null`
+//!   stand-in: what every launcher shares;
 //! - [`oci`] — the OCI runtime, one file per operation;
 //! - [`fuzzing`] — properties shared by the fuzz targets and `cargo test`.
 
@@ -22,6 +25,8 @@ pub mod oci;
 pub mod plan;
 pub mod privilege;
 pub mod sealed;
+pub mod statedir;
+pub mod supervise;
 pub mod target;
 
 use kernel::caps::{Cap, RUN_ALLOWED};

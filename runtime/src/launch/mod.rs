@@ -5,10 +5,11 @@
 pub mod spec;
 pub mod tty;
 
+use crate::supervise::is_dev_null;
 use std::fs;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -18,7 +19,7 @@ use libcontainer::syscall::syscall::SyscallType;
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
 use crate::kernel::caps::{CapMask, ProcCreds};
@@ -116,28 +117,12 @@ impl StateDirs {
 }
 
 fn ensure_private_dir(path: &Path) -> Result<(), LaunchError> {
-    let uid = nix::unistd::geteuid().as_raw();
-    match fs::DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-        Err(source) => {
-            return Err(LaunchError::State {
-                path: path.into(),
-                source,
-            })
+    crate::statedir::private_dir(path).map_err(|e| match e {
+        crate::statedir::StateDirError::Io { path, source } => LaunchError::State { path, source },
+        crate::statedir::StateDirError::Unsafe { path, uid } => {
+            LaunchError::UnsafeState { path, uid }
         }
-    }
-    let md = fs::symlink_metadata(path).map_err(|source| LaunchError::State {
-        path: path.into(),
-        source,
-    })?;
-    if !md.is_dir() || md.uid() != uid || md.permissions().mode() & 0o022 != 0 {
-        return Err(LaunchError::UnsafeState {
-            path: path.into(),
-            uid,
-        });
-    }
-    Ok(())
+    })
 }
 
 /// Start time of a process in clock ticks since boot (field 22 of
@@ -146,13 +131,6 @@ fn start_time(pid: i32) -> Option<u64> {
     let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &s[s.rfind(')')? + 2..];
     rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether `fd` is the character device 1:3, /dev/null.
-pub(crate) fn is_dev_null(fd: i32) -> bool {
-    nix::sys::stat::fstat(fd).is_ok_and(|st| {
-        st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3)
-    })
 }
 
 /// The file in a run's bundle naming its init process: `PID STARTTIME`.
@@ -402,13 +380,8 @@ impl Launch<'_> {
         spec.save(bundle.join("config.json"))
             .map_err(|e| bundle_err(io::Error::other(e)))?;
 
-        // Become the subreaper: libcontainer's init process is our
-        // grandchild, and its parent exits once it is set up.
-        // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes
-        // only which process adopts our orphaned descendants.
-        if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-            return Err(LaunchError::Wait(Errno::last()));
-        }
+        // libcontainer's init process is our grandchild.
+        crate::supervise::become_subreaper().map_err(LaunchError::Wait)?;
 
         if let (true, Plan::JoinUserns { userns }) = (pre_join, self.plan) {
             crate::privilege::enter::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
@@ -430,26 +403,22 @@ impl Launch<'_> {
             .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
         builder.stdout = self.stdout.take();
         builder.stdin = self.stdin.take();
-        // libcontainer 0.7 replaces any stdio that is /dev/null with the
-        // container's /dev/null opened read-only, so writes to it fail with
-        // EBADF. Give such a stdout or stderr a pipe whose contents netshim
-        // discards instead.
-        let mut discard = Vec::new();
+        // A /dev/null stdout or stderr gets a stand-in that also discards
+        // (see `supervise::discarding_output`).
         let stdout_is_null = match &builder.stdout {
             Some(fd) => is_dev_null(fd.as_raw_fd()),
             None => is_dev_null(1),
         };
+        let discarding = || {
+            crate::supervise::discarding_output().map_err(|e| {
+                LaunchError::Wait(e.raw_os_error().map_or(Errno::EIO, Errno::from_raw))
+            })
+        };
         if stdout_is_null {
-            let (r, w) =
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(LaunchError::Wait)?;
-            builder.stdout = Some(w);
-            discard.push(r);
+            builder.stdout = Some(discarding()?);
         }
         if is_dev_null(2) {
-            let (r, w) =
-                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(LaunchError::Wait)?;
-            builder.stderr = Some(w);
-            discard.push(r);
+            builder.stderr = Some(discarding()?);
         }
         let created = builder
             .as_init(&bundle)
@@ -503,13 +472,6 @@ impl Launch<'_> {
             .expect("container set above")
             .start()
             .map_err(|e| LaunchError::Start(Box::new(e)))?;
-
-        for r in discard {
-            std::thread::spawn(move || {
-                let mut f = fs::File::from(r);
-                let _ = io::copy(&mut f, &mut io::sink());
-            });
-        }
 
         let mut term = match console {
             Some(c) => Some(tty::Proxy::start(c).map_err(LaunchError::Tty)?),
@@ -619,8 +581,9 @@ pub(crate) fn wait_forwarding(
         // init and any orphan adopted, one by one, never the spare child.
         for child in adopted_children(spare) {
             match waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
-                Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
+                Ok(ws) if ws.pid() == Some(pid) && crate::supervise::exit_status(ws).is_some() => {
+                    return Ok(crate::supervise::exit_status(ws).expect("checked"));
+                }
                 Ok(_) | Err(Errno::ECHILD) | Err(Errno::EINTR) => {}
                 Err(e) => return Err(e),
             }
@@ -675,6 +638,7 @@ pub(crate) fn wait_forwarding(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn run_ids_name_their_owner() {

@@ -53,14 +53,7 @@ pub(super) fn creates_netns(spec: &Value) -> bool {
 
 /// Creates `path` (and its parents) for this user only.
 pub(super) fn private_dir(path: &Path) -> Result<(), OciError> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|source| OciError::Write {
-            path: path.into(),
-            source,
-        })
+    Ok(crate::statedir::private_dir(path)?)
 }
 
 pub(super) fn write_private(path: &Path, data: &[u8]) -> Result<(), OciError> {

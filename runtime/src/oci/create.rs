@@ -69,25 +69,12 @@ pub(super) fn loopback_up(pid: i32) -> Result<(), Errno> {
     .unwrap_or(Err(Errno::EIO))
 }
 
-/// libcontainer 0.7 replaces any stdio descriptor that is `/dev/null` with
-/// the container's `/dev/null` opened read-only, so a container whose
-/// stdout or stderr the engine set to `/dev/null` (`ctr run --null-io`)
-/// fails its writes with EBADF, where runc's reopened one is writable. A
-/// write-only `/dev/zero` discards writes too and is left alone.
+/// See [`crate::supervise::discarding_output`].
 pub(super) fn keep_null_output_writable() -> Result<(), OciError> {
-    for fd in [1, 2] {
-        if crate::launch::is_dev_null(fd) {
-            let zero = fs::OpenOptions::new()
-                .write(true)
-                .open("/dev/zero")
-                .map_err(|source| OciError::Read {
-                    path: PathBuf::from("/dev/zero"),
-                    source,
-                })?;
-            nix::unistd::dup2(zero.as_raw_fd(), fd).map_err(OciError::Wait)?;
-        }
-    }
-    Ok(())
+    crate::supervise::keep_null_output_writable().map_err(|source| OciError::Write {
+        path: PathBuf::from("/dev/zero, as stdout or stderr"),
+        source,
+    })
 }
 
 impl Runtime {

@@ -137,12 +137,14 @@ pub(super) fn exec_process(spec: &Value, o: &ExecOptions) -> Result<Value, OciEr
 /// Waits for a non-detached `exec` process (our child) and returns its
 /// status as a shell reports it.
 pub fn wait_exec(pid: i32) -> Result<i32, OciError> {
-    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::sys::wait::waitpid;
     loop {
         match waitpid(nix::unistd::Pid::from_raw(pid), None) {
-            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
-            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
-            Ok(_) | Err(Errno::EINTR) => continue,
+            Ok(ws) => match crate::supervise::exit_status(ws) {
+                Some(status) => return Ok(status),
+                None => continue,
+            },
+            Err(Errno::EINTR) => continue,
             Err(e) => return Err(OciError::Wait(e)),
         }
     }

@@ -5,13 +5,8 @@ use super::*;
 /// `run` in the foreground: create, start, forward signals and wait; the
 /// exit status is the container's, as a shell reports it.
 pub fn run_foreground(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32, OciError> {
-    // The init is our grandchild (its parent exits once it is set up); as
-    // subreaper, netshim adopts and reaps it.
-    // SAFETY: PR_SET_CHILD_SUBREAPER takes an integer flag and changes only
-    // which process adopts our orphaned descendants.
-    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
-        return Err(OciError::Wait(Errno::last()));
-    }
+    // The init is our grandchild; as subreaper, netshim adopts and reaps it.
+    crate::supervise::become_subreaper().map_err(OciError::Wait)?;
     let mut c = rt.create_inner(id, opts, false)?;
     let pid = c.pid().map(|p| p.as_raw()).unwrap_or(0);
     let (mask, mut sfd) = crate::launch::forwarding_signals().map_err(OciError::Wait)?;

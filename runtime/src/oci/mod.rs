@@ -57,7 +57,6 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -103,6 +102,8 @@ pub enum OciError {
     Policy(#[from] PolicyError),
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    StateDir(#[from] crate::statedir::StateDirError),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
