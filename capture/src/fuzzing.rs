@@ -86,6 +86,34 @@ pub fn records(data: &[u8]) {
     }
 }
 
+/// The file reader (`capture -r`) over arbitrary bytes: it never panics,
+/// never hands out a record longer than the file, and every record it hands
+/// out prints as one line, whatever its link type claims.
+pub fn read(data: &[u8]) {
+    let Ok(mut r) = crate::read::Reader::new(data) else {
+        return;
+    };
+    static PRINTER: std::sync::OnceLock<crate::summary::Printer> = std::sync::OnceLock::new();
+    let printer = PRINTER.get_or_init(|| crate::summary::Printer::new(false));
+    let mut total = 0usize;
+    let mut line = Vec::new();
+    while let Ok(Some(rec)) = r.next_record() {
+        total += rec.data.len();
+        assert!(total <= data.len(), "records hold more bytes than the file");
+        let p = format::Packet {
+            ts_ns: rec.ts_ns,
+            ifindex: rec.iface as i32,
+            hatype: 1,
+            pkttype: 0,
+            data: rec.data,
+            orig_len: rec.orig_len,
+        };
+        line.clear();
+        printer.line_of_linktype(&mut line, "f", rec.info.linktype, &p);
+        assert_eq!(line.iter().filter(|&&c| c == b'\n').count(), 1);
+    }
+}
+
 /// A small deterministic generator for the smoke tests (xorshift64*).
 pub struct Rng(pub u64);
 
@@ -169,6 +197,47 @@ mod tests {
         d.extend_from_slice(&[0; 9]);
         d.extend_from_slice(&seeds()[0]);
         summary(&d);
+    }
+
+    #[test]
+    fn the_file_reader_survives_mutated_files() {
+        use crate::read::linktype;
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let frames = seeds();
+        let mut files = Vec::new();
+        for (lt, frame) in [
+            (linktype::ETHERNET, frames[0].clone()),
+            (
+                linktype::LINUX_SLL2,
+                [
+                    vec![8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6],
+                    vec![0; 8],
+                    frames[0][14..].to_vec(),
+                ]
+                .concat(),
+            ),
+            (linktype::RAW, frames[1][14..].to_vec()),
+            (
+                linktype::NULL,
+                [vec![2, 0, 0, 0], frames[0][14..].to_vec()].concat(),
+            ),
+        ] {
+            let mut b = Vec::new();
+            format::pcapng_shb(&mut b, "seed");
+            format::pcapng_idb(&mut b, lt, 65535, "e", None);
+            format::pcapng_epb(&mut b, 0, &packet(&[vec![0u8; 9], frame.clone()].concat()));
+            files.push(b);
+            let mut p = Vec::new();
+            format::pcap_header(&mut p, 65535, lt);
+            format::pcap_record(&mut p, &packet(&[vec![0u8; 9], frame].concat()), false);
+            files.push(p);
+        }
+        for f in &files {
+            read(f);
+        }
+        for i in 0..20_000 {
+            read(&rng.mutate(&files[i % files.len()]));
+        }
     }
 
     #[test]

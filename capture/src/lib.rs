@@ -9,6 +9,7 @@ pub mod filter;
 pub mod format;
 pub mod fuzzing;
 pub mod output;
+pub mod read;
 pub mod ring;
 pub mod rotate;
 pub mod summary;

@@ -67,6 +67,12 @@ impl Printer {
 
     /// Appends the line for `p` (with its newline) to `out`.
     pub fn line(&self, out: &mut Vec<u8>, ifname: &str, p: &Packet) {
+        self.time_and_iface(out, ifname, p);
+        self.link(out, p);
+        out.push(b'\n');
+    }
+
+    fn time_and_iface(&self, out: &mut Vec<u8>, ifname: &str, p: &Packet) {
         let secs = (p.ts_ns / 1_000_000_000) as i64 + self.utc_offset;
         let day = secs.rem_euclid(86400);
         let _ = write!(
@@ -89,8 +95,6 @@ impl Printer {
                 Direction::Out => "Out",
             }
         );
-        self.link(out, p);
-        out.push(b'\n');
     }
 
     fn link(&self, out: &mut Vec<u8>, p: &Packet) {
@@ -114,14 +118,56 @@ impl Printer {
             off += 4;
         }
         let rest = &d[off.min(d.len())..];
+        self.network(out, ethertype, rest, p.orig_len);
+    }
+
+    fn network(&self, out: &mut Vec<u8>, ethertype: u16, rest: &[u8], orig_len: u32) {
         match ethertype {
             0x0800 => self.ipv4(out, rest),
             0x86dd => self.ipv6(out, rest),
             0x0806 => Self::arp(out, rest),
             t => {
-                let _ = write!(out, "ethertype 0x{t:04x}, length {}", p.orig_len);
+                let _ = write!(out, "ethertype 0x{t:04x}, length {orig_len}");
             }
         }
+    }
+
+    /// Appends the line for a packet read from a file whose interface has
+    /// link type `linktype` (see [`crate::read::linktype`]); Ethernet is
+    /// printed as a live capture's packets are.
+    pub fn line_of_linktype(&self, out: &mut Vec<u8>, ifname: &str, linktype: u16, p: &Packet) {
+        use crate::read::linktype as lt;
+        if linktype == lt::ETHERNET {
+            return self.line(out, ifname, p);
+        }
+        self.time_and_iface(out, ifname, p);
+        let d = p.data;
+        let by_version = |b: &[u8]| match b.first().map(|v| v >> 4) {
+            Some(4) => 0x0800,
+            Some(6) => 0x86dd,
+            _ => 0,
+        };
+        let (ethertype, off) = match linktype {
+            lt::LINUX_SLL => (be16(d, 14).unwrap_or(0), 16),
+            lt::LINUX_SLL2 => (be16(d, 0).unwrap_or(0), 20),
+            lt::RAW | lt::IPV4 | lt::IPV6 => (by_version(d), 0),
+            lt::NULL | lt::LOOP => (by_version(d.get(4..).unwrap_or(&[])), 4),
+            other => {
+                let _ = writeln!(out, "[link type {other}] length {}", p.orig_len);
+                return;
+            }
+        };
+        if d.len() < off {
+            let _ = writeln!(
+                out,
+                "[|{}] length {}",
+                crate::read::linktype::name(linktype),
+                p.orig_len
+            );
+            return;
+        }
+        self.network(out, ethertype, &d[off..], p.orig_len);
+        out.push(b'\n');
     }
 
     fn ipv4(&self, out: &mut Vec<u8>, b: &[u8]) {

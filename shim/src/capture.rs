@@ -34,72 +34,80 @@ pub struct CaptureArgs {
     /// Capture in this target (same forms as `netshim run`); without it,
     /// capture in the current network namespace (needs CAP_NET_RAW there).
     #[arg(long = "target-netns", value_name = "TARGET")]
-    target: Option<Target>,
+    pub(crate) target: Option<Target>,
     /// Interface to capture on; repeat for several; `any` for all. Default:
     /// the first interface that is up and not loopback.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-    interfaces: Vec<String>,
+    pub(crate) interfaces: Vec<String>,
     /// Write packets to FILE (`-` for stdout) instead of printing them.
     #[arg(short = 'w', value_name = "FILE")]
-    write: Option<String>,
+    pub(crate) write: Option<String>,
     /// Stop after COUNT packets.
     #[arg(short = 'c', value_name = "COUNT")]
-    count: Option<u64>,
+    pub(crate) count: Option<u64>,
     /// Bytes to keep of each packet (0 means the default, 262144).
     #[arg(short = 's', value_name = "SNAPLEN", default_value_t = netshim_capture::DEFAULT_SNAPLEN)]
-    snaplen: u32,
+    pub(crate) snaplen: u32,
     /// Ring buffer size in KiB.
     #[arg(short = 'B', value_name = "KiB", default_value_t = netshim_capture::DEFAULT_BUFFER_KIB)]
-    buffer: u32,
+    pub(crate) buffer: u32,
     /// Start a new file before the current one passes SIZE million bytes (FILE, FILE1, FILE2…).
     #[arg(short = 'C', value_name = "SIZE")]
-    file_size: Option<u64>,
+    pub(crate) file_size: Option<u64>,
     /// With -C: keep a ring of N files (FILE0…); with -G alone: stop after N files.
     #[arg(short = 'W', value_name = "N")]
-    file_count: Option<u32>,
+    pub(crate) file_count: Option<u32>,
     /// Start a new file every SECONDS; FILE is a strftime(3) pattern.
     #[arg(short = 'G', value_name = "SECONDS")]
-    rotate_seconds: Option<u64>,
+    pub(crate) rotate_seconds: Option<u64>,
     /// File format for -w.
     #[arg(long, value_enum, default_value = "pcapng")]
-    format: FormatArg,
+    pub(crate) format: FormatArg,
     /// Do not put the interface into promiscuous mode.
     #[arg(short = 'p', long = "no-promiscuous-mode")]
-    no_promisc: bool,
+    pub(crate) no_promisc: bool,
     /// Which directions to capture.
     #[arg(short = 'Q', long = "direction", value_enum, default_value = "inout")]
-    direction: DirectionArg,
+    pub(crate) direction: DirectionArg,
     /// Do not convert addresses to names (netshim never does; accepted as tcpdump does).
     #[arg(short = 'n')]
-    numeric: bool,
+    pub(crate) numeric: bool,
     /// Print less protocol detail.
     #[arg(short = 'q')]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Show a live status line on stderr (set by netshim for the engine).
     #[arg(long, hide = true)]
-    status_line: bool,
+    pub(crate) status_line: bool,
     /// Confine the engine to a seccomp allow-list once it is set up (set by
     /// netshim for the engine it starts in a target).
     #[arg(long, hide = true)]
-    confined: bool,
+    pub(crate) confined: bool,
     /// With --target-netns: netshim makes the packet sockets in the target and
     /// the engine runs with no capability at all, in a user namespace of its
     /// own with an empty network namespace.
     #[arg(long)]
-    sealed: bool,
+    pub(crate) sealed: bool,
     /// A packet socket handed to a sealed engine: FD:IFINDEX:NAME (set by netshim).
     #[arg(long = "sealed-socket", hide = true, value_name = "FD:IFINDEX:NAME")]
-    sealed_sockets: Vec<String>,
+    pub(crate) sealed_sockets: Vec<String>,
     /// The target's interface names for a sealed engine: IFINDEX:NAME (set by netshim).
     #[arg(long = "ifname", hide = true, value_name = "IFINDEX:NAME")]
-    ifnames: Vec<String>,
+    pub(crate) ifnames: Vec<String>,
+    /// Read packets from FILE (pcap or pcapng; `-` for stdin) instead of
+    /// capturing: print them, or with -w convert them (the filter applies).
+    #[arg(short = 'r', value_name = "FILE")]
+    pub(crate) read: Option<String>,
+    /// Take the filter expression from FILE (an expression on the command
+    /// line is then refused, where tcpdump ignores it).
+    #[arg(short = 'F', value_name = "FILE")]
+    pub(crate) filter_file: Option<std::path::PathBuf>,
     /// A filter in tcpdump's syntax (pcap-filter(7)).
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
         value_name = "FILTER EXPRESSION"
     )]
-    expression: Vec<String>,
+    pub(crate) expression: Vec<String>,
 }
 
 const CAPTURE_EXAMPLES: &str = "\
@@ -240,7 +248,111 @@ fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
         .and_then(|r| r.files)
 }
 
-pub fn main(a: CaptureArgs) -> anyhow::Result<u8> {
+/// tcpdump's flags that netshim does not take, each with the reason and
+/// what to use instead. A word of the expression that starts with `-` is
+/// always refused as a flag: pcap-filter(7) has no word that starts so.
+const NOT_TAKEN: &[(&str, &str)] = &[
+    (
+        "-A",
+        "packet contents are not printed yet; write a file with -w and read it with tshark -x",
+    ),
+    (
+        "-x",
+        "packet contents are not printed yet; write a file with -w and read it with tshark -x",
+    ),
+    (
+        "-X",
+        "packet contents are not printed yet; write a file with -w and read it with tshark -x",
+    ),
+    (
+        "-e",
+        "link-level headers are not printed yet; write a file with -w and read it with tshark",
+    ),
+    (
+        "-v",
+        "verbose decoding is not printed yet; write a file with -w and read it with tshark -V",
+    ),
+    (
+        "-D",
+        "netshim lists a target's interfaces with `netshim run --target-netns T -- ip -br link`",
+    ),
+    (
+        "-l",
+        "netshim's lines are written whole, one write per batch, and flushed at once",
+    ),
+    ("-U", "netshim's -w - output is flushed per batch already"),
+    ("-z", "a post-rotate command is not run yet"),
+    (
+        "-Z",
+        "netshim never runs as root in a target: it is always UID 65534",
+    ),
+    ("-y", "the link type follows the interface"),
+    (
+        "-I",
+        "monitor mode needs a wireless interface and CAP_NET_ADMIN, which netshim does not take",
+    ),
+    ("-K", "checksums are not verified"),
+    ("-S", "sequence numbers are printed as they are"),
+    (
+        "-t",
+        "the time format is fixed (local time of day, microseconds)",
+    ),
+    ("-j", "the time-stamp type is the kernel's"),
+    ("-J", "the time-stamp type is the kernel's"),
+    ("-L", "the link type follows the interface"),
+    ("-E", "IPsec decryption is not supported"),
+    ("-M", "TCP-MD5 checking is not supported"),
+];
+
+/// Refuses a flag that clap left in the filter expression (clap stops at
+/// the first word it does not know and takes the rest as the expression).
+fn refuse_flags_in_expression(words: &[String]) -> anyhow::Result<()> {
+    for w in words {
+        if !w.starts_with('-') || w == "-" {
+            continue;
+        }
+        let key: String = w.chars().take(2).collect();
+        match NOT_TAKEN.iter().find(|(f, _)| *f == key) {
+            Some((_, why)) => bail!("option {w} is not supported: {why}"),
+            None => bail!(
+                "unknown option {w}: see `netshim capture --help` (a filter expression never starts with '-')"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// The filter: the expression's words, or `-F FILE`'s contents.
+fn filter_text(a: &CaptureArgs) -> anyhow::Result<String> {
+    match &a.filter_file {
+        None => Ok(a.expression.join(" ")),
+        Some(_) if !a.expression.is_empty() => bail!(
+            "-F gives the filter: leave out the expression on the command line ({:?})",
+            a.expression.join(" ")
+        ),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the filter file {}", path.display()))?;
+            // tcpdump's -F files may hold comments after '#'.
+            Ok(text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(" "))
+        }
+    }
+}
+
+pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
+    refuse_flags_in_expression(&a.expression)?;
+    if a.filter_file.is_some() {
+        let text = filter_text(&a)?;
+        a.expression = vec![text];
+        a.filter_file = None;
+    }
+    if let Some(path) = a.read.clone() {
+        return crate::capture_read::main(&a, &path);
+    }
     if a.write.as_deref() == Some("-") && std::io::stdout().is_terminal() {
         bail!(
             "refusing to write binary capture data to a terminal: redirect it (> capture.pcapng), \

@@ -2,6 +2,7 @@
 //! unprivileged UID with only ambient CAP_NET_RAW.
 
 mod capture;
+mod capture_read;
 mod demo;
 mod doctor;
 mod oci;

@@ -1,0 +1,502 @@
+//! `netshim capture -r`: files made in the test by tcpdump (pcap in µs and
+//! ns, Ethernet and the Linux cooked headers v1 and v2, raw IP from a tun
+//! interface) and converted by tshark and by netshim itself (pcapng), read
+//! by tcpdump and by netshim in the same run with the same filters: the
+//! counts must agree. Conversions keep every packet (capinfos agrees);
+//! a cut file ends with what was read and a clear error; flags tcpdump users
+//! type that netshim does not take are refused as flags.
+
+use std::path::Path;
+use std::process::Command;
+
+use netshim_integration::*;
+
+/// Traffic between the namespace and its peer, both directions: ICMP, UDP
+/// to two ports, TCP (refused: SYN and RST), IPv6 ICMP and a fragmented
+/// ICMP datagram. (VLAN tags come from a file made by hand below: this
+/// kernel may lack the 8021q module.)
+fn traffic(ns: &Netns) {
+    let peer = ns.peer.as_ref().unwrap();
+    let v = &ns.veth;
+    sh(&format!(
+        "set -e; ip -n {n} addr add fd00:198:18::1/64 dev {v} nodad; \
+         ip -n {p} addr add fd00:198:18::2/64 dev {v}p nodad",
+        n = ns.name,
+        p = peer
+    ))
+    .ok();
+    let script = format!(
+        "ping -c 3 -i 0.1 {a} >/dev/null; \
+         ping -6 -c 2 -i 0.1 fd00:198:18::1 >/dev/null; ping -c 1 -s 3000 {a} >/dev/null; \
+         for port in 5000 5001 5000; do echo t > /dev/udp/{a}/$port; done; \
+         (echo x > /dev/tcp/{a}/7) 2>/dev/null || true; sleep 0.2",
+        a = ns.addr
+    );
+    run(Command::new("ip").args(["netns", "exec", peer, "bash", "-c", &script])).ok();
+}
+
+/// Runs tcpdump in `ns` writing `file` with `args` while `traffic` runs.
+fn tcpdump_capture(ns: &Netns, args: &[&str], file: &Path, make: impl FnOnce()) {
+    let mut c = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-w",
+        ])
+        .arg(file)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // tcpdump says "listening on" once its socket is open.
+    let mut err = std::io::BufReader::new(c.stderr.take().unwrap());
+    let mut said = String::new();
+    while !said.contains("listening on") {
+        let n = std::io::BufRead::read_line(&mut err, &mut said).unwrap();
+        assert!(n > 0, "tcpdump ended: {said}");
+    }
+    make();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let st = c.wait().unwrap();
+    std::io::Read::read_to_string(&mut err, &mut said).unwrap();
+    assert!(st.success(), "tcpdump: {st}: {said}");
+}
+
+fn count_lines(out: &str) -> usize {
+    out.lines().count()
+}
+
+const FILTERS: [&str; 8] = [
+    "",
+    "icmp",
+    "udp",
+    "udp port 5001",
+    "tcp",
+    "ip6",
+    "ip[6:2] & 0x1fff != 0 or ip[6] & 0x20 != 0",
+    "icmp6 or udp port 5000",
+];
+
+/// Every filter: tcpdump and netshim print the same number of lines; the
+/// unfiltered count is not zero.
+fn same_counts(file: &Path) -> usize {
+    let mut total = 0;
+    for f in FILTERS {
+        let mut t = Command::new("tcpdump");
+        t.args(["-n", "-r"]).arg(file);
+        let mut n = Command::new(netshim());
+        n.args(["capture", "-n", "-r"]).arg(file);
+        if !f.is_empty() {
+            t.arg(f);
+            n.arg(f);
+        }
+        let (t, n) = (run(&mut t), run(&mut n));
+        assert_eq!(t.code, Some(0), "tcpdump -r {} {f}: {t:#?}", file.display());
+        assert_eq!(n.code, Some(0), "netshim -r {} {f}: {n:#?}", file.display());
+        assert_eq!(
+            count_lines(&n.stdout),
+            count_lines(&t.stdout),
+            "{} [{f}]: netshim printed\n{}\ntcpdump printed\n{}",
+            file.display(),
+            n.stdout,
+            t.stdout
+        );
+        if f.is_empty() {
+            total = count_lines(&t.stdout);
+        }
+    }
+    assert!(total > 10, "{}: only {total} packets", file.display());
+    total
+}
+
+fn capinfos_count(file: &Path) -> usize {
+    let r = run(Command::new("capinfos").args(["-c", "-M"]).arg(file)).ok();
+    r.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Number of packets:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("capinfos: {r:#?}"))
+}
+
+#[test]
+fn files_read_as_tcpdump_reads_them_in_every_format_and_link_type() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::with_peer();
+    // The veth pair must carry traffic before the first capture starts.
+    let up = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        ns.peer.as_ref().unwrap(),
+        "ping",
+        "-c",
+        "1",
+        "-w",
+        "5",
+        &ns.addr,
+    ]));
+    assert_eq!(
+        up.code,
+        Some(0),
+        "the veth pair does not carry traffic: {up:#?}"
+    );
+    let mut files = Vec::new();
+    for (name, args) in [
+        ("eth-us.pcap", vec!["-i", ns.veth.as_str()]),
+        (
+            "eth-ns.pcap",
+            vec!["-i", ns.veth.as_str(), "--time-stamp-precision=nano"],
+        ),
+        ("sll2.pcap", vec!["-i", "any"]),
+        ("sll.pcap", vec!["-i", "any", "-y", "LINUX_SLL"]),
+        ("snap.pcap", vec!["-i", ns.veth.as_str(), "-s", "60"]),
+    ] {
+        let f = dir.path().join(name);
+        tcpdump_capture(&ns, &args, &f, || traffic_once(&ns));
+        files.push(f);
+    }
+    // pcapng by tshark, several sections by concatenating two.
+    let ng = dir.path().join("tshark.pcapng");
+    run(Command::new("editcap")
+        .args(["-F", "pcapng"])
+        .arg(&files[0])
+        .arg(&ng))
+    .ok();
+    files.push(ng.clone());
+    for f in &files {
+        same_counts(f);
+    }
+
+    // netshim converts: pcap -> pcapng and pcapng -> pcap, every packet
+    // kept (capinfos counts them), and the result reads the same again.
+    for (src, fmt, out) in [
+        (&files[2], "pcapng", "conv.pcapng"),
+        (&ng, "pcap", "conv.pcap"),
+    ] {
+        let out = dir.path().join(out);
+        let r = run(Command::new(netshim())
+            .args(["capture", "-r"])
+            .arg(src)
+            .args(["--format", fmt, "-w"])
+            .arg(&out));
+        assert_eq!(r.code, Some(0), "{r:#?}");
+        assert_eq!(
+            capinfos_count(&out),
+            capinfos_count(src),
+            "{}",
+            out.display()
+        );
+        same_counts(&out);
+    }
+
+    // A filter with -w keeps exactly what tcpdump keeps; -c stops early.
+    let icmp = dir.path().join("icmp.pcapng");
+    run(Command::new(netshim())
+        .args(["capture", "-r"])
+        .arg(&files[0])
+        .arg("-w")
+        .arg(&icmp)
+        .arg("icmp"))
+    .ok();
+    let t = run(Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&files[0])
+        .arg("icmp"))
+    .ok();
+    assert_eq!(capinfos_count(&icmp), count_lines(&t.stdout));
+    let c = run(Command::new(netshim())
+        .args(["capture", "-n", "-c", "4", "-r"])
+        .arg(&files[0]))
+    .ok();
+    assert_eq!(count_lines(&c.stdout), 4);
+
+    // Reading from stdin.
+    let r = run(Command::new("sh").arg("-c").arg(format!(
+        "{} capture -n -r - icmp < {}",
+        netshim().display(),
+        files[0].display()
+    )))
+    .ok();
+    assert_eq!(count_lines(&r.stdout), count_lines(&t.stdout));
+}
+
+fn traffic_once(ns: &Netns) {
+    // The IPv6 addresses are made once; later captures send the same
+    // traffic again.
+    if !run(Command::new("ip").args(["-n", &ns.name, "addr", "show", &ns.veth]))
+        .stdout
+        .contains("fd00:198:18::1")
+    {
+        traffic(ns);
+    } else {
+        let peer = ns.peer.as_ref().unwrap();
+        let script = format!(
+            "ping -c 3 -i 0.1 {a} >/dev/null; \
+             ping -6 -c 2 -i 0.1 fd00:198:18::1 >/dev/null; ping -c 1 -s 3000 {a} >/dev/null; \
+             for port in 5000 5001 5000; do echo t > /dev/udp/{a}/$port; done; \
+             (echo x > /dev/tcp/{a}/7) 2>/dev/null || true; sleep 0.2",
+            a = ns.addr
+        );
+        run(Command::new("ip").args(["netns", "exec", peer, "bash", "-c", &script])).ok();
+    }
+}
+
+/// Raw IP: tcpdump on a tun interface writes LINKTYPE_RAW.
+#[test]
+fn raw_ip_from_a_tun_interface_reads_as_tcpdump_reads_it() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::new();
+    sh(&format!(
+        "set -e; ip -n {n} tuntap add mode tun name tn0; ip -n {n} addr add 198.18.250.1/24 dev tn0; \
+         ip -n {n} link set tn0 up",
+        n = ns.name
+    ))
+    .ok();
+    // A tun interface has no carrier, and drops what is sent to it, until a
+    // process attaches to it: this test does, from a thread in the
+    // namespace, and reads nothing.
+    let netns = format!("/run/netns/{}", ns.name);
+    let tun = std::thread::spawn(move || attach_tun(&netns, "tn0"))
+        .join()
+        .unwrap();
+    let f = dir.path().join("raw.pcap");
+    tcpdump_capture(&ns, &["-i", "tn0"], &f, || {
+        // Nobody reads the tun device: pings out of it are captured and
+        // dropped after.
+        let _ = run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.1",
+            "-W",
+            "1",
+            "198.18.250.2",
+        ]));
+        let _ = run(Command::new("ip").args([
+            "netns",
+            "exec",
+            &ns.name,
+            "bash",
+            "-c",
+            "echo t > /dev/udp/198.18.250.3/5000",
+        ]));
+    });
+    let head = run(Command::new("tcpdump")
+        .args(["-r"])
+        .arg(&f)
+        .args(["-c", "1"]));
+    assert!(head.stderr.contains("RAW"), "{head:#?}");
+    for filt in ["", "icmp", "udp", "udp port 5000", "tcp"] {
+        let mut t = Command::new("tcpdump");
+        t.args(["-n", "-r"]).arg(&f);
+        let mut n = Command::new(netshim());
+        n.args(["capture", "-n", "-r"]).arg(&f);
+        if !filt.is_empty() {
+            t.arg(filt);
+            n.arg(filt);
+        }
+        let (t, n) = (run(&mut t).ok(), run(&mut n).ok());
+        assert_eq!(count_lines(&n.stdout), count_lines(&t.stdout), "[{filt}]");
+    }
+    let all = run(Command::new(netshim())
+        .args(["capture", "-n", "-r"])
+        .arg(&f))
+    .ok();
+    assert!(all.stdout.contains("ICMP echo request"), "{all:#?}");
+    drop(tun);
+}
+
+/// Opens /dev/net/tun and attaches to the tun interface `name` of the
+/// network namespace at `netns` (this thread joins it first).
+fn attach_tun(netns: &str, name: &str) -> std::os::fd::OwnedFd {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(netns).unwrap();
+    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .unwrap();
+    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    // SAFETY: TUNSETIFF reads the ifreq we own; the descriptor is open.
+    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, &req) };
+    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
+    tun.into()
+}
+
+/// 802.1Q: a file made by hand of tagged and double-tagged frames (UDP to
+/// port 5000 in VLAN 7, ICMP in VLAN 8 inside 100, and one untagged), read
+/// by both.
+#[test]
+fn vlan_tags_read_as_tcpdump_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("vlan.pcap");
+    let ip_udp = [
+        0x45u8, 0, 0, 32, 0, 1, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2, 0x9c, 0x40, 0x13,
+        0x88, 0, 12, 0, 0, b't', b'e', b's', b't',
+    ];
+    let ip_icmp = [
+        0x45u8, 0, 0, 28, 0, 2, 0, 0, 64, 1, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1, 8, 0, 0, 0, 0, 1,
+        0, 1,
+    ];
+    let macs = [2u8, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut tagged = macs.to_vec();
+    tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x07, 0x08, 0x00]);
+    tagged.extend_from_slice(&ip_udp);
+    frames.push(tagged);
+    let mut qinq = macs.to_vec();
+    qinq.extend_from_slice(&[0x88, 0xa8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x08, 0x08, 0x00]);
+    qinq.extend_from_slice(&ip_icmp);
+    frames.push(qinq);
+    let mut plain = macs.to_vec();
+    plain.extend_from_slice(&[0x08, 0x00]);
+    plain.extend_from_slice(&ip_udp);
+    frames.push(plain);
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&[
+        2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+    ]);
+    for (i, fr) in frames.iter().enumerate() {
+        b.extend_from_slice(&(i as u32 + 1).to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+        b.extend_from_slice(fr);
+    }
+    std::fs::write(&f, &b).unwrap();
+    for filt in [
+        "",
+        "vlan",
+        "vlan 7 and udp port 5000",
+        "vlan and vlan 8 and icmp",
+        "udp",
+        "not vlan",
+    ] {
+        let mut t = Command::new("tcpdump");
+        t.args(["-n", "-r"]).arg(&f);
+        let mut n = Command::new(netshim());
+        n.args(["capture", "-n", "-r"]).arg(&f);
+        if !filt.is_empty() {
+            t.arg(filt);
+            n.arg(filt);
+        }
+        let (t, n) = (run(&mut t).ok(), run(&mut n).ok());
+        assert_eq!(
+            count_lines(&n.stdout),
+            count_lines(&t.stdout),
+            "[{filt}]\n{}\n{}",
+            n.stdout,
+            t.stdout
+        );
+    }
+    let lines = run(Command::new(netshim())
+        .args(["capture", "-n", "-r"])
+        .arg(&f))
+    .ok();
+    assert!(lines.stdout.contains("vlan 7"), "{lines:#?}");
+}
+
+#[test]
+fn a_cut_file_gives_what_was_read_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // A file of netshim's own making (no capture needed): pcap of 3 records.
+    let f = dir.path().join("whole.pcap");
+    let mut b = Vec::new();
+    b.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    b.extend_from_slice(&[
+        2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 101, 0, 0, 0,
+    ]);
+    for i in 0..3u32 {
+        let pkt = [
+            0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2, 0x13, 0x88,
+            0x13, 0x88, 0, 8, 0, 0,
+        ];
+        b.extend_from_slice(&i.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(pkt.len() as u32).to_le_bytes());
+        b.extend_from_slice(&pkt);
+    }
+    std::fs::write(&f, &b).unwrap();
+    let cut = dir.path().join("cut.pcap");
+    std::fs::write(&cut, &b[..b.len() - 10]).unwrap();
+    let t = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&cut));
+    let n = run(Command::new(netshim())
+        .args(["capture", "-n", "-r"])
+        .arg(&cut));
+    assert_ne!(n.code, Some(0));
+    assert_eq!(count_lines(&n.stdout), 2, "{n:#?}");
+    assert_eq!(count_lines(&t.stdout), 2, "tcpdump also reads two: {t:#?}");
+    assert!(n.stderr.contains("cut short"), "{n:#?}");
+    // Converting a cut file keeps what was read, in a valid file.
+    let out = dir.path().join("out.pcapng");
+    let c = run(Command::new(netshim())
+        .args(["capture", "-r"])
+        .arg(&cut)
+        .arg("-w")
+        .arg(&out));
+    assert_ne!(c.code, Some(0));
+    assert_eq!(capinfos_count(&out), 2);
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, b"GIF89a and more").unwrap();
+    let j = run(Command::new(netshim()).args(["capture", "-r"]).arg(&junk));
+    assert!(j.stderr.contains("not a pcap or pcapng file"), "{j:#?}");
+}
+
+#[test]
+fn tcpdump_flags_netshim_does_not_take_are_refused_as_flags() {
+    for (flag, says) in [
+        ("-X", "option -X is not supported"),
+        ("-vv", "option -vv is not supported"),
+        ("-K", "option -K is not supported"),
+        ("--bogus", "unknown option --bogus"),
+    ] {
+        let r = run(Command::new(netshim()).args(["capture", "-r", "/dev/null", flag, "icmp"]));
+        assert_ne!(r.code, Some(0), "{flag}");
+        assert!(r.stderr.contains(says), "{flag}: {r:#?}");
+        assert!(!r.stderr.contains("invalid filter"), "{flag}: {r:#?}");
+    }
+    let r = run(Command::new(netshim()).args(["capture", "-n", "icmp", "-e"]));
+    assert!(r.stderr.contains("option -e is not supported"), "{r:#?}");
+}
+
+#[test]
+fn a_filter_file_is_read_with_its_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, "udp # only UDP\n and port 5000\n").unwrap();
+    let bad = run(Command::new(netshim())
+        .args(["capture", "-r", "/dev/null", "-F"])
+        .arg(&f)
+        .arg("icmp"));
+    assert!(bad.stderr.contains("-F gives the filter"), "{bad:#?}");
+    // A filter file with a syntax error names it.
+    std::fs::write(&f, "udp and and\n").unwrap();
+    let r = run(Command::new(netshim())
+        .args(["capture", "-i", "lo", "-F"])
+        .arg(&f));
+    assert!(r.stderr.contains("invalid filter expression"), "{r:#?}");
+}
