@@ -51,6 +51,10 @@ pub struct Options {
     pub promisc: bool,
     pub which: Which,
     pub quiet: bool,
+    /// tcpdump's `-t` count (time-stamp format of lines).
+    pub time: u8,
+    /// tcpdump's `-x`/`-X`/`-A`: packet contents under each line.
+    pub dump: crate::summary::Dump,
     pub filter: String,
     /// Redraw a status line on stderr every second.
     pub status_line: bool,
@@ -323,7 +327,7 @@ pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
     let mut w = Writer {
         out: Output::new(file).map_err(CaptureError::OutputSetup)?,
         format,
-        printer: Printer::new(opts.quiet),
+        printer: Printer::new(opts.quiet).with_format(opts.time, opts.dump),
         snaplen: opts.snaplen,
         filter: (!opts.filter.trim().is_empty()).then(|| opts.filter.clone()),
         sll2: multi && format == Some(Format::Pcap),

@@ -168,6 +168,11 @@ pub struct Rotator {
     opened: Instant,
     /// Names of the files written, in order.
     pub written: Vec<PathBuf>,
+    /// tcpdump's `-z`: a program run with each file's name once rotation
+    /// has closed it.
+    post_rotate: Option<String>,
+    /// The programs started, waited for at the end.
+    started: Vec<std::process::Child>,
 }
 
 /// strftime(3) of `pattern` at the current local time.
@@ -207,7 +212,17 @@ impl Rotator {
             count: 0,
             opened: Instant::now(),
             written: Vec::new(),
+            post_rotate: None,
+            started: Vec::new(),
         }
+    }
+
+    /// Runs `cmd FILE` after each rotation closes FILE (tcpdump's `-z`):
+    /// as the process that writes the files (the caller, never in a target),
+    /// without a shell, not waited for until the capture ends.
+    pub fn with_post_rotate(mut self, cmd: Option<String>) -> Rotator {
+        self.post_rotate = cmd;
+        self
     }
 
     /// The name of the `n`th file (from 0), as tcpdump names it.
@@ -230,6 +245,16 @@ impl Rotator {
     fn open_next(&mut self) -> Result<bool, OutputError> {
         if let Some(mut o) = self.out.take() {
             o.finish()?;
+            if let (Some(cmd), Some(done)) = (&self.post_rotate, self.written.last()) {
+                match std::process::Command::new(cmd)
+                    .arg(done)
+                    .stdin(std::process::Stdio::null())
+                    .spawn()
+                {
+                    Ok(child) => self.started.push(child),
+                    Err(e) => eprintln!("netshim: cannot run the -z command {cmd:?}: {e}"),
+                }
+            }
         }
         if self.rot.size.is_none() {
             if let (Some(_), Some(w)) = (self.rot.seconds, self.rot.files) {
@@ -313,6 +338,9 @@ impl Rotator {
         if let Some(o) = self.out.as_mut() {
             o.finish()?;
         }
+        for mut c in self.started.drain(..) {
+            let _ = c.wait();
+        }
         Ok(())
     }
 }
@@ -323,9 +351,10 @@ pub fn rotate_stream(
     mut input: impl io::Read,
     base: &str,
     rot: Rotation,
+    post_rotate: Option<String>,
 ) -> Result<Vec<PathBuf>, RotateError> {
     let mut split = Splitter::new();
-    let mut r = Rotator::new(base, rot);
+    let mut r = Rotator::new(base, rot).with_post_rotate(post_rotate);
     let mut buf = vec![0u8; 1 << 16];
     'read: loop {
         let n = match input.read(&mut buf) {
@@ -411,7 +440,7 @@ mod tests {
             files: None,
             seconds: None,
         };
-        let files = rotate_stream(&stream(20)[..], base.to_str().unwrap(), rot).unwrap();
+        let files = rotate_stream(&stream(20)[..], base.to_str().unwrap(), rot, None).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -439,7 +468,7 @@ mod tests {
             files: Some(3),
             seconds: None,
         };
-        let files = rotate_stream(&stream(40)[..], base.to_str().unwrap(), rot).unwrap();
+        let files = rotate_stream(&stream(40)[..], base.to_str().unwrap(), rot, None).unwrap();
         let mut names: Vec<String> = files
             .iter()
             .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
@@ -482,5 +511,33 @@ mod tests {
             n.starts_with("cap-2") && n.ends_with(".pcapng") && !n.contains('%'),
             "{n}"
         );
+    }
+
+    /// tcpdump's `-z gzip`: every file rotation closed is compressed; the
+    /// last one, still open at the end, is not.
+    #[test]
+    fn a_post_rotate_command_gets_each_closed_file() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("z.pcapng");
+        let rot = Rotation {
+            size: Some(900),
+            files: None,
+            seconds: None,
+        };
+        let files = rotate_stream(
+            &stream(20)[..],
+            base.to_str().unwrap(),
+            rot,
+            Some("gzip".into()),
+        )
+        .unwrap();
+        assert!(files.len() >= 3);
+        let (last, closed) = files.split_last().unwrap();
+        for f in closed {
+            assert!(!f.exists(), "{f:?} was compressed");
+            let gz = std::path::PathBuf::from(format!("{}.gz", f.display()));
+            assert!(gz.exists(), "{gz:?}");
+        }
+        assert!(last.exists());
     }
 }

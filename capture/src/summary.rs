@@ -6,6 +6,7 @@
 //! what could be read. Addresses are always numeric (netshim resolves no
 //! names, so `-n` changes nothing).
 
+use std::cell::Cell;
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -15,6 +16,45 @@ pub struct Printer {
     /// Seconds east of UTC, for local time of day as tcpdump prints it.
     utc_offset: i64,
     quiet: bool,
+    /// tcpdump's `-t` count: 0 time of day, 1 none, 2 seconds since the
+    /// epoch, 3 delta from the previous packet, 4 date and time, 5 delta
+    /// from the first packet.
+    time: u8,
+    dump: Dump,
+    first_ts: Cell<Option<u64>>,
+    prev_ts: Cell<Option<u64>>,
+}
+
+/// tcpdump's packet-contents flags: `-x`/`-xx` (hex), `-X`/`-XX` (hex and
+/// ASCII), `-A` (ASCII); `link` is the doubled form, which starts at the
+/// link-layer header instead of the network layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dump {
+    #[default]
+    None,
+    Hex {
+        link: bool,
+    },
+    HexAscii {
+        link: bool,
+    },
+    Ascii,
+}
+
+impl Dump {
+    /// From tcpdump's counts of `-x`, `-X` and `-A` (`-X` wins over `-x`,
+    /// `-A` over both, as in tcpdump).
+    pub fn from_counts(x: u8, big_x: u8, a: bool) -> Dump {
+        if a {
+            Dump::Ascii
+        } else if big_x > 0 {
+            Dump::HexAscii { link: big_x > 1 }
+        } else if x > 0 {
+            Dump::Hex { link: x > 1 }
+        } else {
+            Dump::None
+        }
+    }
 }
 
 fn be16(b: &[u8], o: usize) -> Option<u16> {
@@ -37,6 +77,50 @@ fn local_offset() -> i64 {
             tm.tm_gmtoff
         }
     }
+}
+
+/// tcpdump's hex dump: a line per 16 bytes, `\t0xOFFS:  ` then groups of
+/// two bytes; with `ascii`, the hex padded to its full width, two spaces and
+/// the bytes with '.' for what is not printable.
+fn hex_lines(out: &mut Vec<u8>, b: &[u8], ascii: bool) {
+    for (n, chunk) in b.chunks(16).enumerate() {
+        let _ = write!(out, "\t0x{:04x}:  ", n * 16);
+        let start = out.len();
+        for (i, pair) in chunk.chunks(2).enumerate() {
+            if i > 0 {
+                out.push(b' ');
+            }
+            for c in pair {
+                let _ = write!(out, "{c:02x}");
+            }
+        }
+        if ascii {
+            while out.len() - start < 39 {
+                out.push(b' ');
+            }
+            out.extend_from_slice(b"  ");
+            for &c in chunk {
+                // As tcpdump: a space shows as '.' here too.
+                out.push(if (0x21..0x7f).contains(&c) { c } else { b'.' });
+            }
+        }
+        out.push(b'\n');
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (the proleptic
+/// Gregorian calendar; Howard Hinnant's civil-from-days algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Appends `b`, printable ASCII as is and every other byte as `\xNN`.
@@ -62,27 +146,110 @@ impl Printer {
         Printer {
             utc_offset: local_offset(),
             quiet,
+            time: 0,
+            dump: Dump::None,
+            first_ts: Cell::new(None),
+            prev_ts: Cell::new(None),
+        }
+    }
+
+    /// tcpdump's `-t` count (capped at 5, `-ttttt`) and contents dump.
+    pub fn with_format(mut self, time: u8, dump: Dump) -> Printer {
+        self.time = time.min(5);
+        self.dump = dump;
+        self
+    }
+
+    fn timestamp(&self, out: &mut Vec<u8>, ts_ns: u64) {
+        let us = ts_ns / 1000;
+        let first = self.first_ts.get().unwrap_or(us);
+        self.first_ts.set(Some(first));
+        let prev = self.prev_ts.replace(Some(us)).unwrap_or(us);
+        let clock = |out: &mut Vec<u8>, secs: i64, micros: u64| {
+            let day = secs.rem_euclid(86400);
+            let _ = write!(
+                out,
+                "{:02}:{:02}:{:02}.{:06} ",
+                day / 3600,
+                day / 60 % 60,
+                day % 60,
+                micros
+            );
+        };
+        let delta = |out: &mut Vec<u8>, from: u64| {
+            // tcpdump leaves a column for the sign of a delta.
+            let (sign, d) = if us >= from {
+                (' ', us - from)
+            } else {
+                ('-', from - us)
+            };
+            out.push(sign as u8);
+            clock(out, (d / 1_000_000) as i64, d % 1_000_000);
+        };
+        match self.time {
+            1 => {}
+            2 => {
+                let _ = write!(out, "{}.{:06} ", us / 1_000_000, us % 1_000_000);
+            }
+            3 => delta(out, prev),
+            4 => {
+                let local = (us / 1_000_000) as i64 + self.utc_offset;
+                let (y, m, d) = civil_from_days(local.div_euclid(86400));
+                let _ = write!(out, "{y:04}-{m:02}-{d:02} ");
+                clock(out, local, us % 1_000_000);
+            }
+            5 => delta(out, first),
+            _ => clock(
+                out,
+                (us / 1_000_000) as i64 + self.utc_offset,
+                us % 1_000_000,
+            ),
+        }
+    }
+
+    /// Appends the contents dump of a packet whose link-layer header is
+    /// `link_len` bytes, in tcpdump's layout.
+    fn dump_into(&self, out: &mut Vec<u8>, data: &[u8], link_len: usize) {
+        let from = |link: bool| if link { 0 } else { link_len.min(data.len()) };
+        match self.dump {
+            Dump::None => {}
+            Dump::Hex { link } => hex_lines(out, &data[from(link)..], false),
+            Dump::HexAscii { link } => hex_lines(out, &data[from(link)..], true),
+            Dump::Ascii => {
+                let b = &data[from(false)..];
+                for (i, &c) in b.iter().enumerate() {
+                    // A CR before a LF is left out; what is not printable
+                    // (escape sequences included) shows as '.'.
+                    if c == b'\r' {
+                        if b.get(i + 1) != Some(&b'\n') {
+                            out.push(b'.');
+                        }
+                    } else if c.is_ascii_graphic() || c == b' ' || c == b'\t' || c == b'\n' {
+                        out.push(c);
+                    } else {
+                        out.push(b'.');
+                    }
+                }
+                out.push(b'\n');
+            }
         }
     }
 
     /// Appends the line for `p` (with its newline) to `out`.
     pub fn line(&self, out: &mut Vec<u8>, ifname: &str, p: &Packet) {
         self.time_and_iface(out, ifname, p);
-        self.link(out, p);
+        let link_len = self.link(out, p);
         out.push(b'\n');
+        self.dump_into(out, p.data, link_len);
     }
 
     fn time_and_iface(&self, out: &mut Vec<u8>, ifname: &str, p: &Packet) {
-        let secs = (p.ts_ns / 1_000_000_000) as i64 + self.utc_offset;
-        let day = secs.rem_euclid(86400);
-        let _ = write!(
-            out,
-            "{:02}:{:02}:{:02}.{:06} ",
-            day / 3600,
-            day / 60 % 60,
-            day % 60,
-            p.ts_ns % 1_000_000_000 / 1000,
-        );
+        self.timestamp(out, p.ts_ns);
+        if ifname.is_empty() {
+            // A packet read from a file that names no interface: tcpdump
+            // prints neither interface nor direction then.
+            return;
+        }
         // An interface name is chosen by whoever holds CAP_NET_ADMIN in the
         // target, and the kernel allows control bytes in it: print those
         // escaped, so that no name can drive the operator's terminal.
@@ -97,28 +264,31 @@ impl Printer {
         );
     }
 
-    fn link(&self, out: &mut Vec<u8>, p: &Packet) {
+    /// Prints the Ethernet frame; returns the length of its link-layer
+    /// header (VLAN tags included).
+    fn link(&self, out: &mut Vec<u8>, p: &Packet) -> usize {
         let d = p.data;
         let Some(mut ethertype) = be16(d, 12) else {
             let _ = write!(out, "[|ether] length {}", p.orig_len);
-            return;
+            return d.len();
         };
         let mut off = 14;
         while ethertype == 0x8100 || ethertype == 0x88a8 {
             let Some(tci) = be16(d, off) else {
                 let _ = write!(out, "[|vlan]");
-                return;
+                return d.len();
             };
             let _ = write!(out, "vlan {} ", tci & 0x0fff);
             let Some(t) = be16(d, off + 2) else {
                 let _ = write!(out, "[|vlan]");
-                return;
+                return d.len();
             };
             ethertype = t;
             off += 4;
         }
         let rest = &d[off.min(d.len())..];
         self.network(out, ethertype, rest, p.orig_len);
+        off
     }
 
     fn network(&self, out: &mut Vec<u8>, ethertype: u16, rest: &[u8], orig_len: u32) {
@@ -154,6 +324,7 @@ impl Printer {
             lt::NULL | lt::LOOP => (by_version(d.get(4..).unwrap_or(&[])), 4),
             other => {
                 let _ = writeln!(out, "[link type {other}] length {}", p.orig_len);
+                self.dump_into(out, d, 0);
                 return;
             }
         };
@@ -380,10 +551,8 @@ mod tests {
             data,
             orig_len: data.len() as u32,
         };
-        let pr = Printer {
-            utc_offset: 0,
-            quiet: false,
-        };
+        let mut pr = Printer::new(false);
+        pr.utc_offset = 0;
         let mut out = Vec::new();
         pr.line(&mut out, "eth0", &p);
         String::from_utf8(out).unwrap()
@@ -456,5 +625,53 @@ mod tests {
             let junk: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
             let _ = show(&junk, 0);
         }
+    }
+
+    #[test]
+    fn time_formats_and_dumps_follow_tcpdump() {
+        let data = frame(
+            0x0800,
+            &ipv4(
+                17,
+                &[
+                    0x13, 0x88, 0x13, 0x89, 0, 12, 0, 0, b' ', b'\x1b', b'A', b'\r',
+                ],
+            ),
+        );
+        let p = |ts_ns| Packet {
+            ts_ns,
+            ifindex: 1,
+            hatype: 1,
+            pkttype: 0,
+            data: &data,
+            orig_len: data.len() as u32,
+        };
+        let mut pr = Printer::new(false).with_format(3, Dump::HexAscii { link: false });
+        pr.utc_offset = 0;
+        let mut out = Vec::new();
+        pr.line(&mut out, "e", &p(1_000_000_000));
+        pr.line(&mut out, "e", &p(1_000_250_000));
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with(" 00:00:00.000000 e In  IP "), "{text}");
+        assert!(text.contains("\n 00:00:00.000250 e In  IP "), "{text}");
+        assert!(lines[1].starts_with("\t0x0000:  4500 "), "{text}");
+        // The ASCII column: '.' for space, escape and CR, as tcpdump.
+        assert!(lines[2].ends_with("..A."), "{text}");
+        assert!(!text.contains('\x1b'));
+        for (t, want) in [
+            (2, "1.000000 "),
+            (4, "1970-01-01 00:00:01.000000 "),
+            (1, "e In"),
+        ] {
+            let mut pr = Printer::new(false).with_format(t, Dump::None);
+            pr.utc_offset = 0;
+            let mut out = Vec::new();
+            pr.line(&mut out, "e", &p(1_000_000_000));
+            assert!(String::from_utf8(out).unwrap().starts_with(want), "-t x{t}");
+        }
+        assert_eq!(civil_from_days(20_425), (2025, 12, 3));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 }

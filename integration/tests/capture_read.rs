@@ -469,8 +469,8 @@ fn a_cut_file_gives_what_was_read_and_says_why() {
 #[test]
 fn tcpdump_flags_netshim_does_not_take_are_refused_as_flags() {
     for (flag, says) in [
-        ("-X", "option -X is not supported"),
         ("-vv", "option -vv is not supported"),
+        ("-e", "option -e is not supported"),
         ("-K", "option -K is not supported"),
         ("--bogus", "unknown option --bogus"),
     ] {
@@ -499,4 +499,78 @@ fn a_filter_file_is_read_with_its_comments() {
         .args(["capture", "-i", "lo", "-F"])
         .arg(&f));
     assert!(r.stderr.contains("invalid filter expression"), "{r:#?}");
+}
+
+/// The time stamp at the start of a line (all of it before the protocol).
+fn stamp(line: &str) -> &str {
+    let at = ["IP ", "IP6 ", "ARP", "ethertype", "vlan"]
+        .iter()
+        .filter_map(|w| line.find(w))
+        .min()
+        .unwrap_or(line.len());
+    &line[..at]
+}
+
+/// `-t` … `-ttttt` give tcpdump's time stamps, and `-x`, `-xx`, `-X`,
+/// `-XX` its dumps, byte for byte; `-A` the same text under each line.
+#[test]
+fn time_formats_and_dumps_are_tcpdumps() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::with_peer();
+    let up = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        ns.peer.as_ref().unwrap(),
+        "ping",
+        "-c",
+        "1",
+        "-w",
+        "5",
+        &ns.addr,
+    ]));
+    assert_eq!(up.code, Some(0), "{up:#?}");
+    let f = dir.path().join("t.pcap");
+    tcpdump_capture(&ns, &["-i", ns.veth.as_str()], &f, || traffic_once(&ns));
+    let both = |args: &[&str]| {
+        let t = run(Command::new("tcpdump")
+            .arg("-n")
+            .args(args)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        let n = run(Command::new(netshim())
+            .args(["capture", "-n"])
+            .args(args)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        (t.stdout, n.stdout)
+    };
+    for t in ["-t", "-tt", "-ttt", "-tttt", "-ttttt"] {
+        let (a, b) = both(&[t]);
+        let sa: Vec<&str> = a.lines().map(stamp).collect();
+        let sb: Vec<&str> = b.lines().map(stamp).collect();
+        assert!(sa.len() > 10, "{t}: {a}");
+        assert_eq!(sb, sa, "{t}");
+    }
+    for x in ["-x", "-xx", "-X", "-XX"] {
+        let (a, b) = both(&[x]);
+        let da: Vec<&str> = a.lines().filter(|l| l.starts_with("\t0x")).collect();
+        let db: Vec<&str> = b.lines().filter(|l| l.starts_with("\t0x")).collect();
+        assert!(da.len() > 20, "{x}: {a}");
+        assert_eq!(db, da, "{x}");
+    }
+    // -A: what is printed under the lines (the lines themselves are those
+    // of a plain read).
+    let (plain_t, plain_n) = both(&[]);
+    let (a, b) = both(&["-A"]);
+    let under = |out: &str, plain: &str| -> Vec<String> {
+        let heads: std::collections::HashSet<&str> = plain.lines().collect();
+        out.lines()
+            .filter(|l| !heads.contains(l))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(under(&b, &plain_n), under(&a, &plain_t));
 }

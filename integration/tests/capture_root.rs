@@ -621,3 +621,76 @@ fn sealed_needs_a_target() {
     assert_ne!(r.code, Some(0));
     assert!(r.stderr.contains("--sealed needs --target-netns"), "{r:#?}");
 }
+
+/// tcpdump's `-z`: each file rotation closes is handed to the command, run
+/// as the caller outside the target (here gzip, as tcpdump's manual shows);
+/// without rotation `-z` is refused.
+#[test]
+fn post_rotate_command_gets_each_closed_file() {
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("z.pcapng");
+    let r = run(&mut capture(
+        &ns,
+        &["-i", "lo", "-z", "gzip", "-w", base.to_str().unwrap()],
+    ));
+    assert!(
+        r.stderr.contains("-z runs a command after each rotation"),
+        "{r:#?}"
+    );
+    let flood = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.peer.as_ref().unwrap(),
+            "ping",
+            "-q",
+            "-f",
+            "-s",
+            "1000",
+            "-w",
+            "20",
+            &ns.addr,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // About 3 MB in files of 1 MB: two or more rotations.
+    let r = run(&mut capture(
+        &ns,
+        &[
+            "-i",
+            &ns.veth,
+            "-C",
+            "1",
+            "-c",
+            "3000",
+            "-z",
+            "gzip",
+            "-w",
+            base.to_str().unwrap(),
+            "icmp",
+        ],
+    ));
+    stop(flood);
+    r.ok();
+    let mut names: Vec<String> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let gz: Vec<&String> = names.iter().filter(|n| n.ends_with(".gz")).collect();
+    assert!(gz.len() >= 2, "{names:?}");
+    assert!(
+        names.iter().any(|n| !n.ends_with(".gz")),
+        "the last file stays: {names:?}"
+    );
+    // A compressed file is a whole capture.
+    let first = d.path().join(gz[0]);
+    let text = run(Command::new("sh")
+        .arg("-c")
+        .arg(format!("gzip -dc {} | capinfos -c -M -", first.display())))
+    .ok();
+    assert!(text.stdout.contains("Number of packets"), "{text:#?}");
+}

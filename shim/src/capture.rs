@@ -75,6 +75,21 @@ pub struct CaptureArgs {
     /// Print less protocol detail.
     #[arg(short = 'q')]
     pub(crate) quiet: bool,
+    /// Time stamps as tcpdump's -t: -t none, -tt seconds since the epoch,
+    /// -ttt delta from the previous packet, -tttt date and time, -ttttt
+    /// delta from the first packet.
+    #[arg(short = 't', action = clap::ArgAction::Count)]
+    pub(crate) time: u8,
+    /// Print each packet in hex from the network layer (-xx: from the
+    /// link-layer header).
+    #[arg(short = 'x', action = clap::ArgAction::Count)]
+    pub(crate) hex: u8,
+    /// Print each packet in hex and ASCII (-XX: from the link-layer header).
+    #[arg(short = 'X', action = clap::ArgAction::Count)]
+    pub(crate) hex_ascii: u8,
+    /// Print each packet in ASCII, from the network layer.
+    #[arg(short = 'A')]
+    pub(crate) ascii: bool,
     /// Show a live status line on stderr (set by netshim for the engine).
     #[arg(long, hide = true)]
     pub(crate) status_line: bool,
@@ -93,6 +108,10 @@ pub struct CaptureArgs {
     /// The target's interface names for a sealed engine: IFINDEX:NAME (set by netshim).
     #[arg(long = "ifname", hide = true, value_name = "IFINDEX:NAME")]
     pub(crate) ifnames: Vec<String>,
+    /// With -C or -G: run CMD with each file's name once rotation has
+    /// closed it (as you, outside the target; not through a shell).
+    #[arg(short = 'z', value_name = "CMD")]
+    pub(crate) post_rotate: Option<String>,
     /// Read packets from FILE (pcap or pcapng; `-` for stdin) instead of
     /// capturing: print them, or with -w convert them (the filter applies).
     #[arg(short = 'r', value_name = "FILE")]
@@ -158,6 +177,8 @@ fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) ->
             DirectionArg::Inout => Which::InOut,
         },
         quiet: a.quiet,
+        time: a.time,
+        dump: netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
         filter: a.expression.join(" "),
         status_line,
         low_latency,
@@ -191,6 +212,9 @@ fn rotation(a: &CaptureArgs) -> anyhow::Result<Option<Rotation>> {
         bail!("-W needs -C or -G (it counts the files they make)");
     }
     if !rot.active() {
+        if a.post_rotate.is_some() {
+            bail!("-z runs a command after each rotation: it needs -C or -G");
+        }
         return Ok(None);
     }
     match a.write.as_deref() {
@@ -202,7 +226,11 @@ fn rotation(a: &CaptureArgs) -> anyhow::Result<Option<Rotation>> {
 /// Starts the rotating writer: a forked child (netshim stays single-threaded
 /// for the privilege path) that reads the engine's stream from a pipe and
 /// writes the files as the caller. Returns the pipe's write end and the child.
-fn start_rotator(base: &str, rot: Rotation) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
+fn start_rotator(
+    base: &str,
+    rot: Rotation,
+    post_rotate: Option<String>,
+) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe")?;
     // SAFETY: netshim is single-threaded here; the child only reads the pipe,
     // writes files and leaves with _exit.
@@ -210,22 +238,24 @@ fn start_rotator(base: &str, rot: Rotation) -> anyhow::Result<(OwnedFd, nix::uni
         nix::unistd::ForkResult::Parent { child } => Ok((w, child)),
         nix::unistd::ForkResult::Child => {
             drop(w);
-            let code = match netshim_capture::rotate::rotate_stream(File::from(r), base, rot) {
-                Ok(files) => {
-                    let names: Vec<String> =
-                        files.iter().map(|f| f.display().to_string()).collect();
-                    eprintln!(
-                        "netshim: wrote {} file(s): {}",
-                        names.len(),
-                        names.join(", ")
-                    );
-                    0
-                }
-                Err(e) => {
-                    eprintln!("netshim: {e}");
-                    1
-                }
-            };
+            let code =
+                match netshim_capture::rotate::rotate_stream(File::from(r), base, rot, post_rotate)
+                {
+                    Ok(files) => {
+                        let names: Vec<String> =
+                            files.iter().map(|f| f.display().to_string()).collect();
+                        eprintln!(
+                            "netshim: wrote {} file(s): {}",
+                            names.len(),
+                            names.join(", ")
+                        );
+                        0
+                    }
+                    Err(e) => {
+                        eprintln!("netshim: {e}");
+                        1
+                    }
+                };
             // SAFETY: ends the forked child without running the parent's
             // destructors or atexit handlers.
             unsafe { libc::_exit(code) }
@@ -281,7 +311,6 @@ const NOT_TAKEN: &[(&str, &str)] = &[
         "netshim's lines are written whole, one write per batch, and flushed at once",
     ),
     ("-U", "netshim's -w - output is flushed per batch already"),
-    ("-z", "a post-rotate command is not run yet"),
     (
         "-Z",
         "netshim never runs as root in a target: it is always UID 65534",
@@ -402,7 +431,7 @@ fn engine(a: CaptureArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
         Some(path) => {
             let f = match &rot {
                 Some(r) => {
-                    let (w, child) = start_rotator(path, r.clone())?;
+                    let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
                     rotator = Some(child);
                     File::from(w)
                 }
@@ -553,6 +582,14 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
     if a.quiet {
         args.push("-q".into());
     }
+    for (flag, n) in [("t", a.time), ("x", a.hex), ("X", a.hex_ascii)] {
+        if n > 0 {
+            args.push(format!("-{}", flag.repeat(n as usize)));
+        }
+    }
+    if a.ascii {
+        args.push("-A".into());
+    }
     args.push("--confined".into());
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
@@ -562,7 +599,7 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
         Some(path) => {
             out = Some(match &rot {
                 Some(r) => {
-                    let (w, child) = start_rotator(path, r.clone())?;
+                    let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
                     rotator = Some(child);
                     w
                 }

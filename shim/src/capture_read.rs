@@ -105,7 +105,10 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             first.snaplen
         );
     }
-    let printer = Printer::new(a.quiet);
+    let printer = Printer::new(a.quiet).with_format(
+        a.time,
+        netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
+    );
     let mut filters: HashMap<u16, Option<Vec<Insn>>> = HashMap::new();
     let mut line = Vec::with_capacity(256);
     let mut block = Vec::with_capacity(256);
@@ -146,7 +149,13 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
         match &mut out {
             Out::Lines(w) => {
                 line.clear();
-                let name = iface.name.as_deref().unwrap_or("-");
+                // Without a name, tcpdump prints no interface and direction
+                // except for the Linux cooked headers, which carry them.
+                let name = match (iface.name.as_deref(), lt) {
+                    (Some(n), _) => n,
+                    (None, linktype::LINUX_SLL | linktype::LINUX_SLL2) => "-",
+                    (None, _) => "",
+                };
                 printer.line_of_linktype(&mut line, name, lt, &pkt);
                 w.write_all(&line)?;
             }

@@ -40,7 +40,7 @@ enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Capture packets with netshim's engine, in a target or here (tcpdump's flags).
-    Capture(capture::CaptureArgs),
+    Capture(Box<capture::CaptureArgs>),
     /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
     #[command(
         after_help = "Examples:\n  netshim demo\n  netshim demo -c 20 -w /tmp/demo.pcapng\n  sudo netshim demo"
@@ -196,7 +196,7 @@ fn main() -> ExitCode {
     init_logging(cli.debug);
     let r = match cli.command {
         Command::Run(a) => run(a),
-        Command::Capture(a) => capture::main(a),
+        Command::Capture(a) => capture::main(*a),
         Command::Demo(a) => demo::main(a),
         Command::Doctor(a) => doctor::main(a),
         Command::Targets(a) => targets::main(a),
