@@ -84,6 +84,75 @@ pub fn interface_names() -> Vec<(i32, String)> {
         .collect()
 }
 
+/// The interfaces a capture can open here, as `tcpdump -D` lists them:
+/// numbered, `any` among them, each with its state, in libpcap's order
+/// (running first, then up, then down; loopback after the others of the
+/// same state; `any` after the interfaces that are running). Only what netshim captures on is listed: no Bluetooth,
+/// netfilter or D-Bus pseudo-devices.
+pub fn describe_interfaces() -> Vec<String> {
+    use nix::net::if_::InterfaceFlags as F;
+    let mut seen: Vec<(String, i32, F)> = Vec::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            if seen.iter().any(|x| x.0 == a.interface_name) {
+                continue;
+            }
+            let idx = nix::net::if_::if_nametoindex(a.interface_name.as_str())
+                .map(|i| i as i32)
+                .unwrap_or(0);
+            seen.push((a.interface_name.clone(), idx, a.flags));
+        }
+    }
+    seen.sort_by_key(|x| x.1);
+    let merit = |f: F| {
+        let state = if f.contains(F::IFF_RUNNING) {
+            0
+        } else if f.contains(F::IFF_UP) {
+            1
+        } else {
+            2
+        };
+        state * 2 + u8::from(f.contains(F::IFF_LOOPBACK))
+    };
+    let mut rows: Vec<(u8, String)> = Vec::new();
+    for (name, _, f) in &seen {
+        let mut words = Vec::new();
+        if f.contains(F::IFF_UP) {
+            words.push("Up");
+        }
+        if f.contains(F::IFF_RUNNING) {
+            words.push("Running");
+        }
+        if f.contains(F::IFF_LOOPBACK) {
+            words.push("Loopback");
+        } else if f.contains(F::IFF_RUNNING) {
+            words.push("Connected");
+        } else if f.contains(F::IFF_UP) {
+            words.push("Disconnected");
+        }
+        let state = if words.is_empty() {
+            "none".to_string()
+        } else {
+            words.join(", ")
+        };
+        rows.push((
+            merit(*f),
+            format!("{} [{state}]", crate::summary::printable(name)),
+        ));
+    }
+    // libpcap adds `any` after the interfaces, as running; a stable sort
+    // keeps that order within a state.
+    rows.push((
+        0,
+        "any (Pseudo-device that captures on all interfaces) [Up, Running]".to_string(),
+    ));
+    rows.sort_by_key(|r| r.0);
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, (_, text))| format!("{}.{text}", i + 1))
+        .collect()
+}
+
 /// What a capture saw, per interface.
 #[derive(Debug, Clone, Default)]
 pub struct Report {

@@ -694,3 +694,39 @@ fn post_rotate_command_gets_each_closed_file() {
     .ok();
     assert!(text.stdout.contains("Number of packets"), "{text:#?}");
 }
+
+/// `-D` in a target lists what tcpdump -D lists there (its Bluetooth,
+/// netfilter and D-Bus pseudo-devices aside, which netshim does not
+/// capture on), in the same order with the same states, as the interfaces
+/// come up.
+#[test]
+fn list_interfaces_in_a_target_as_tcpdump_does() {
+    let ns = Netns::with_peer();
+    sh(&format!("ip -n {} link set lo down", ns.name)).ok();
+    for step in 0..2 {
+        if step == 1 {
+            sh(&format!("ip -n {} link set lo up", ns.name)).ok();
+        }
+        let t = run(Command::new("ip").args(["netns", "exec", &ns.name, "tcpdump", "-D"])).ok();
+        let want: Vec<String> = t
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once('.').map(|(_, rest)| rest.to_string()))
+            .filter(|l| {
+                !["bluetooth", "nflog", "nfqueue", "dbus"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .collect();
+        let n =
+            run(Command::new(netshim()).args(["capture", "--target-netns", &ns.target(), "-D"]))
+                .ok();
+        let got: Vec<String> = n
+            .stdout
+            .lines()
+            .map(|l| l.split_once('.').unwrap().1.to_string())
+            .collect();
+        assert_eq!(got, want, "step {step}");
+        assert!(n.stdout.starts_with("1."), "{n:#?}");
+    }
+}

@@ -112,6 +112,10 @@ pub struct CaptureArgs {
     /// closed it (as you, outside the target; not through a shell).
     #[arg(short = 'z', value_name = "CMD")]
     pub(crate) post_rotate: Option<String>,
+    /// List the interfaces netshim can capture on (in the target, with
+    /// --target-netns), as tcpdump -D does, and exit.
+    #[arg(short = 'D', long = "list-interfaces")]
+    pub(crate) list_interfaces: bool,
     /// Read packets from FILE (pcap or pcapng; `-` for stdin) instead of
     /// capturing: print them, or with -w convert them (the filter applies).
     #[arg(short = 'r', value_name = "FILE")]
@@ -303,10 +307,6 @@ const NOT_TAKEN: &[(&str, &str)] = &[
         "verbose decoding is not printed yet; write a file with -w and read it with tshark -V",
     ),
     (
-        "-D",
-        "netshim lists a target's interfaces with `netshim run --target-netns T -- ip -br link`",
-    ),
-    (
         "-l",
         "netshim's lines are written whole, one write per batch, and flushed at once",
     ),
@@ -382,6 +382,9 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
     if let Some(path) = a.read.clone() {
         return crate::capture_read::main(&a, &path);
     }
+    if a.list_interfaces {
+        return list_interfaces(&a);
+    }
     if a.write.as_deref() == Some("-") && std::io::stdout().is_terminal() {
         bail!(
             "refusing to write binary capture data to a terminal: redirect it (> capture.pcapng), \
@@ -407,6 +410,35 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
         Some(t) => in_target(a, t, rot),
         None => engine(a, rot),
     }
+}
+
+/// `-D`: here, or in a target through the same path as a capture (the
+/// engine, UID 65534, lists what its network namespace holds).
+fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
+    let Some(target) = a.target.clone() else {
+        for line in netshim_capture::engine::describe_interfaces() {
+            println!("{line}");
+        }
+        return Ok(0);
+    };
+    let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
+        .context("making a sealed copy of netshim's binary")?;
+    let opts = netshim_runtime::RunOptions {
+        target,
+        uid: netshim_runtime::DEFAULT_ID,
+        gid: netshim_runtime::DEFAULT_ID,
+        extra_caps: vec![],
+        tty: false,
+        args: vec!["/proc/self/fd/0".into(), "capture".into(), "-D".into()],
+    };
+    let prepared = netshim_runtime::prepare(&opts)?;
+    let io = netshim_runtime::RunIo {
+        stdin: Some(sealed),
+        ..Default::default()
+    };
+    let status = netshim_runtime::run(&opts, prepared, io)
+        .with_context(|| format!("listing the interfaces of {}", opts.target))?;
+    Ok(u8::try_from(status).unwrap_or(255))
 }
 
 /// Runs the engine in this process, in the current network namespace.
