@@ -575,11 +575,12 @@ fn sealed_engine(
 }
 
 /// Runs the engine in a target through `netshim run`'s privilege path.
-fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::Result<u8> {
-    // The engine runs from a sealed in-memory copy of netshim, handed over
-    // as its stdin: the target never holds the host's binary.
-    let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
-        .context("making a sealed copy of netshim's binary for the engine")?;
+/// The engine's command line: the one contract between netshim and the
+/// engine it starts in a target, built from the parsed flags in one place
+/// and parsed back by the same `CaptureArgs` (the round trip is tested
+/// below). The output (`-w -`, the status line), the filter (after `--`)
+/// and a sealed engine's sockets are added by the caller.
+fn engine_argv(a: &CaptureArgs) -> Vec<String> {
     let mut args = vec!["/proc/self/fd/0".to_string(), "capture".into()];
     for i in &a.interfaces {
         args.extend(["-i".into(), i.clone()]);
@@ -623,6 +624,15 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
         args.push("-A".into());
     }
     args.push("--confined".into());
+    args
+}
+
+fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::Result<u8> {
+    // The engine runs from a sealed in-memory copy of netshim, handed over
+    // as its stdin: the target never holds the host's binary.
+    let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
+        .context("making a sealed copy of netshim's binary for the engine")?;
+    let mut args = engine_argv(&a);
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
     match a.write.as_deref() {
@@ -685,4 +695,66 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
     } else {
         u8::try_from(status).unwrap_or(255)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        a: CaptureArgs,
+    }
+
+    fn parse(argv: &[&str]) -> CaptureArgs {
+        Wrap::try_parse_from(std::iter::once("capture").chain(argv.iter().copied()))
+            .unwrap_or_else(|e| panic!("{argv:?}: {e}"))
+            .a
+    }
+
+    /// What the engine must see of the user's flags, as a comparable tuple.
+    fn seen(a: &CaptureArgs) -> String {
+        format!(
+            "{:?} {:?} {} {} {} {} {} {} {} {} {} {}",
+            a.interfaces,
+            a.count,
+            a.snaplen,
+            a.buffer,
+            matches!(a.format, FormatArg::Pcap),
+            a.direction as u8,
+            a.no_promisc,
+            a.quiet,
+            a.time,
+            a.hex,
+            a.hex_ascii,
+            a.ascii
+        )
+    }
+
+    /// Every engine-relevant flag survives the trip through the engine's
+    /// command line, whatever combination the user typed.
+    #[test]
+    fn the_engine_contract_round_trips() {
+        for argv in [
+            vec![],
+            vec![
+                "-i", "eth0", "-i", "lo", "-c", "5", "-s", "96", "-B", "8192",
+            ],
+            vec!["-i", "any", "--format", "pcap", "-Q", "out", "-p", "-q"],
+            vec!["-tttt", "-XX", "-i", "e-1"],
+            vec!["-tt", "-xx", "-A", "-Q", "in"],
+            vec!["-t", "-x", "-c", "0"],
+        ] {
+            let user = parse(&argv);
+            let engine_argv = engine_argv(&user);
+            assert_eq!(engine_argv[..2], ["/proc/self/fd/0", "capture"]);
+            let refs: Vec<&str> = engine_argv[2..].iter().map(String::as_str).collect();
+            let engine = parse(&refs);
+            assert_eq!(seen(&engine), seen(&user), "{argv:?} -> {engine_argv:?}");
+            assert!(engine.confined, "the engine confines itself");
+            assert!(engine.expression.is_empty(), "{engine_argv:?}");
+        }
+    }
 }
