@@ -55,6 +55,8 @@ pub struct Options {
     pub time: u8,
     /// tcpdump's `-x`/`-X`/`-A`: packet contents under each line.
     pub dump: crate::summary::Dump,
+    /// tcpdump's `-e`: the link-layer header on each line.
+    pub link_header: bool,
     pub filter: String,
     /// Redraw a status line on stderr every second.
     pub status_line: bool,
@@ -396,7 +398,9 @@ pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
     let mut w = Writer {
         out: Output::new(file).map_err(CaptureError::OutputSetup)?,
         format,
-        printer: Printer::new(opts.quiet).with_format(opts.time, opts.dump),
+        printer: Printer::new(opts.quiet)
+            .with_format(opts.time, opts.dump)
+            .with_link_header(opts.link_header),
         snaplen: opts.snaplen,
         filter: (!opts.filter.trim().is_empty()).then(|| opts.filter.clone()),
         sll2: multi && format == Some(Format::Pcap),

@@ -21,6 +21,8 @@ pub struct Printer {
     /// from the first packet.
     time: u8,
     dump: Dump,
+    /// tcpdump's `-e`: the link-layer header on each line.
+    link_header: bool,
     first_ts: Cell<Option<u64>>,
     prev_ts: Cell<Option<u64>>,
 }
@@ -108,6 +110,45 @@ fn hex_lines(out: &mut Vec<u8>, b: &[u8], ascii: bool) {
     }
 }
 
+/// tcpdump's `-e` for Ethernet: `SRC > DST, ethertype NAME (0xTTTT),
+/// length N: ` before the network layer, which then loses its own leading
+/// protocol word (`IP `, `IP6 `, `ARP, `), as tcpdump prints it. `start` is
+/// where the line's protocol part begins in `out`.
+fn ether_header(out: &mut Vec<u8>, start: usize, p: &Packet) {
+    let d = p.data;
+    let (Some(dst), Some(src), Some(t)) = (d.get(0..6), d.get(6..12), be16(d, 12)) else {
+        return;
+    };
+    let body = out.split_off(start);
+    let mac = |m: &[u8]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let (name, word): (&str, &[u8]) = match t {
+        0x0800 => ("IPv4", b"IP "),
+        0x86dd => ("IPv6", b"IP6 "),
+        0x0806 => ("ARP", b"ARP, "),
+        0x8100 => ("802.1Q", b""),
+        0x88a8 => ("802.1Q-QinQ", b""),
+        _ => ("Unknown", b""),
+    };
+    let _ = write!(
+        out,
+        "{} > {}, ethertype {name} (0x{t:04x}), length {}: ",
+        mac(src),
+        mac(dst),
+        p.orig_len
+    );
+    let rest = if !word.is_empty() && body.starts_with(word) {
+        &body[word.len()..]
+    } else {
+        &body[..]
+    };
+    out.extend_from_slice(rest);
+}
+
 /// Year, month, day of a day count since 1970-01-01 (the proleptic
 /// Gregorian calendar; Howard Hinnant's civil-from-days algorithm).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
@@ -148,9 +189,16 @@ impl Printer {
             quiet,
             time: 0,
             dump: Dump::None,
+            link_header: false,
             first_ts: Cell::new(None),
             prev_ts: Cell::new(None),
         }
+    }
+
+    /// tcpdump's `-e`.
+    pub fn with_link_header(mut self, on: bool) -> Printer {
+        self.link_header = on;
+        self
     }
 
     /// tcpdump's `-t` count (capped at 5, `-ttttt`) and contents dump.
@@ -238,7 +286,11 @@ impl Printer {
     /// Appends the line for `p` (with its newline) to `out`.
     pub fn line(&self, out: &mut Vec<u8>, ifname: &str, p: &Packet) {
         self.time_and_iface(out, ifname, p);
+        let start = out.len();
         let link_len = self.link(out, p);
+        if self.link_header {
+            ether_header(out, start, p);
+        }
         out.push(b'\n');
         self.dump_into(out, p.data, link_len);
     }
@@ -517,6 +569,11 @@ impl Printer {
                     m[0], m[1], m[2], m[3], m[4], m[5]
                 );
             }
+        }
+        // As tcpdump: the ARP message's own length, from its address sizes
+        // (Ethernet padding after it is not counted).
+        if let (Some(&hln), Some(&pln)) = (b.get(4), b.get(5)) {
+            let _ = write!(out, ", length {}", 8 + 2 * hln as usize + 2 * pln as usize);
         }
     }
 }

@@ -470,7 +470,7 @@ fn a_cut_file_gives_what_was_read_and_says_why() {
 fn tcpdump_flags_netshim_does_not_take_are_refused_as_flags() {
     for (flag, says) in [
         ("-vv", "option -vv is not supported"),
-        ("-e", "option -e is not supported"),
+        ("-j", "option -j is not supported"),
         ("-K", "option -K is not supported"),
         ("--bogus", "unknown option --bogus"),
     ] {
@@ -479,8 +479,8 @@ fn tcpdump_flags_netshim_does_not_take_are_refused_as_flags() {
         assert!(r.stderr.contains(says), "{flag}: {r:#?}");
         assert!(!r.stderr.contains("invalid filter"), "{flag}: {r:#?}");
     }
-    let r = run(Command::new(netshim()).args(["capture", "-n", "icmp", "-e"]));
-    assert!(r.stderr.contains("option -e is not supported"), "{r:#?}");
+    let r = run(Command::new(netshim()).args(["capture", "-n", "icmp", "-K"]));
+    assert!(r.stderr.contains("option -K is not supported"), "{r:#?}");
 }
 
 #[test]
@@ -512,9 +512,11 @@ fn stamp(line: &str) -> &str {
 }
 
 /// `-t` … `-ttttt` give tcpdump's time stamps, and `-x`, `-xx`, `-X`,
-/// `-XX` its dumps, byte for byte; `-A` the same text under each line.
+/// `-XX` its dumps, byte for byte; `-A` the same text under each line; `-e`
+/// and plain lines are tcpdump's for ICMP echo, ARP and UDP; `--count`
+/// prints tcpdump's count.
 #[test]
-fn time_formats_and_dumps_are_tcpdumps() {
+fn time_formats_dumps_link_headers_and_counts_are_tcpdumps() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::with_peer();
@@ -560,6 +562,39 @@ fn time_formats_and_dumps_are_tcpdumps() {
         let db: Vec<&str> = b.lines().filter(|l| l.starts_with("\t0x")).collect();
         assert!(da.len() > 20, "{x}: {a}");
         assert_eq!(db, da, "{x}");
+    }
+    // Whole lines, with and without -e, for the protocols whose line
+    // netshim prints in full (ICMP echo, ARP, UDP).
+    let f_full = "arp or icmp[icmptype] == icmp-echo or icmp[icmptype] == icmp-echoreply or udp";
+    for e in [None, Some("-e")] {
+        let args: Vec<&str> = e.into_iter().chain([f_full]).collect();
+        let t = run(Command::new("tcpdump")
+            .arg("-n")
+            .arg("-r")
+            .arg(&f)
+            .args(&args))
+        .ok();
+        let n = run(Command::new(netshim())
+            .args(["capture", "-n", "-r"])
+            .arg(&f)
+            .args(&args))
+        .ok();
+        assert!(count_lines(&t.stdout) > 5, "{t:#?}");
+        assert_eq!(n.stdout, t.stdout, "{args:?}");
+    }
+    // --count: the number alone.
+    for filt in ["", "icmp", "udp port 5001"] {
+        let t = run(Command::new("tcpdump")
+            .args(["-n", "--count", "-r"])
+            .arg(&f)
+            .arg(filt))
+        .ok();
+        let n = run(Command::new(netshim())
+            .args(["capture", "-n", "--count", "-r"])
+            .arg(&f)
+            .arg(filt))
+        .ok();
+        assert_eq!(n.stdout, t.stdout, "--count {filt}");
     }
     // -A: what is printed under the lines (the lines themselves are those
     // of a plain read).

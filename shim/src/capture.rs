@@ -90,6 +90,21 @@ pub struct CaptureArgs {
     /// Print each packet in ASCII, from the network layer.
     #[arg(short = 'A')]
     pub(crate) ascii: bool,
+    /// Print the link-level header on each line (Ethernet addresses and
+    /// type), as tcpdump -e.
+    #[arg(short = 'e')]
+    pub(crate) link_header: bool,
+    /// Line-buffered output (accepted as tcpdump's: netshim writes whole
+    /// lines and flushes each batch of packets at once).
+    #[arg(short = 'l')]
+    pub(crate) line_buffered: bool,
+    /// Packet-buffered -w output (accepted as tcpdump's: netshim flushes
+    /// -w - per batch, and a file at least every second).
+    #[arg(short = 'U')]
+    pub(crate) packet_buffered: bool,
+    /// With -r: print only the number of packets (that the filter keeps).
+    #[arg(long = "count", requires = "read")]
+    pub(crate) count_only: bool,
     /// Show a live status line on stderr (set by netshim for the engine).
     #[arg(long, hide = true)]
     pub(crate) status_line: bool,
@@ -183,6 +198,7 @@ fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) ->
         quiet: a.quiet,
         time: a.time,
         dump: netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
+        link_header: a.link_header,
         filter: a.expression.join(" "),
         status_line,
         low_latency,
@@ -299,18 +315,9 @@ const NOT_TAKEN: &[(&str, &str)] = &[
         "packet contents are not printed yet; write a file with -w and read it with tshark -x",
     ),
     (
-        "-e",
-        "link-level headers are not printed yet; write a file with -w and read it with tshark",
-    ),
-    (
         "-v",
         "verbose decoding is not printed yet; write a file with -w and read it with tshark -V",
     ),
-    (
-        "-l",
-        "netshim's lines are written whole, one write per batch, and flushed at once",
-    ),
-    ("-U", "netshim's -w - output is flushed per batch already"),
     (
         "-Z",
         "netshim never runs as root in a target: it is always UID 65534",
@@ -623,6 +630,9 @@ fn engine_argv(a: &CaptureArgs) -> Vec<String> {
     if a.ascii {
         args.push("-A".into());
     }
+    if a.link_header {
+        args.push("-e".into());
+    }
     args.push("--confined".into());
     args
 }
@@ -729,8 +739,8 @@ mod tests {
             a.time,
             a.hex,
             a.hex_ascii,
-            a.ascii
-        )
+            a.ascii,
+        ) + if a.link_header { " -e" } else { "" }
     }
 
     /// Every engine-relevant flag survives the trip through the engine's
@@ -743,7 +753,7 @@ mod tests {
                 "-i", "eth0", "-i", "lo", "-c", "5", "-s", "96", "-B", "8192",
             ],
             vec!["-i", "any", "--format", "pcap", "-Q", "out", "-p", "-q"],
-            vec!["-tttt", "-XX", "-i", "e-1"],
+            vec!["-tttt", "-XX", "-i", "e-1", "-e"],
             vec!["-tt", "-xx", "-A", "-Q", "in"],
             vec!["-t", "-x", "-c", "0"],
         ] {

@@ -105,10 +105,12 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             first.snaplen
         );
     }
-    let printer = Printer::new(a.quiet).with_format(
-        a.time,
-        netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
-    );
+    let printer = Printer::new(a.quiet)
+        .with_format(
+            a.time,
+            netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
+        )
+        .with_link_header(a.link_header);
     let mut filters: HashMap<u16, Option<Vec<Insn>>> = HashMap::new();
     let mut line = Vec::with_capacity(256);
     let mut block = Vec::with_capacity(256);
@@ -146,6 +148,9 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             data: rec.data,
             orig_len: rec.orig_len,
         };
+        if a.count_only {
+            continue;
+        }
         match &mut out {
             Out::Lines(w) => {
                 line.clear();
@@ -208,6 +213,10 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
         w.flush()?;
     }
     ended.with_context(|| format!("reading {path} ({shown} packets shown before the error)"))?;
+    if a.count_only {
+        println!("{shown} packet{}", if shown == 1 { "" } else { "s" });
+        return Ok(0);
+    }
     eprintln!(
         "{shown} packets read{}",
         if expr.is_empty() {
