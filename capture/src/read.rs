@@ -91,8 +91,6 @@ pub struct Reader<R> {
     buf: Vec<u8>,
     pub interfaces: Vec<Interface>,
     packets: u64,
-    /// A pcapng Simple Packet Block needs the section's first interface.
-    seen_first_block: bool,
 }
 
 const PCAP_US: u32 = 0xa1b2_c3d4;
@@ -175,7 +173,6 @@ impl<R: Read> Reader<R> {
             buf: Vec::new(),
             interfaces: Vec::new(),
             packets: 0,
-            seen_first_block: false,
         };
         if [le, be].iter().any(|m| *m == PCAP_US || *m == PCAP_NS) {
             let big = be == PCAP_US || be == PCAP_NS;
@@ -200,11 +197,14 @@ impl<R: Read> Reader<R> {
             return Ok(r);
         }
         if le == SHB {
-            r.kind = Kind::Pcapng {
-                big: false,
-                first_iface: 0,
-            };
-            r.section_header(head)?;
+            let mut len = [0u8; 4];
+            if !fill(&mut r.src, &mut len, "section header", 0)? {
+                return Err(ReadError::Truncated {
+                    what: "section header",
+                    packets: 0,
+                });
+            }
+            r.section_header_after(len)?;
             return Ok(r);
         }
         Err(ReadError::NotACapture(head.to_vec()))
@@ -215,45 +215,6 @@ impl<R: Read> Reader<R> {
             reason: reason.into(),
             packets: self.packets,
         }
-    }
-
-    /// Reads the rest of a Section Header Block whose type was `head`.
-    fn section_header(&mut self, head: [u8; 4]) -> Result<(), ReadError> {
-        let mut fixed = [0u8; 8];
-        if !fill(&mut self.src, &mut fixed, "section header", self.packets)? {
-            return Err(ReadError::Truncated {
-                what: "section header",
-                packets: self.packets,
-            });
-        }
-        let bom_le = u32::from_le_bytes(fixed[4..8].try_into().expect("4"));
-        let big = match bom_le {
-            BOM => false,
-            x if x.swap_bytes() == BOM => true,
-            _ => return Err(self.malformed("a section header without the byte-order magic")),
-        };
-        let total = u32_at(&fixed, 0, big).expect("8") as usize;
-        if !(28..=MAX_RECORD).contains(&total) || !total.is_multiple_of(4) {
-            return Err(self.malformed(format!("a section header of {total} bytes")));
-        }
-        let _ = head;
-        fill_vec(
-            &mut self.src,
-            &mut self.buf,
-            total - 12,
-            "section header",
-            self.packets,
-        )?;
-        let major = u16_at(&self.buf, 0, big).unwrap_or(0);
-        if major != 1 {
-            return Err(self.malformed(format!("pcapng version {major}, not 1")));
-        }
-        self.kind = Kind::Pcapng {
-            big,
-            first_iface: self.interfaces.len(),
-        };
-        self.seen_first_block = true;
-        Ok(())
     }
 
     /// The next packet, or None at the end of the file.
@@ -410,7 +371,8 @@ impl<R: Read> Reader<R> {
         }
     }
 
-    /// A Section Header Block met inside the stream, after its type.
+    /// A Section Header Block, after its type and length fields (the length
+    /// is read in the byte order its byte-order magic gives).
     fn section_header_after(&mut self, len_bytes: [u8; 4]) -> Result<(), ReadError> {
         let mut bom = [0u8; 4];
         if !fill(&mut self.src, &mut bom, "section header", self.packets)? {
@@ -439,6 +401,11 @@ impl<R: Read> Reader<R> {
             "section header",
             self.packets,
         )?;
+        // The body starts after the byte-order magic: major, minor version.
+        let major = u16_at(&self.buf, 0, big).unwrap_or(0);
+        if major != 1 {
+            return Err(self.malformed(format!("pcapng version {major}, not 1")));
+        }
         self.kind = Kind::Pcapng {
             big,
             first_iface: self.interfaces.len(),

@@ -1,12 +1,12 @@
 //! The properties the runtime's fuzz targets (`fuzz/`) check, shared with
 //! the stable smoke tests below.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
 
 use crate::kernel::caps::Cap;
+use crate::oci::annotations_of;
 use crate::oci::policy::{self, Policy};
 
 fn caps_in(process: &Value, set: &str) -> Vec<Cap> {
@@ -26,15 +26,7 @@ pub fn policy(data: &[u8]) {
         return;
     };
     let mut process = doc.get("process").cloned().unwrap_or_else(|| doc.clone());
-    let annotations: BTreeMap<String, String> = doc
-        .get("annotations")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let annotations = annotations_of(&doc);
     let pol = Policy {
         defaults: [crate::kernel::caps::NET_RAW].into_iter().collect(),
         ..Policy::default()
@@ -130,15 +122,7 @@ mod tests {
         // that is refused.
         let decide = |text: &str| {
             let v: Value = serde_json::from_str(text).unwrap();
-            let annotations = v
-                .get("annotations")
-                .and_then(Value::as_object)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let annotations = annotations_of(&v);
             let mut process = v.get("process").cloned().unwrap_or(v);
             policy::apply(&Policy::default(), &mut process, &annotations)
         };

@@ -205,8 +205,8 @@ fn child(
     if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
         return fail("creating its empty network namespace", e);
     }
-    // SAFETY (this block): prctl and capset take integers and pointers to
-    // structures owned by this frame.
+    // SAFETY: PR_CAPBSET_DROP takes integers only and changes only this
+    // process's bounding set.
     unsafe {
         for cap in 0..64 {
             libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);

@@ -1,20 +1,15 @@
 //! `netshim`: get a process into a target's network namespace as an
 //! unprivileged UID with only ambient CAP_NET_RAW.
 
-mod capture;
-mod capture_read;
-mod demo;
-mod doctor;
+mod cmd;
 mod oci;
-mod probe;
-mod targets;
+
+use cmd::{capture, demo, doctor, probe, targets};
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use netshim_runtime::kernel::caps::Cap;
-use netshim_runtime::target::Target;
 
 /// Exit status for netshim's own failures (as docker and podman use it).
 const EXIT_NETSHIM: u8 = 125;
@@ -37,8 +32,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a target's network namespace as an unprivileged UID with ambient CAP_NET_RAW.
-    #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    #[command(after_help = cmd::run::RUN_EXAMPLES)]
+    Run(cmd::run::RunArgs),
     /// Capture packets with netshim's engine, in a target or here (tcpdump's flags).
     Capture(Box<capture::CaptureArgs>),
     /// Make a throwaway target with traffic on it and show netshim at work there (no root needed).
@@ -82,41 +77,6 @@ enum Command {
     },
 }
 
-const RUN_EXAMPLES: &str = "\
-Examples:
-  sudo netshim run --target-netns netns:blue -- ip -o addr
-  sudo netshim run --target-netns pid:4242 -- tcpdump -ni eth0 -c 10
-  netshim run --target-netns docker:web -- tcpdump -ni lo -c 4     # rootless Docker, no root
-  netshim run -t --target-netns docker:web -- sh                   # interactive shell";
-
-#[derive(clap::Args)]
-struct RunArgs {
-    /// The target: /proc/PID/ns/net or another netns path, pid:PID, netns:NAME, docker:NAME|ID,
-    /// podman:NAME|ID, containerd:NAMESPACE/ID, nerdctl:NAME, k8s:NAMESPACE/POD[/CONTAINER].
-    #[arg(long = "target-netns", value_name = "TARGET")]
-    target: Target,
-    /// UID of the process in the target (not 0).
-    #[arg(long, default_value_t = netshim_runtime::DEFAULT_ID)]
-    uid: u32,
-    /// GID of the process in the target (not 0).
-    #[arg(long, default_value_t = netshim_runtime::DEFAULT_ID)]
-    gid: u32,
-    /// Add a capability to CAP_NET_RAW: NET_ADMIN or NET_BIND_SERVICE. Repeatable.
-    #[arg(long = "cap", value_name = "CAP")]
-    caps: Vec<Cap>,
-    /// Give the command a terminal (for interactive shells).
-    #[arg(short = 't', long)]
-    tty: bool,
-    /// The command and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "CMD"
-    )]
-    command: Vec<String>,
-}
-
 fn init_logging(debug: bool) {
     use tracing_subscriber::EnvFilter;
     let default = if debug {
@@ -132,39 +92,6 @@ fn init_logging(debug: bool) {
         .with_writer(std::io::stderr)
         .with_target(debug)
         .init();
-}
-
-fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let opts = netshim_runtime::RunOptions {
-        target: args.target,
-        uid: args.uid,
-        gid: args.gid,
-        extra_caps: args.caps,
-        tty: args.tty,
-        args: args.command,
-    };
-    let prepared = netshim_runtime::prepare(&opts)?;
-    let status = netshim_runtime::run(&opts, prepared, Default::default())
-        .with_context(|| format!("running {:?} in {}", opts.args.join(" "), opts.target))?;
-    Ok(u8::try_from(status).unwrap_or(255))
-}
-
-fn completions(shell: &str) -> anyhow::Result<u8> {
-    use clap::CommandFactory;
-    let mut cmd = Cli::command();
-    let mut out = std::io::stdout();
-    match shell {
-        "bash" => {
-            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "netshim", &mut out)
-        }
-        "zsh" => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "netshim", &mut out),
-        "fish" => {
-            clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "netshim", &mut out)
-        }
-        "man" => clap_mangen::Man::new(cmd).render(&mut out)?,
-        other => anyhow::bail!("no completions for {other:?}: choose bash, zsh, fish or man"),
-    }
-    Ok(0)
 }
 
 /// The error and its causes, each once: library errors often repeat their
@@ -195,12 +122,12 @@ fn main() -> ExitCode {
     }
     init_logging(cli.debug);
     let r = match cli.command {
-        Command::Run(a) => run(a),
+        Command::Run(a) => cmd::run::main(a),
         Command::Capture(a) => capture::main(*a),
         Command::Demo(a) => demo::main(a),
         Command::Doctor(a) => doctor::main(a),
         Command::Targets(a) => targets::main(a),
-        Command::Completions { shell } => completions(&shell),
+        Command::Completions { shell } => cmd::completions::main::<Cli>(&shell),
         Command::Probe(a) => probe::main(a),
         Command::Oci { .. } => unreachable!("handled above"),
         Command::SeccompProfile => {

@@ -66,9 +66,8 @@ impl NsFile {
         }
         let raw = open(path, flags, Mode::empty())?;
         // SAFETY: `open` just returned this descriptor and nothing else owns it.
-        Ok(Self {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        Ok(Self { fd })
     }
 
     pub fn from_fd(fd: OwnedFd) -> Self {

@@ -26,7 +26,7 @@ pub fn read_json(path: &Path) -> Result<Value, OciError> {
     })
 }
 
-pub(super) fn annotations_of(spec: &Value) -> BTreeMap<String, String> {
+pub(crate) fn annotations_of(spec: &Value) -> BTreeMap<String, String> {
     spec.get("annotations")
         .and_then(Value::as_object)
         .map(|m| {

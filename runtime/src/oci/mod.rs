@@ -45,6 +45,7 @@ mod start;
 mod state;
 mod update;
 
+pub(crate) use bundle::annotations_of;
 use bundle::private_dir;
 pub use bundle::read_json;
 pub use exec::wait_exec;

@@ -13,7 +13,7 @@ use netshim_capture::format::{self, Packet};
 use netshim_capture::read::{linktype, Reader};
 use netshim_capture::summary::Printer;
 
-use crate::capture::{CaptureArgs, FormatArg};
+use crate::cmd::capture::{CaptureArgs, FormatArg};
 
 /// The DLT value libpcap compiles a filter for, from a file's LINKTYPE_
 /// value: they are equal except for raw IP (pcap-linktype(7)).

@@ -387,7 +387,7 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
         a.filter_file = None;
     }
     if let Some(path) = a.read.clone() {
-        return crate::capture_read::main(&a, &path);
+        return crate::cmd::capture_read::main(&a, &path);
     }
     if a.list_interfaces {
         return list_interfaces(&a);
@@ -419,6 +419,19 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// How the engine runs in a target: as UID and GID 65534 with only
+/// CAP_NET_RAW, no terminal, from the sealed copy given as its stdin.
+fn engine_run(target: Target, args: Vec<String>) -> netshim_runtime::RunOptions {
+    netshim_runtime::RunOptions {
+        target,
+        uid: netshim_runtime::DEFAULT_ID,
+        gid: netshim_runtime::DEFAULT_ID,
+        extra_caps: vec![],
+        tty: false,
+        args,
+    }
+}
+
 /// `-D`: here, or in a target through the same path as a capture (the
 /// engine, UID 65534, lists what its network namespace holds).
 fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
@@ -430,14 +443,10 @@ fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
     };
     let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
         .context("making a sealed copy of netshim's binary")?;
-    let opts = netshim_runtime::RunOptions {
+    let opts = engine_run(
         target,
-        uid: netshim_runtime::DEFAULT_ID,
-        gid: netshim_runtime::DEFAULT_ID,
-        extra_caps: vec![],
-        tty: false,
-        args: vec!["/proc/self/fd/0".into(), "capture".into(), "-D".into()],
-    };
+        vec!["/proc/self/fd/0".into(), "capture".into(), "-D".into()],
+    );
     let prepared = netshim_runtime::prepare(&opts)?;
     let io = netshim_runtime::RunIo {
         stdin: Some(sealed),
@@ -665,14 +674,7 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
             args.extend(["-w".into(), "-".into()]);
         }
     }
-    let opts = netshim_runtime::RunOptions {
-        target,
-        uid: netshim_runtime::DEFAULT_ID,
-        gid: netshim_runtime::DEFAULT_ID,
-        extra_caps: vec![],
-        tty: false,
-        args,
-    };
+    let opts = engine_run(target, args);
     let prepared = netshim_runtime::prepare(&opts)?;
     let spare = rotator.map(|p: nix::unistd::Pid| p.as_raw());
     let status = if a.sealed {

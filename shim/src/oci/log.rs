@@ -1,0 +1,101 @@
+//! The `--log` file containerd's shim and dockerd read errors back from, in
+//! runc's formats (`--log-format text|json`).
+
+use super::*;
+
+/// Writes log records to the `--log` file as runc does: JSON lines
+/// `{"level","msg","time"}` (containerd's shim takes the last error's msg)
+/// or logrus-style text.
+struct FileLog {
+    file: Mutex<std::fs::File>,
+    json: bool,
+}
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.0.insert_str(0, value);
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for FileLog {
+    fn on_event(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let line = if self.json {
+            serde_json::json!({"level": level, "msg": m.0.trim(), "time": time}).to_string()
+        } else {
+            format!("time={time:?} level={level} msg={:?}", m.0.trim())
+        };
+        if let Ok(mut f) = self.file.lock() {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
+
+pub(super) fn init_logging(cli: &OciCli) -> anyhow::Result<()> {
+    use tracing_subscriber::prelude::*;
+    use tracing_subscriber::EnvFilter;
+    let default = if cli.debug {
+        "debug"
+    } else {
+        "info,libcontainer=warn,libcgroups=warn"
+    };
+    let filter = EnvFilter::try_from_env("NETSHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    match &cli.log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open the log file {}", path.display()))?;
+            let layer = FileLog {
+                file: Mutex::new(file),
+                json: cli.log_format == "json",
+            };
+            tracing_subscriber::registry()
+                .with(layer.with_filter(filter))
+                .init();
+        }
+        None => {
+            // Without a log file, stderr gets warnings only: stdout carries
+            // state JSON, and a container's stderr may be ours.
+            let filter = EnvFilter::try_from_env("NETSHIM_LOG").unwrap_or_else(|_| {
+                EnvFilter::new(if cli.debug {
+                    "debug"
+                } else {
+                    "warn,libcontainer=off,libcgroups=off"
+                })
+            });
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+        }
+    }
+    Ok(())
+}
