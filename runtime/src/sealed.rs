@@ -122,7 +122,7 @@ fn write_file(path: &str, data: &str) -> Result<(), SealedError> {
 /// a shell reports it.
 pub fn run(engine: Engine) -> Result<i32, SealedError> {
     let spawn = |what| move |source| SealedError::Spawn { what, source };
-    let (mask, mut sfd) = crate::launch::forwarding_signals().map_err(spawn("a signalfd"))?;
+    let (mask, mut sfd) = crate::supervise::forwarding_signals().map_err(spawn("a signalfd"))?;
     let (up_r, up_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let argv: Vec<std::ffi::CString> = engine
@@ -169,8 +169,9 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
             let watch = engine
                 .watch
                 .and_then(|p| Some((p, crate::kernel::ns::pidfd_open(p).ok()?)));
-            let status = crate::launch::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
-                .map_err(SealedError::Wait)?;
+            let status =
+                crate::supervise::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
+                    .map_err(SealedError::Wait)?;
             let _ = mask.thread_unblock();
             if !ready {
                 return Err(SealedError::Setup(status));

@@ -8,7 +8,7 @@ pub mod tty;
 use crate::supervise::is_dev_null;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -17,15 +17,15 @@ use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
 use libcontainer::syscall::syscall::SyscallType;
 use nix::errno::Errno;
-use nix::sys::signal::{kill, SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use crate::kernel::caps::{CapMask, ProcCreds};
 use crate::kernel::ns::NsFile;
 use crate::kernel::userns::IdMap;
 use crate::plan::Plan;
+use crate::supervise::{end_leftovers, forwarding_signals, start_time, wait_forwarding};
 use spec::{Placement, RunRequest};
 
 #[derive(Debug, thiserror::Error)]
@@ -125,53 +125,8 @@ fn ensure_private_dir(path: &Path) -> Result<(), LaunchError> {
     })
 }
 
-/// Start time of a process in clock ticks since boot (field 22 of
-/// `/proc/PID/stat`): with the PID it names one process uniquely.
-fn start_time(pid: i32) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &s[s.rfind(')')? + 2..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
 /// The file in a run's bundle naming its init process: `PID STARTTIME`.
 const INIT_RECORD: &str = "init";
-
-/// Ends what is left of a run whose init process has exited or been killed:
-/// its process group (libcontainer's init calls `setsid`, so the group is
-/// the init's PID and holds what the command started without job control),
-/// then every process netshim adopted as a child subreaper — orphans of the
-/// run, since netshim starts no other children — and reaps them.
-fn end_leftovers(init: i32, spare: Option<i32>) {
-    let _ = kill(Pid::from_raw(-init), Signal::SIGKILL);
-    for _ in 0..100 {
-        let children = adopted_children(spare);
-        if children.is_empty() {
-            break;
-        }
-        for c in &children {
-            let _ = kill(Pid::from_raw(*c), Signal::SIGKILL);
-        }
-        for c in children {
-            let _ = waitpid(Pid::from_raw(c), None);
-        }
-    }
-}
-
-/// This process's children, from `/proc/self/task/*/children`, but `spare`.
-fn adopted_children(spare: Option<i32>) -> Vec<i32> {
-    let mut v = Vec::new();
-    if let Ok(tasks) = fs::read_dir("/proc/self/task") {
-        for t in tasks.flatten() {
-            if let Ok(s) = fs::read_to_string(t.path().join("children")) {
-                v.extend(s.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
-            }
-        }
-    }
-    v.retain(|p| Some(*p) != spare);
-    v.sort_unstable();
-    v.dedup();
-    v
-}
 
 /// Kills the init process of an abandoned run (and its process group) if
 /// the recorded process still runs, by PID and start time.
@@ -290,17 +245,6 @@ pub struct Launch<'a> {
     /// file writer): never reaped or ended with the run's leftovers.
     pub spare: Option<i32>,
 }
-
-/// Signals netshim passes on to the process in the target.
-pub(crate) const FORWARDED: [Signal; 7] = [
-    Signal::SIGINT,
-    Signal::SIGTERM,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGCONT,
-];
 
 /// Removes a run's container and bundle however the run ends.
 struct Cleanup {
@@ -547,91 +491,6 @@ fn create_hint(e: &libcontainer::error::LibcontainerError) -> String {
             .into()
     } else {
         String::new()
-    }
-}
-
-/// Waits for `pid`, forwarding signals to it and reaping any orphan that
-/// lands on us (we are a subreaper). Returns the shell-style status.
-/// Blocks the signals netshim passes on (and SIGCHLD, SIGWINCH) and returns
-/// the mask and a signalfd that receives them, for [`wait_forwarding`].
-/// Processes started before this keep them unblocked.
-pub(crate) fn forwarding_signals() -> Result<(SigSet, SignalFd), Errno> {
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(s);
-    }
-    mask.add(Signal::SIGCHLD);
-    mask.add(Signal::SIGWINCH);
-    mask.thread_block()?;
-    let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)?;
-    Ok((mask, sfd))
-}
-
-pub(crate) fn wait_forwarding(
-    pid: Pid,
-    sfd: &mut SignalFd,
-    mut term: Option<&mut tty::Proxy>,
-    mut watch: Option<(i32, OwnedFd)>,
-    spare: Option<i32>,
-) -> Result<i32, Errno> {
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
-    loop {
-        // Reap first (the process may have exited before we waited): the
-        // init and any orphan adopted, one by one, never the spare child.
-        for child in adopted_children(spare) {
-            match waitpid(Pid::from_raw(child), Some(WaitPidFlag::WNOHANG)) {
-                Ok(ws) if ws.pid() == Some(pid) && crate::supervise::exit_status(ws).is_some() => {
-                    return Ok(crate::supervise::exit_status(ws).expect("checked"));
-                }
-                Ok(_) | Err(Errno::ECHILD) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some((target, fd)) = &watch {
-            let mut fds = [
-                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                PollFd::new(fd.as_fd(), PollFlags::POLLIN),
-            ];
-            match poll(&mut fds, PollTimeout::NONE) {
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(e) => return Err(e),
-            }
-            if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-                // A pidfd polls readable once its process has exited.
-                eprintln!("netshim: the target's process {target} exited; ending the command");
-                let _ = kill(pid, Signal::SIGTERM);
-                watch = None;
-                continue;
-            }
-            if !fds[0]
-                .revents()
-                .is_some_and(|r| r.contains(PollFlags::POLLIN))
-            {
-                continue;
-            }
-        }
-        let info = match sfd.read_signal() {
-            Ok(Some(i)) => i,
-            Ok(None) => continue,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e),
-        };
-        let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-            continue;
-        };
-        match sig {
-            Signal::SIGCHLD => {}
-            Signal::SIGWINCH => {
-                if let Some(t) = term.as_deref_mut() {
-                    t.resize();
-                }
-            }
-            s => {
-                tracing::debug!(signal = %s, %pid, "forwarding");
-                let _ = kill(pid, s);
-            }
-        }
     }
 }
 
