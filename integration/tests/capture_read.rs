@@ -72,6 +72,27 @@ fn tcpdump_capture(ns: &Netns, args: &[&str], file: &Path, make: impl FnOnce()) 
     assert!(st.success(), "tcpdump: {st}: {said}");
 }
 
+/// Waits until the veth pair carries traffic (a ping from the peer is
+/// answered), so that the first capture sees what the test sends.
+fn wait_until_it_carries(ns: &Netns) {
+    let up = run(Command::new("ip").args([
+        "netns",
+        "exec",
+        ns.peer.as_ref().unwrap(),
+        "ping",
+        "-c",
+        "1",
+        "-w",
+        "5",
+        &ns.addr,
+    ]));
+    assert_eq!(
+        up.code,
+        Some(0),
+        "the veth pair does not carry traffic: {up:#?}"
+    );
+}
+
 fn count_lines(out: &str) -> usize {
     out.lines().count()
 }
@@ -133,23 +154,7 @@ fn files_read_as_tcpdump_reads_them_in_every_format_and_link_type() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::with_peer();
-    // The veth pair must carry traffic before the first capture starts.
-    let up = run(Command::new("ip").args([
-        "netns",
-        "exec",
-        ns.peer.as_ref().unwrap(),
-        "ping",
-        "-c",
-        "1",
-        "-w",
-        "5",
-        &ns.addr,
-    ]));
-    assert_eq!(
-        up.code,
-        Some(0),
-        "the veth pair does not carry traffic: {up:#?}"
-    );
+    wait_until_it_carries(&ns);
     let mut files = Vec::new();
     for (name, args) in [
         ("eth-us.pcap", vec!["-i", ns.veth.as_str()]),
@@ -520,18 +525,7 @@ fn time_formats_dumps_link_headers_and_counts_are_tcpdumps() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::with_peer();
-    let up = run(Command::new("ip").args([
-        "netns",
-        "exec",
-        ns.peer.as_ref().unwrap(),
-        "ping",
-        "-c",
-        "1",
-        "-w",
-        "5",
-        &ns.addr,
-    ]));
-    assert_eq!(up.code, Some(0), "{up:#?}");
+    wait_until_it_carries(&ns);
     let f = dir.path().join("t.pcap");
     tcpdump_capture(&ns, &["-i", ns.veth.as_str()], &f, || traffic_once(&ns));
     let both = |args: &[&str]| {

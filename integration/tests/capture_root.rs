@@ -380,12 +380,10 @@ fn a_full_disk_leaves_a_readable_file() {
     assert!(info.stdout.contains("Number of packets"), "{}", info.stdout);
 }
 
-#[test]
-fn size_rotation_keeps_a_ring_of_readable_files() {
-    let ns = Netns::with_peer();
-    let d = tempfile::tempdir().unwrap();
-    let base = d.path().join("ring.pcapng");
-    let flood = Command::new("ip")
+/// A ping flood of ~1 kB packets from the peer to the target, for 20 s at
+/// most (stop it with `stop`).
+fn flood_from_peer(ns: &Netns) -> std::process::Child {
+    Command::new("ip")
         .args([
             "netns",
             "exec",
@@ -402,7 +400,15 @@ fn size_rotation_keeps_a_ring_of_readable_files() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn size_rotation_keeps_a_ring_of_readable_files() {
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("ring.pcapng");
+    let flood = flood_from_peer(&ns);
     // 4000 packets of ~1 kB: about 4 MB, so the 3-file ring of 1 MB wraps.
     let r = run(&mut capture(
         &ns,
@@ -638,24 +644,7 @@ fn post_rotate_command_gets_each_closed_file() {
         r.stderr.contains("-z runs a command after each rotation"),
         "{r:#?}"
     );
-    let flood = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns.peer.as_ref().unwrap(),
-            "ping",
-            "-q",
-            "-f",
-            "-s",
-            "1000",
-            "-w",
-            "20",
-            &ns.addr,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let flood = flood_from_peer(&ns);
     // About 3 MB in files of 1 MB: two or more rotations.
     let r = run(&mut capture(
         &ns,
