@@ -462,6 +462,38 @@ pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
     panic!("no descendant of {pid} running with {words:?} within 10 s");
 }
 
+/// The PID of a descendant of `pid` whose command line is exactly `argv`:
+/// a process that has made its exec. Matching words anywhere in the command
+/// line would also find netshim's own children between their fork and their
+/// exec, which carry `netshim run ... -- sleep 30` and the descriptors netshim
+/// has not yet closed.
+pub fn wait_for_descendant_exec(pid: i32, argv: &[&str]) -> i32 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
+                continue;
+            };
+            let args: Vec<&[u8]> = cmd
+                .strip_suffix(b"\0")
+                .unwrap_or(&cmd)
+                .split(|b| *b == 0)
+                .collect();
+            if args.len() == argv.len()
+                && args.iter().zip(argv).all(|(a, w)| *a == w.as_bytes())
+                && descends_from(p, pid)
+            {
+                return p;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no descendant of {pid} running exactly {argv:?} within 10 s");
+}
+
 /// A busybox root filesystem (Debian's busybox-static) in `dir/rootfs`.
 pub fn busybox_rootfs(dir: &std::path::Path) -> PathBuf {
     let root = dir.join("rootfs");

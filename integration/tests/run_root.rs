@@ -482,7 +482,7 @@ fn only_stdio_reaches_the_command_and_its_directory_is_inside_its_root() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let pid = wait_for_descendant_running(c.id() as i32, &["sleep", "30"]);
+    let pid = wait_for_descendant_exec(c.id() as i32, &["sleep", "30"]);
     let fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
