@@ -12,7 +12,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::filter;
+use crate::args::EngineArgs;
 use crate::format::{self, Direction, IfaceCounters, Packet};
 use crate::output::{Output, OutputError};
 use crate::ring::{self, Ring, RingConfig};
@@ -33,43 +33,14 @@ pub enum Which {
     Out,
 }
 
-/// Where packets go: written to a file (or pipe) in a capture format, or
-/// printed as lines.
-pub enum Sink {
-    Write { file: File, format: Format },
-    Print { file: File },
-}
-
+/// A capture to run: its settings, where packets go (a file or pipe that
+/// gets the format of `args.write`, or lines), and for `capture --sealed`
+/// the packet sockets made in the target by netshim, one per interface
+/// (display name, ifindex, socket), in the order of `args.sockets`.
 pub struct Options {
-    /// Interface names; empty means the first one that is up and not
-    /// loopback (as tcpdump), `any` means all of them.
-    pub interfaces: Vec<String>,
-    pub sink: Sink,
-    pub count: Option<u64>,
-    pub snaplen: u32,
-    pub buffer_kib: u32,
-    pub promisc: bool,
-    pub which: Which,
-    pub quiet: bool,
-    /// tcpdump's `-t` count (time-stamp format of lines).
-    pub time: u8,
-    /// tcpdump's `-x`/`-X`/`-A`: packet contents under each line.
-    pub dump: crate::summary::Dump,
-    /// tcpdump's `-e`: the link-layer header on each line.
-    pub link_header: bool,
-    pub filter: String,
-    /// Redraw a status line on stderr every second.
-    pub status_line: bool,
-    /// Flush after every batch (a live stream to a pipe).
-    pub low_latency: bool,
-    /// Install the seccomp allow-list ([`crate::confine`]) once set up.
-    pub confine: bool,
-    /// `capture --sealed`: packet sockets made in the target by netshim,
-    /// one per interface (display name, ifindex, socket); the engine itself
-    /// runs in an empty network namespace and opens none.
+    pub args: EngineArgs,
+    pub out: File,
     pub sockets: Vec<(String, i32, std::os::fd::OwnedFd)>,
-    /// With `sockets`: the target's interface names by index.
-    pub names: Vec<(i32, String)>,
 }
 
 /// The interfaces a capture of `names` would open, in the calling thread's
@@ -348,8 +319,13 @@ fn now_ns() -> u64 {
 /// Runs a capture in the current network namespace until the count is
 /// reached, a signal (SIGINT, SIGTERM, SIGHUP) arrives, an interface goes
 /// away or the output fails.
-pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
-    let mut sockets = std::mem::take(&mut opts.sockets).into_iter();
+pub fn run(opts: Options) -> Result<Report, CaptureError> {
+    let Options {
+        args: opts,
+        out,
+        sockets,
+    } = opts;
+    let mut sockets = sockets.into_iter();
     let sealed = sockets.len() > 0;
     let chosen: Vec<(String, i32)> = if sealed {
         sockets
@@ -360,7 +336,7 @@ pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
     } else {
         choose(&opts.interfaces)?
     };
-    let prog = filter::compile(&opts.filter, filter::LINKTYPE_ETHERNET, opts.snaplen)?;
+    let prog = opts.filter.as_ref().map(|f| f.program.clone());
     let block = ring::block_size_for(opts.snaplen);
     let ring_bytes = (opts.buffer_kib as usize * 1024).max(2 * block);
     let mut ifaces = Vec::new();
@@ -390,19 +366,16 @@ pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
         });
     }
 
-    let (file, format) = match opts.sink {
-        Sink::Write { file, format } => (file, Some(format)),
-        Sink::Print { file } => (file, None),
-    };
+    let format = opts.write;
     let multi = chosen.len() > 1 || chosen[0].1 == 0;
     let mut w = Writer {
-        out: Output::new(file).map_err(CaptureError::OutputSetup)?,
+        out: Output::new(out).map_err(CaptureError::OutputSetup)?,
         format,
         printer: Printer::new(opts.quiet)
             .with_format(opts.time, opts.dump)
             .with_link_header(opts.link_header),
         snaplen: opts.snaplen,
-        filter: (!opts.filter.trim().is_empty()).then(|| opts.filter.clone()),
+        filter: opts.filter.as_ref().map(|f| f.expr.clone()),
         sll2: multi && format == Some(Format::Pcap),
         idb: Vec::new(),
         last_idb: None,
@@ -430,10 +403,9 @@ pub fn run(mut opts: Options) -> Result<Report, CaptureError> {
             .collect::<Vec<_>>()
             .join(", "),
         opts.snaplen,
-        if opts.filter.trim().is_empty() {
-            String::new()
-        } else {
-            format!(", filter {:?}", opts.filter.trim())
+        match &opts.filter {
+            None => String::new(),
+            Some(f) => format!(", filter {:?}", f.expr),
         },
         match format {
             Some(Format::Pcapng) => ", writing pcapng",

@@ -69,6 +69,65 @@ pub fn compile(expr: &str, linktype: i32, snaplen: u32) -> Result<Option<Vec<Ins
     Ok(Some(out))
 }
 
+/// A filter compiled once, by the caller: its text (recorded in each pcapng
+/// IDB's `if_filter`) and its program.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    pub expr: String,
+    pub program: Vec<Insn>,
+}
+
+impl Compiled {
+    /// [`compile`], keeping the expression with its program.
+    pub fn of(expr: &str, linktype: i32, snaplen: u32) -> Result<Option<Compiled>, FilterError> {
+        Ok(compile(expr, linktype, snaplen)?.map(|program| Compiled {
+            expr: expr.trim().to_string(),
+            program,
+        }))
+    }
+}
+
+/// The kernel's limit on a classic BPF program (`BPF_MAXINSNS`).
+pub const MAX_INSNS: usize = 4096;
+
+/// A program as one line in `tcpdump -ddd`'s layout: the count, then each
+/// instruction as `code jt jf k`, separated by commas.
+pub fn program_text(prog: &[Insn]) -> String {
+    let mut s = prog.len().to_string();
+    for i in prog {
+        s.push_str(&format!(",{} {} {} {}", i.code, i.jt, i.jf, i.k));
+    }
+    s
+}
+
+/// Reads [`program_text`]'s layout back; the count must match and stay
+/// within the kernel's limit (the kernel checks the rest when it attaches).
+pub fn program_from_text(text: &str) -> Result<Vec<Insn>, FilterError> {
+    let bad = || FilterError::Unreadable(text.chars().take(80).collect());
+    let mut parts = text.split(',');
+    let n: usize = parts.next().and_then(|n| n.parse().ok()).ok_or_else(bad)?;
+    if n == 0 || n > MAX_INSNS {
+        return Err(bad());
+    }
+    let mut prog = Vec::with_capacity(n);
+    for p in parts {
+        let f: Vec<&str> = p.split(' ').collect();
+        let [code, jt, jf, k] = f[..] else {
+            return Err(bad());
+        };
+        prog.push(Insn {
+            code: code.parse().map_err(|_| bad())?,
+            jt: jt.parse().map_err(|_| bad())?,
+            jf: jf.parse().map_err(|_| bad())?,
+            k: k.parse().map_err(|_| bad())?,
+        });
+    }
+    if prog.len() != n {
+        return Err(bad());
+    }
+    Ok(prog)
+}
+
 /// Rewrites accepting `ret #k` instructions to return `snaplen` bytes.
 pub fn patch_snaplen(prog: &mut [Insn], snaplen: u32) {
     for i in prog {
@@ -193,6 +252,28 @@ mod tests {
         );
         assert!(s.contains("syntax error"), "{s}");
         assert!(compile("tcp and (", LINKTYPE_ETHERNET, 65535).is_err());
+    }
+
+    #[test]
+    fn program_text_round_trips_and_refuses_garbage() {
+        let c = Compiled::of(" udp port 5000 ", LINKTYPE_ETHERNET, 1500)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.expr, "udp port 5000");
+        let text = program_text(&c.program);
+        assert!(text.starts_with(&format!("{},", c.program.len())), "{text}");
+        assert_eq!(program_from_text(&text).unwrap(), c.program);
+        for bad in [
+            "",
+            "0",
+            "2,6 0 0 1",
+            "1,6 0 0",
+            "1,6 0 0 x",
+            "1,6 0 0 1,6 0 0 1",
+            "4097,6 0 0 1",
+        ] {
+            assert!(program_from_text(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

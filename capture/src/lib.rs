@@ -3,6 +3,7 @@
 //! (default) or classic pcap output written in whole blocks, or one summary
 //! line per packet.
 
+pub mod args;
 pub mod confine;
 pub mod engine;
 pub mod filter;
@@ -14,7 +15,8 @@ pub mod ring;
 pub mod rotate;
 pub mod summary;
 
-pub use engine::{interface_name, run, Format, Options, Report, Sink, Which};
+pub use args::EngineArgs;
+pub use engine::{interface_name, run, Format, Options, Report, Which};
 
 /// Default snapshot length: whole GRO / BIG TCP packets, as tcpdump's.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;

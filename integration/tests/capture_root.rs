@@ -291,9 +291,9 @@ fn the_engine_runs_as_nobody_with_only_net_raw() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // The engine after its exec: `netshim capture ... -w -` (the outer
-    // netshim has `-w /dev/null`).
-    let engine = wait_for_descendant_running(c.id() as i32, &["capture", "-w", "-"]);
+    // The engine after its exec: `netshim capture-engine ... --write=pcapng`
+    // (the outer netshim is `netshim capture ... -w /dev/null`).
+    let engine = wait_for_descendant_running(c.id() as i32, &["capture-engine", "--write=pcapng"]);
     // Once set up, the engine adds its allow-list to the deny-list it was
     // started with: two stacked filters.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -582,7 +582,7 @@ fn sealed_engine_holds_no_capability_and_still_captures() {
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let engine = wait_for_descendant_running(c.id() as i32, &["capture", "-w", "-"]);
+    let engine = wait_for_descendant_running(c.id() as i32, &["capture-engine", "--write=pcapng"]);
     let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
     let exe = std::fs::read_link(format!("/proc/{engine}/exe")).unwrap();
     let engine_ns = [

@@ -133,7 +133,8 @@ fn sealed_capture_engine_holds_nothing_and_still_captures() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    let engine = wait_for_descendant_running(child.id() as i32, &["capture", "-w", "-"]);
+    let engine =
+        wait_for_descendant_running(child.id() as i32, &["capture-engine", "--write=pcapng"]);
     let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
     let engine_net = std::fs::read_link(format!("/proc/{engine}/ns/net")).unwrap();
     let target_net = std::fs::read_link(format!("/proc/{}/ns/net", c.pid())).unwrap();

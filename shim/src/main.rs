@@ -116,6 +116,16 @@ fn main() -> ExitCode {
     if oci::wants_oci(&argv) {
         return oci::main(argv);
     }
+    if argv.get(1).is_some_and(|a| a == capture::ENGINE_COMMAND) {
+        // The capture engine netshim starts in a target: its arguments are
+        // netshim's own contract, read by the capture crate, not clap.
+        init_logging(false);
+        let args: Vec<String> = argv[2..]
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        return finish(capture::engine_main(&args));
+    }
     let cli = Cli::parse();
     if let Command::Oci { args } = cli.command {
         return oci::main(std::iter::once("netshim".into()).chain(args).collect());
@@ -142,6 +152,12 @@ fn main() -> ExitCode {
                 .map(|()| 0)
         }
     };
+    finish(r)
+}
+
+/// The exit status of a command: its own, or netshim's for an error (which
+/// is printed with its causes).
+fn finish(r: anyhow::Result<u8>) -> ExitCode {
     match r {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -11,8 +11,9 @@ use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context};
+use netshim_capture::filter::Compiled;
 use netshim_capture::rotate::Rotation;
-use netshim_capture::{Format, Options, Sink, Which};
+use netshim_capture::{EngineArgs, Format, Options, Which};
 use netshim_runtime::target::Target;
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -105,24 +106,11 @@ pub struct CaptureArgs {
     /// With -r: print only the number of packets (that the filter keeps).
     #[arg(long = "count", requires = "read")]
     pub(crate) count_only: bool,
-    /// Show a live status line on stderr (set by netshim for the engine).
-    #[arg(long, hide = true)]
-    pub(crate) status_line: bool,
-    /// Confine the engine to a seccomp allow-list once it is set up (set by
-    /// netshim for the engine it starts in a target).
-    #[arg(long, hide = true)]
-    pub(crate) confined: bool,
     /// With --target-netns: netshim makes the packet sockets in the target and
     /// the engine runs with no capability at all, in a user namespace of its
     /// own with an empty network namespace.
     #[arg(long)]
     pub(crate) sealed: bool,
-    /// A packet socket handed to a sealed engine: FD:IFINDEX:NAME (set by netshim).
-    #[arg(long = "sealed-socket", hide = true, value_name = "FD:IFINDEX:NAME")]
-    pub(crate) sealed_sockets: Vec<String>,
-    /// The target's interface names for a sealed engine: IFINDEX:NAME (set by netshim).
-    #[arg(long = "ifname", hide = true, value_name = "IFINDEX:NAME")]
-    pub(crate) ifnames: Vec<String>,
     /// With -C or -G: run CMD with each file's name once rotation has
     /// closed it (as you, outside the target; not through a shell).
     #[arg(short = 'z', value_name = "CMD")]
@@ -155,17 +143,12 @@ Examples:
   netshim capture --target-netns docker:web -w - | wireshark -k -i -
   sudo netshim capture --target-netns pid:4242 -i any -n icmp";
 
-/// The sockets a sealed engine was handed (see `--sealed-socket`).
-fn handed_sockets(a: &CaptureArgs) -> anyhow::Result<Vec<(String, i32, OwnedFd)>> {
+/// The sockets a sealed engine was handed (see [`EngineArgs::sockets`]).
+fn handed_sockets(a: &EngineArgs) -> anyhow::Result<Vec<(String, i32, OwnedFd)>> {
     use std::os::fd::FromRawFd;
     let mut v = Vec::new();
-    for spec in &a.sealed_sockets {
-        let mut it = spec.splitn(3, ':');
-        let (Some(fd), Some(idx), Some(name)) = (it.next(), it.next(), it.next()) else {
-            anyhow::bail!("bad --sealed-socket {spec:?}");
-        };
-        let fd: i32 = fd.parse().context("--sealed-socket FD")?;
-        let idx: i32 = idx.parse().context("--sealed-socket IFINDEX")?;
+    for s in &a.sockets {
+        let fd = s.fd;
         let st = nix::sys::stat::fstat(fd).with_context(|| format!("handed descriptor {fd}"))?;
         anyhow::ensure!(
             st.st_mode & libc::S_IFMT == libc::S_IFSOCK && fd > 2,
@@ -173,21 +156,21 @@ fn handed_sockets(a: &CaptureArgs) -> anyhow::Result<Vec<(String, i32, OwnedFd)>
         );
         // SAFETY: netshim placed this socket at `fd` for this process and
         // nothing else here owns it (checked to be a socket above).
-        v.push((name.to_string(), idx, unsafe { OwnedFd::from_raw_fd(fd) }));
+        v.push((s.name.clone(), s.ifindex, unsafe {
+            OwnedFd::from_raw_fd(fd)
+        }));
     }
     Ok(v)
 }
 
-fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) -> Options {
-    Options {
+/// What the engine is asked to do, from the user's flags: the one mapping
+/// from tcpdump's flags to the engine's settings, for the engine in a target
+/// and in this process alike. Where the packets go is the caller's part.
+fn engine_args(a: &CaptureArgs, filter: Option<Compiled>) -> EngineArgs {
+    EngineArgs {
         interfaces: a.interfaces.clone(),
-        sink,
         count: a.count,
-        snaplen: if a.snaplen == 0 {
-            netshim_capture::DEFAULT_SNAPLEN
-        } else {
-            a.snaplen
-        },
+        snaplen: snaplen(a),
         buffer_kib: a.buffer,
         promisc: !a.no_promisc,
         which: match a.direction {
@@ -199,26 +182,21 @@ fn options(a: &CaptureArgs, sink: Sink, status_line: bool, low_latency: bool) ->
         time: a.time,
         dump: netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
         link_header: a.link_header,
-        filter: a.expression.join(" "),
-        status_line,
-        low_latency,
-        confine: a.confined,
-        sockets: Vec::new(),
-        names: a
-            .ifnames
-            .iter()
-            .filter_map(|n| {
-                let (i, name) = n.split_once(':')?;
-                Some((i.parse().ok()?, name.to_string()))
-            })
-            .collect(),
+        write: a.write.as_ref().map(|_| match a.format {
+            FormatArg::Pcapng => Format::Pcapng,
+            FormatArg::Pcap => Format::Pcap,
+        }),
+        filter,
+        ..EngineArgs::default()
     }
 }
 
-fn format_of(a: &CaptureArgs) -> Format {
-    match a.format {
-        FormatArg::Pcapng => Format::Pcapng,
-        FormatArg::Pcap => Format::Pcap,
+/// `-s 0` means the default, as in tcpdump.
+fn snaplen(a: &CaptureArgs) -> u32 {
+    if a.snaplen == 0 {
+        netshim_capture::DEFAULT_SNAPLEN
+    } else {
+        a.snaplen
     }
 }
 
@@ -303,18 +281,6 @@ fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
 /// always refused as a flag: pcap-filter(7) has no word that starts so.
 const NOT_TAKEN: &[(&str, &str)] = &[
     (
-        "-A",
-        "packet contents are not printed yet; write a file with -w and read it with tshark -x",
-    ),
-    (
-        "-x",
-        "packet contents are not printed yet; write a file with -w and read it with tshark -x",
-    ),
-    (
-        "-X",
-        "packet contents are not printed yet; write a file with -w and read it with tshark -x",
-    ),
-    (
         "-v",
         "verbose decoding is not printed yet; write a file with -w and read it with tshark -V",
     ),
@@ -329,16 +295,27 @@ const NOT_TAKEN: &[(&str, &str)] = &[
     ),
     ("-K", "checksums are not verified"),
     ("-S", "sequence numbers are printed as they are"),
-    (
-        "-t",
-        "the time format is fixed (local time of day, microseconds)",
-    ),
     ("-j", "the time-stamp type is the kernel's"),
     ("-J", "the time-stamp type is the kernel's"),
     ("-L", "the link type follows the interface"),
     ("-E", "IPsec decryption is not supported"),
     ("-M", "TCP-MD5 checking is not supported"),
 ];
+
+/// Whether `netshim capture` itself takes the flag `word` (`-x`, `--count`).
+fn is_own_flag(word: &str) -> bool {
+    use clap::Args;
+    let cmd = CaptureArgs::augment_args(clap::Command::new("capture"));
+    let long = word
+        .strip_prefix("--")
+        .map(|l| l.split('=').next().unwrap_or(l));
+    let short = word.strip_prefix('-').and_then(|s| s.chars().next());
+    let known = cmd.get_arguments().any(|arg| match long {
+        Some(l) => arg.get_long() == Some(l),
+        None => short.is_some() && arg.get_short() == short,
+    });
+    known
+}
 
 /// Refuses a flag that clap left in the filter expression (clap stops at
 /// the first word it does not know and takes the rest as the expression).
@@ -348,12 +325,24 @@ fn refuse_flags_in_expression(words: &[String]) -> anyhow::Result<()> {
             continue;
         }
         let key: String = w.chars().take(2).collect();
-        match NOT_TAKEN.iter().find(|(f, _)| *f == key) {
-            Some((_, why)) => bail!("option {w} is not supported: {why}"),
-            None => bail!(
-                "unknown option {w}: see `netshim capture --help` (a filter expression never starts with '-')"
-            ),
+        if let Some((_, why)) = NOT_TAKEN.iter().find(|(f, _)| *f == key) {
+            bail!("option {w} is not supported: {why}");
         }
+        if is_own_flag(w) {
+            bail!(
+                "option {w} comes after the filter expression {:?}: put the options first, \
+                 then the expression",
+                words
+                    .iter()
+                    .take_while(|x| *x != w)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
+        }
+        bail!(
+            "unknown option {w}: see `netshim capture --help` (a filter expression never starts with '-')"
+        );
     }
     Ok(())
 }
@@ -407,15 +396,17 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
         bail!("--sealed needs --target-netns: it hands sockets made in a target to an engine with no privileges");
     }
     let rot = rotation(&a)?;
-    // Check the filter here too, so a typo fails before any target is set up.
-    netshim_capture::filter::compile(
+    // The filter is compiled once, here: a typo fails before any target is
+    // set up, and the engine only attaches the program.
+    let filter = Compiled::of(
         &a.expression.join(" "),
         netshim_capture::filter::LINKTYPE_ETHERNET,
-        65535,
+        snaplen(&a),
     )?;
+    let args = engine_args(&a, filter);
     match a.target.clone() {
-        Some(t) => in_target(a, t, rot),
-        None => engine(a, rot),
+        Some(t) => in_target(&a, args, t, rot),
+        None => engine(&a, args, rot),
     }
 }
 
@@ -431,6 +422,18 @@ fn engine_run(target: Target, args: Vec<String>) -> netshim_runtime::RunOptions 
         args,
     }
 }
+
+/// The engine's command line in a target: the sealed copy of netshim (its
+/// stdin), the hidden `capture-engine` command and the settings.
+fn engine_argv(args: &EngineArgs) -> Vec<String> {
+    ["/proc/self/fd/0".to_string(), ENGINE_COMMAND.into()]
+        .into_iter()
+        .chain(args.to_argv())
+        .collect()
+}
+
+/// The hidden command the engine runs as (see [`engine_main`]).
+pub const ENGINE_COMMAND: &str = "capture-engine";
 
 /// `-D`: here, or in a target through the same path as a capture (the
 /// engine, UID 65534, lists what its network namespace holds).
@@ -457,48 +460,23 @@ fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
     Ok(u8::try_from(status).unwrap_or(255))
 }
 
-/// Runs the engine in this process, in the current network namespace.
-fn engine(a: CaptureArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
-    let stdout = || -> anyhow::Result<File> {
-        let fd: OwnedFd = std::io::stdout()
+/// The engine started in a target: `netshim capture-engine ARGS`, writing
+/// to its stdout (which netshim opened as the caller).
+pub fn engine_main(argv: &[String]) -> anyhow::Result<u8> {
+    let args = EngineArgs::from_argv(argv).context("reading the engine's arguments")?;
+    let sockets = handed_sockets(&args)?;
+    let out = File::from(
+        std::io::stdout()
             .as_fd_owned()
-            .context("duplicating stdout")?;
-        Ok(File::from(fd))
-    };
-    let mut rotator = None;
-    let (sink, low_latency, to_file) = match a.write.as_deref() {
-        None => (Sink::Print { file: stdout()? }, false, false),
-        Some("-") => (
-            Sink::Write {
-                file: stdout()?,
-                format: format_of(&a),
-            },
-            true,
-            false,
-        ),
-        Some(path) => {
-            let f = match &rot {
-                Some(r) => {
-                    let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
-                    rotator = Some(child);
-                    File::from(w)
-                }
-                None => File::create(path).with_context(|| format!("creating {path}"))?,
-            };
-            (
-                Sink::Write {
-                    file: f,
-                    format: format_of(&a),
-                },
-                false,
-                true,
-            )
-        }
-    };
-    let status = a.status_line || (to_file && std::io::stderr().is_terminal());
-    let mut o = options(&a, sink, status, low_latency);
-    o.sockets = handed_sockets(&a)?;
-    let report = netshim_capture::run(o)?;
+            .context("duplicating stdout")?,
+    );
+    let report = netshim_capture::run(Options { args, out, sockets })?;
+    Ok(if print_report(&report) { 1 } else { 0 })
+}
+
+/// Prints tcpdump's closing counts (and each interface's, when several) on
+/// stderr; true when the output failed.
+fn print_report(report: &netshim_capture::Report) -> bool {
     let t = report.total();
     eprintln!("{} packets captured", t.delivered);
     eprintln!("{} packets received by filter", t.received + t.dropped);
@@ -517,16 +495,42 @@ fn engine(a: CaptureArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
     if let Some(why) = &report.ended_by {
         eprintln!("netshim: capture ended early: {why}");
     }
+    report.output_failed
+}
+
+/// Runs the engine in this process, in the current network namespace.
+fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
+    let mut rotator = None;
+    let out = match a.write.as_deref() {
+        None | Some("-") => File::from(
+            std::io::stdout()
+                .as_fd_owned()
+                .context("duplicating stdout")?,
+        ),
+        Some(path) => match &rot {
+            Some(r) => {
+                let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
+                rotator = Some(child);
+                File::from(w)
+            }
+            None => File::create(path).with_context(|| format!("creating {path}"))?,
+        },
+    };
+    let to_file = !matches!(a.write.as_deref(), None | Some("-"));
+    args.low_latency = a.write.as_deref() == Some("-");
+    args.status_line = to_file && std::io::stderr().is_terminal();
+    let report = netshim_capture::run(Options {
+        args,
+        out,
+        sockets: Vec::new(),
+    })?;
+    let output_failed = print_report(&report);
     let rotated_ok = rotator.is_none_or(wait_rotator);
-    if let (true, true, Some(n)) = (rotated_ok, report.output_failed, stops_after_files(&rot)) {
+    if let (true, true, Some(n)) = (rotated_ok, output_failed, stops_after_files(&rot)) {
         eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
         return Ok(0);
     }
-    Ok(if report.output_failed || !rotated_ok {
-        1
-    } else {
-        0
-    })
+    Ok(if output_failed || !rotated_ok { 1 } else { 0 })
 }
 
 trait AsFdOwned {
@@ -543,8 +547,7 @@ impl AsFdOwned for std::io::Stdout {
 /// `--sealed`: make the packet sockets in the target here, then start the
 /// engine with none of netshim's privileges (see `netshim_runtime::sealed`).
 fn sealed_engine(
-    a: &CaptureArgs,
-    mut args: Vec<String>,
+    mut args: EngineArgs,
     prepared: &netshim_runtime::Prepared,
     exe: OwnedFd,
     out: Option<OwnedFd>,
@@ -552,7 +555,7 @@ fn sealed_engine(
 ) -> anyhow::Result<i32> {
     use netshim_runtime::sealed;
     sealed::enter(&prepared.plan, prepared.uid_map.as_ref())?;
-    let wanted = a.interfaces.clone();
+    let wanted = args.interfaces.clone();
     let made = sealed::in_netns(&prepared.resolved.netns, move || {
         let chosen = netshim_capture::engine::choose_interfaces(&wanted)?;
         let mut socks = Vec::new();
@@ -569,20 +572,19 @@ fn sealed_engine(
     })??;
     let (socks, names) = made;
     let mut fds = Vec::new();
-    for (i, (name, idx, fd)) in socks.into_iter().enumerate() {
-        args.push(format!("--sealed-socket={}:{idx}:{name}", 3 + i));
+    for (i, (name, ifindex, fd)) in socks.into_iter().enumerate() {
+        // sealed::run places the sockets at 3, 4, … in this order.
+        args.sockets.push(netshim_capture::args::HandedSocket {
+            fd: 3 + i as i32,
+            ifindex,
+            name,
+        });
         fds.push(fd);
     }
-    for (idx, name) in names {
-        args.push(format!("--ifname={idx}:{name}"));
-    }
-    if !a.expression.is_empty() {
-        args.push("--".into());
-        args.extend(a.expression.iter().cloned());
-    }
+    args.names = names;
     Ok(sealed::run(sealed::Engine {
         exe,
-        args,
+        args: engine_argv(&args),
         stdout: out,
         sockets: fds,
         watch: prepared.resolved.pid,
@@ -591,101 +593,41 @@ fn sealed_engine(
 }
 
 /// Runs the engine in a target through `netshim run`'s privilege path.
-/// The engine's command line: the one contract between netshim and the
-/// engine it starts in a target, built from the parsed flags in one place
-/// and parsed back by the same `CaptureArgs` (the round trip is tested
-/// below). The output (`-w -`, the status line), the filter (after `--`)
-/// and a sealed engine's sockets are added by the caller.
-fn engine_argv(a: &CaptureArgs) -> Vec<String> {
-    let mut args = vec!["/proc/self/fd/0".to_string(), "capture".into()];
-    for i in &a.interfaces {
-        args.extend(["-i".into(), i.clone()]);
-    }
-    if let Some(c) = a.count {
-        args.extend(["-c".into(), c.to_string()]);
-    }
-    args.extend([
-        "-s".into(),
-        a.snaplen.to_string(),
-        "-B".into(),
-        a.buffer.to_string(),
-    ]);
-    args.extend([
-        "--format".into(),
-        match a.format {
-            FormatArg::Pcapng => "pcapng".into(),
-            FormatArg::Pcap => "pcap".into(),
-        },
-    ]);
-    args.extend([
-        "-Q".into(),
-        match a.direction {
-            DirectionArg::In => "in".into(),
-            DirectionArg::Out => "out".into(),
-            DirectionArg::Inout => "inout".into(),
-        },
-    ]);
-    if a.no_promisc {
-        args.push("-p".into());
-    }
-    if a.quiet {
-        args.push("-q".into());
-    }
-    for (flag, n) in [("t", a.time), ("x", a.hex), ("X", a.hex_ascii)] {
-        if n > 0 {
-            args.push(format!("-{}", flag.repeat(n as usize)));
-        }
-    }
-    if a.ascii {
-        args.push("-A".into());
-    }
-    if a.link_header {
-        args.push("-e".into());
-    }
-    args.push("--confined".into());
-    args
-}
-
-fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::Result<u8> {
+fn in_target(
+    a: &CaptureArgs,
+    mut args: EngineArgs,
+    target: Target,
+    rot: Option<Rotation>,
+) -> anyhow::Result<u8> {
     // The engine runs from a sealed in-memory copy of netshim, handed over
     // as its stdin: the target never holds the host's binary.
     let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
         .context("making a sealed copy of netshim's binary for the engine")?;
-    let mut args = engine_argv(&a);
+    args.confine = true;
+    // The engine writes to a pipe or file netshim opened: flush each batch.
+    args.low_latency = a.write.is_some();
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
-    match a.write.as_deref() {
-        None => {}
-        Some("-") => args.extend(["-w".into(), "-".into()]),
-        Some(path) => {
-            out = Some(match &rot {
-                Some(r) => {
-                    let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
-                    rotator = Some(child);
-                    w
-                }
-                None => File::create(path)
-                    .with_context(|| format!("creating {path}"))?
-                    .into(),
-            });
-            if std::io::stderr().is_terminal() {
-                args.push("--status-line".into());
+    if let Some(path) = a.write.as_deref().filter(|w| *w != "-") {
+        out = Some(match &rot {
+            Some(r) => {
+                let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
+                rotator = Some(child);
+                w
             }
-            args.extend(["-w".into(), "-".into()]);
-        }
+            None => File::create(path)
+                .with_context(|| format!("creating {path}"))?
+                .into(),
+        });
+        args.status_line = std::io::stderr().is_terminal();
     }
-    let opts = engine_run(target, args);
+    let opts = engine_run(target, engine_argv(&args));
     let prepared = netshim_runtime::prepare(&opts)?;
     let spare = rotator.map(|p: nix::unistd::Pid| p.as_raw());
     let status = if a.sealed {
-        sealed_engine(&a, opts.args.clone(), &prepared, sealed, out, spare)
+        sealed_engine(args, &prepared, sealed, out, spare)
             .with_context(|| format!("capturing in {} (sealed)", opts.target))
     } else {
-        let mut opts = opts;
-        if !a.expression.is_empty() {
-            opts.args.push("--".into());
-            opts.args.extend(a.expression.iter().cloned());
-        }
         let io = netshim_runtime::RunIo {
             stdin: Some(sealed),
             stdout: out,
@@ -713,6 +655,7 @@ fn in_target(a: CaptureArgs, target: Target, rot: Option<Rotation>) -> anyhow::R
 mod tests {
     use super::*;
     use clap::Parser;
+    use netshim_capture::summary::Dump;
 
     #[derive(clap::Parser)]
     struct Wrap {
@@ -726,47 +669,77 @@ mod tests {
             .a
     }
 
-    /// What the engine must see of the user's flags, as a comparable tuple.
-    fn seen(a: &CaptureArgs) -> String {
-        format!(
-            "{:?} {:?} {} {} {} {} {} {} {} {} {} {}",
-            a.interfaces,
-            a.count,
-            a.snaplen,
-            a.buffer,
-            matches!(a.format, FormatArg::Pcap),
-            a.direction as u8,
-            a.no_promisc,
-            a.quiet,
-            a.time,
-            a.hex,
-            a.hex_ascii,
-            a.ascii,
-        ) + if a.link_header { " -e" } else { "" }
+    /// tcpdump's flags become the engine's settings with tcpdump's
+    /// meanings, and the settings survive the engine's command line.
+    #[test]
+    fn tcpdump_flags_reach_the_engine_with_their_meaning() {
+        let cases: Vec<(Vec<&str>, EngineArgs)> = vec![
+            (vec![], EngineArgs::default()),
+            (
+                vec![
+                    "-i", "eth0", "-i", "lo", "-c", "5", "-s", "0", "-B", "8192", "-w", "-",
+                ],
+                EngineArgs {
+                    interfaces: vec!["eth0".into(), "lo".into()],
+                    count: Some(5),
+                    buffer_kib: 8192,
+                    write: Some(Format::Pcapng),
+                    ..EngineArgs::default()
+                },
+            ),
+            (
+                vec![
+                    "-i", "any", "--format", "pcap", "-w", "f", "-Q", "out", "-p", "-q",
+                ],
+                EngineArgs {
+                    interfaces: vec!["any".into()],
+                    write: Some(Format::Pcap),
+                    which: Which::Out,
+                    promisc: false,
+                    quiet: true,
+                    ..EngineArgs::default()
+                },
+            ),
+            (
+                vec!["-tttt", "-XX", "-e", "-s", "96"],
+                EngineArgs {
+                    time: 4,
+                    dump: Dump::HexAscii { link: true },
+                    link_header: true,
+                    snaplen: 96,
+                    ..EngineArgs::default()
+                },
+            ),
+            (
+                vec!["-xx", "-A", "-Q", "in"],
+                EngineArgs {
+                    dump: Dump::Ascii,
+                    which: Which::In,
+                    ..EngineArgs::default()
+                },
+            ),
+        ];
+        for (argv, want) in cases {
+            let got = engine_args(&parse(&argv), None);
+            assert_eq!(got, want, "{argv:?}");
+            let line = engine_argv(&got);
+            assert_eq!(line[..2], ["/proc/self/fd/0", ENGINE_COMMAND]);
+            assert_eq!(EngineArgs::from_argv(&line[2..]).unwrap(), got, "{line:?}");
+        }
     }
 
-    /// Every engine-relevant flag survives the trip through the engine's
-    /// command line, whatever combination the user typed.
     #[test]
-    fn the_engine_contract_round_trips() {
-        for argv in [
-            vec![],
-            vec![
-                "-i", "eth0", "-i", "lo", "-c", "5", "-s", "96", "-B", "8192",
-            ],
-            vec!["-i", "any", "--format", "pcap", "-Q", "out", "-p", "-q"],
-            vec!["-tttt", "-XX", "-i", "e-1", "-e"],
-            vec!["-tt", "-xx", "-A", "-Q", "in"],
-            vec!["-t", "-x", "-c", "0"],
-        ] {
-            let user = parse(&argv);
-            let engine_argv = engine_argv(&user);
-            assert_eq!(engine_argv[..2], ["/proc/self/fd/0", "capture"]);
-            let refs: Vec<&str> = engine_argv[2..].iter().map(String::as_str).collect();
-            let engine = parse(&refs);
-            assert_eq!(seen(&engine), seen(&user), "{argv:?} -> {engine_argv:?}");
-            assert!(engine.confined, "the engine confines itself");
-            assert!(engine.expression.is_empty(), "{engine_argv:?}");
-        }
+    fn flags_after_the_expression_are_refused_with_the_reason() {
+        let e = |w: &[&str]| {
+            refuse_flags_in_expression(&w.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e(&["icmp", "-x"]).contains("comes after the filter expression \"icmp\""));
+        assert!(e(&["icmp", "--count"]).contains("comes after"));
+        assert!(e(&["udp", "-v"]).contains("not supported: verbose"));
+        assert!(e(&["-K"]).starts_with("option -K is not supported"));
+        assert!(e(&["tcp", "-9"]).starts_with("unknown option -9"));
+        assert!(refuse_flags_in_expression(&["tcp".into(), "port".into(), "80".into()]).is_ok());
     }
 }

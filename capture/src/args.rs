@@ -1,0 +1,335 @@
+//! The engine's contract: everything a capture needs except its file
+//! descriptors, as one typed value that netshim turns into the engine's
+//! command line ([`EngineArgs::to_argv`]) and the engine, started from a
+//! sealed copy of the binary in a target, turns back
+//! ([`EngineArgs::from_argv`]). The filter travels compiled: netshim
+//! compiles it once, as the caller, and the engine only attaches the
+//! program.
+//!
+//! The command line is `--name` or `--name=value` words, one per setting, so
+//! a value (an interface name, the filter's text) can never be read as a
+//! flag, and `ps` in the target shows what the engine was asked to do.
+
+use crate::engine::{Format, Which};
+use crate::filter::{self, Compiled};
+use crate::summary::Dump;
+
+/// A packet socket netshim made in the target and handed to a sealed
+/// engine at descriptor `fd`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandedSocket {
+    pub fd: i32,
+    pub ifindex: i32,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineArgs {
+    /// Interface names; empty means the first one that is up and not
+    /// loopback (as tcpdump), `any` means all of them.
+    pub interfaces: Vec<String>,
+    pub count: Option<u64>,
+    pub snaplen: u32,
+    pub buffer_kib: u32,
+    pub promisc: bool,
+    pub which: Which,
+    pub quiet: bool,
+    /// tcpdump's `-t` count (time-stamp format of lines).
+    pub time: u8,
+    /// tcpdump's `-x`/`-X`/`-A`: packet contents under each line.
+    pub dump: Dump,
+    /// tcpdump's `-e`: the link-layer header on each line.
+    pub link_header: bool,
+    /// Write this format to the output; `None` prints one line per packet.
+    pub write: Option<Format>,
+    pub filter: Option<Compiled>,
+    /// Redraw a status line on stderr every second.
+    pub status_line: bool,
+    /// Flush after every batch (a live stream to a pipe).
+    pub low_latency: bool,
+    /// Install the seccomp allow-list ([`crate::confine`]) once set up.
+    pub confine: bool,
+    /// `capture --sealed`: the packet sockets made in the target, one per
+    /// interface; the engine runs in an empty network namespace.
+    pub sockets: Vec<HandedSocket>,
+    /// With `sockets`: the target's interface names by index.
+    pub names: Vec<(i32, String)>,
+}
+
+impl Default for EngineArgs {
+    fn default() -> Self {
+        EngineArgs {
+            interfaces: Vec::new(),
+            count: None,
+            snaplen: crate::DEFAULT_SNAPLEN,
+            buffer_kib: crate::DEFAULT_BUFFER_KIB,
+            promisc: true,
+            which: Which::InOut,
+            quiet: false,
+            time: 0,
+            dump: Dump::None,
+            link_header: false,
+            write: None,
+            filter: None,
+            status_line: false,
+            low_latency: false,
+            confine: false,
+            sockets: Vec::new(),
+            names: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArgsError {
+    #[error("engine argument {0:?} is not one netshim makes")]
+    Unknown(String),
+    #[error("engine argument {word:?}: {why}")]
+    Bad { word: String, why: String },
+    #[error(transparent)]
+    Filter(#[from] filter::FilterError),
+}
+
+fn dump_word(d: Dump) -> Option<&'static str> {
+    Some(match d {
+        Dump::None => return None,
+        Dump::Hex { link: false } => "hex",
+        Dump::Hex { link: true } => "hex-link",
+        Dump::HexAscii { link: false } => "hex-ascii",
+        Dump::HexAscii { link: true } => "hex-ascii-link",
+        Dump::Ascii => "ascii",
+    })
+}
+
+const DUMPS: [Dump; 5] = [
+    Dump::Hex { link: false },
+    Dump::Hex { link: true },
+    Dump::HexAscii { link: false },
+    Dump::HexAscii { link: true },
+    Dump::Ascii,
+];
+
+const WHICH: [(Which, &str); 3] = [
+    (Which::InOut, "inout"),
+    (Which::In, "in"),
+    (Which::Out, "out"),
+];
+const FORMATS: [(Format, &str); 2] = [(Format::Pcapng, "pcapng"), (Format::Pcap, "pcap")];
+
+impl EngineArgs {
+    /// The engine's arguments (after the program and subcommand names).
+    pub fn to_argv(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let mut kv = |k: &str, val: &dyn std::fmt::Display| v.push(format!("--{k}={val}"));
+        for i in &self.interfaces {
+            kv("interface", i);
+        }
+        if let Some(c) = self.count {
+            kv("count", &c);
+        }
+        kv("snaplen", &self.snaplen);
+        kv("buffer-kib", &self.buffer_kib);
+        if let Some((_, w)) = WHICH.iter().find(|(w, _)| *w == self.which) {
+            kv("direction", w);
+        }
+        if self.time > 0 {
+            kv("time", &self.time);
+        }
+        if let Some(d) = dump_word(self.dump) {
+            kv("dump", &d);
+        }
+        if let Some((_, f)) = self
+            .write
+            .and_then(|w| FORMATS.iter().find(|(f, _)| *f == w))
+        {
+            kv("write", f);
+        }
+        for s in &self.sockets {
+            kv("socket", &format!("{}:{}:{}", s.fd, s.ifindex, s.name));
+        }
+        for (i, n) in &self.names {
+            kv("ifname", &format!("{i}:{n}"));
+        }
+        if let Some(f) = &self.filter {
+            kv("filter-text", &f.expr);
+            kv("filter-program", &filter::program_text(&f.program));
+        }
+        for (on, word) in [
+            (!self.promisc, "no-promisc"),
+            (self.quiet, "quiet"),
+            (self.link_header, "link-header"),
+            (self.status_line, "status-line"),
+            (self.low_latency, "low-latency"),
+            (self.confine, "confine"),
+        ] {
+            if on {
+                v.push(format!("--{word}"));
+            }
+        }
+        v
+    }
+
+    /// Reads what [`EngineArgs::to_argv`] wrote; anything else is refused.
+    pub fn from_argv<S: AsRef<str>>(argv: &[S]) -> Result<EngineArgs, ArgsError> {
+        let mut a = EngineArgs::default();
+        let mut text = None;
+        let mut program = None;
+        for word in argv {
+            let word = word.as_ref();
+            let bad = |why: &str| ArgsError::Bad {
+                word: word.to_string(),
+                why: why.to_string(),
+            };
+            let Some(body) = word.strip_prefix("--") else {
+                return Err(ArgsError::Unknown(word.to_string()));
+            };
+            let (key, val) = match body.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (body, None),
+            };
+            let num = |v: Option<&str>| -> Result<u64, ArgsError> {
+                v.and_then(|v| v.parse().ok())
+                    .ok_or_else(|| bad("not a number"))
+            };
+            let pair = |v: Option<&str>| -> Result<(i32, String), ArgsError> {
+                let (i, n) = v
+                    .and_then(|v| v.split_once(':'))
+                    .ok_or_else(|| bad("no ':'"))?;
+                Ok((i.parse().map_err(|_| bad("not a number"))?, n.to_string()))
+            };
+            match (key, val) {
+                ("interface", Some(v)) => a.interfaces.push(v.to_string()),
+                ("count", v) => a.count = Some(num(v)?),
+                ("snaplen", v) => {
+                    a.snaplen = u32::try_from(num(v)?).map_err(|_| bad("too large"))?
+                }
+                ("buffer-kib", v) => {
+                    a.buffer_kib = u32::try_from(num(v)?).map_err(|_| bad("too large"))?
+                }
+                ("direction", Some(v)) => {
+                    a.which = WHICH
+                        .iter()
+                        .find(|(_, w)| *w == v)
+                        .ok_or_else(|| bad("in, out or inout"))?
+                        .0
+                }
+                ("time", v) => a.time = u8::try_from(num(v)?).map_err(|_| bad("too large"))?,
+                ("dump", Some(v)) => {
+                    a.dump = *DUMPS
+                        .iter()
+                        .find(|d| dump_word(**d) == Some(v))
+                        .ok_or_else(|| bad("unknown dump"))?
+                }
+                ("write", Some(v)) => {
+                    a.write = Some(
+                        FORMATS
+                            .iter()
+                            .find(|(_, f)| *f == v)
+                            .ok_or_else(|| bad("pcapng or pcap"))?
+                            .0,
+                    )
+                }
+                ("socket", Some(v)) => {
+                    let (fd, rest) = v.split_once(':').ok_or_else(|| bad("FD:IFINDEX:NAME"))?;
+                    let (ifindex, name) = pair(Some(rest))?;
+                    a.sockets.push(HandedSocket {
+                        fd: fd.parse().map_err(|_| bad("not a descriptor"))?,
+                        ifindex,
+                        name,
+                    });
+                }
+                ("ifname", v) => a.names.push(pair(v)?),
+                ("filter-text", Some(v)) => text = Some(v.to_string()),
+                ("filter-program", Some(v)) => program = Some(filter::program_from_text(v)?),
+                ("no-promisc", None) => a.promisc = false,
+                ("quiet", None) => a.quiet = true,
+                ("link-header", None) => a.link_header = true,
+                ("status-line", None) => a.status_line = true,
+                ("low-latency", None) => a.low_latency = true,
+                ("confine", None) => a.confine = true,
+                _ => return Err(ArgsError::Unknown(word.to_string())),
+            }
+        }
+        a.filter = match (text, program) {
+            (None, None) => None,
+            (Some(expr), Some(program)) => Some(Compiled { expr, program }),
+            _ => {
+                return Err(ArgsError::Bad {
+                    word: "--filter-text/--filter-program".into(),
+                    why: "one without the other".into(),
+                })
+            }
+        };
+        Ok(a)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn every_setting() -> EngineArgs {
+        EngineArgs {
+            interfaces: vec!["eth0".into(), "we=ird:name".into(), "--x".into()],
+            count: Some(7),
+            snaplen: 96,
+            buffer_kib: 8192,
+            promisc: false,
+            which: Which::Out,
+            quiet: true,
+            time: 4,
+            dump: Dump::HexAscii { link: true },
+            link_header: true,
+            write: Some(Format::Pcap),
+            filter: Some(
+                Compiled::of("udp port 53 or icmp", filter::LINKTYPE_ETHERNET, 96)
+                    .unwrap()
+                    .unwrap(),
+            ),
+            status_line: true,
+            low_latency: true,
+            confine: true,
+            sockets: vec![HandedSocket {
+                fd: 3,
+                ifindex: 2,
+                name: "eth0".into(),
+            }],
+            names: vec![(1, "lo".into()), (2, "a:b".into())],
+        }
+    }
+
+    #[test]
+    fn every_setting_round_trips() {
+        let mut cases = vec![EngineArgs::default(), every_setting()];
+        for (i, d) in DUMPS.iter().enumerate() {
+            cases.push(EngineArgs {
+                dump: *d,
+                time: i as u8,
+                which: WHICH[i % 3].0,
+                write: Some(FORMATS[i % 2].0),
+                count: Some(0),
+                ..EngineArgs::default()
+            });
+        }
+        for a in cases {
+            let argv = a.to_argv();
+            assert_eq!(EngineArgs::from_argv(&argv).unwrap(), a, "{argv:?}");
+        }
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for argv in [
+            vec!["-w"],
+            vec!["eth0"],
+            vec!["--snaplen=x"],
+            vec!["--direction=up"],
+            vec!["--filter-text=udp"],
+            vec!["--filter-program=1,6 0 0 96,6 0 0 0"],
+            vec!["--quiet=1"],
+            vec!["--socket=3:eth0"],
+        ] {
+            assert!(EngineArgs::from_argv(&argv).is_err(), "{argv:?}");
+        }
+    }
+}
