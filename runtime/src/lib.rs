@@ -10,11 +10,14 @@
 //! - [`privilege`] — the few steps that change privilege, each commented with
 //!   the kernel rule it relies on;
 //! - [`launch`] — `netshim run`: the spec libcontainer executes (where the
-//!   credential change is decided), supervision, TTY;
+//!   credential change is decided), the create → verify → start → wait
+//!   cycle, TTY;
 //! - [`sealed`] — `netshim capture --sealed`;
-//! - [`statedir`] — the one rule for state directories;
-//! - [`supervise`] — becoming subreaper, exit statuses, the `/dev/null`
-//!   stand-in: what every launcher shares;
+//! - [`statedir`] — the one rule for state directories, `netshim run`'s
+//!   state and the removal of what a killed run left;
+//! - [`supervise`] — becoming subreaper, signal forwarding, reaping adopted
+//!   orphans, ending a run's leftovers, exit statuses, the `/dev/null`
+//!   stand-in: what every launcher shares (tested in a forked child);
 //! - [`oci`] — the OCI runtime, one file per operation;
 //! - [`fuzzing`] — properties shared by the fuzz targets and `cargo test`.
 
@@ -82,6 +85,8 @@ pub enum RunError {
     },
     #[error(transparent)]
     Launch(#[from] launch::LaunchError),
+    #[error(transparent)]
+    StateDir(#[from] statedir::StateDirError),
 }
 
 impl RunError {
@@ -203,7 +208,7 @@ pub struct RunIo {
 
 /// Runs a command in a prepared target; returns its exit status.
 pub fn run(opts: &RunOptions, prepared: Prepared, io: RunIo) -> Result<i32, RunError> {
-    let state = launch::StateDirs::for_caller()?;
+    let state = statedir::StateDirs::for_caller()?;
     let term = std::env::var("TERM").ok();
     let launch = launch::Launch {
         netns: &prepared.resolved.netns,

@@ -73,6 +73,7 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
     let rest = &s[s.rfind(')')? + 2..];
     rest.split_whitespace().nth(19)?.parse().ok()
 }
+
 /// Ends what is left of a run whose init process has exited or been killed:
 /// its process group (libcontainer's init calls `setsid`, so the group is
 /// the init's PID and holds what the command started without job control),
@@ -109,6 +110,7 @@ pub(crate) fn adopted_children(spare: Option<i32>) -> Vec<i32> {
     v.dedup();
     v
 }
+
 /// Signals netshim passes on to the process in the target.
 pub(crate) const FORWARDED: [Signal; 7] = [
     Signal::SIGINT,
@@ -119,8 +121,7 @@ pub(crate) const FORWARDED: [Signal; 7] = [
     Signal::SIGUSR2,
     Signal::SIGCONT,
 ];
-/// Waits for `pid`, forwarding signals to it and reaping any orphan that
-/// lands on us (we are a subreaper). Returns the shell-style status.
+
 /// Blocks the signals netshim passes on (and SIGCHLD, SIGWINCH) and returns
 /// the mask and a signalfd that receives them, for [`wait_forwarding`].
 /// Processes started before this keep them unblocked.
@@ -136,6 +137,8 @@ pub(crate) fn forwarding_signals() -> Result<(SigSet, SignalFd), Errno> {
     Ok((mask, sfd))
 }
 
+/// Waits for `pid`, forwarding signals to it and reaping any orphan that
+/// lands on us (we are a subreaper). Returns the shell-style status.
 pub(crate) fn wait_forwarding(
     pid: Pid,
     sfd: &mut SignalFd,
@@ -222,6 +225,107 @@ mod tests {
             Some(137)
         );
         assert_eq!(exit_status(WaitStatus::StillAlive), None);
+    }
+
+    /// Runs `f` in a forked child, where this process's threads (the test
+    /// harness's) do not exist: being subreaper, blocking signals and
+    /// reaping every child there touches no other test. Returns what `f`
+    /// returned, or the reason it failed.
+    fn in_forked_child(f: fn() -> Result<(), &'static str>) -> Result<(), String> {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        // SAFETY: the child runs `f` (async-signal-safe calls, plus reads of
+        // /proc, which allocate: glibc's malloc is reset in a forked child)
+        // and leaves with _exit, never returning into the harness.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                drop(r);
+                let why = match f() {
+                    Ok(()) => "",
+                    Err(why) => why,
+                };
+                let _ = nix::unistd::write(&w, why.as_bytes());
+                // SAFETY: ends the child without the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                drop(w);
+                let mut why = String::new();
+                std::io::Read::read_to_string(&mut fs::File::from(r), &mut why).unwrap();
+                let st = waitpid(child, None).unwrap();
+                if st != WaitStatus::Exited(child, 0) {
+                    return Err(format!("the forked child ended as {st:?}"));
+                }
+                if why.is_empty() {
+                    Ok(())
+                } else {
+                    Err(why)
+                }
+            }
+        }
+    }
+
+    /// Forks a child that runs `f` and leaves with _exit(0).
+    fn spawn(f: impl FnOnce()) -> Pid {
+        // SAFETY: the child runs `f` and _exits; it never returns.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                f();
+                // SAFETY: ends the child without the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        }
+    }
+
+    /// A run as the supervisor sees it: an init that starts a process of its
+    /// own and waits for a signal. A SIGTERM sent to the supervisor reaches
+    /// the init (which dies of it: 143), the orphan it leaves is adopted and
+    /// ended with the run's process group, and a spare child is neither
+    /// reaped nor ended.
+    #[test]
+    fn signals_reach_the_init_and_its_orphans_are_adopted_and_ended() {
+        in_forked_child(|| {
+            become_subreaper().map_err(|_| "PR_SET_CHILD_SUBREAPER")?;
+            let spare = spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+            });
+            let (mask, mut sfd) = forwarding_signals().map_err(|_| "signalfd")?;
+            let (r, w) = nix::unistd::pipe().map_err(|_| "pipe")?;
+            let init = spawn(move || {
+                let _ = mask.thread_unblock();
+                let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+                spawn(|| std::thread::sleep(std::time::Duration::from_secs(30)));
+                let _ = nix::unistd::write(&w, b"r");
+                loop {
+                    nix::unistd::pause();
+                }
+            });
+            let mut b = [0u8; 1];
+            if nix::unistd::read(r.as_raw_fd(), &mut b) != Ok(1) {
+                return Err("the init did not start its child");
+            }
+            kill(Pid::from_raw(std::process::id() as i32), Signal::SIGTERM).map_err(|_| "kill")?;
+            let status = wait_forwarding(init, &mut sfd, None, None, Some(spare.as_raw()))
+                .map_err(|_| "wait_forwarding failed")?;
+            if status != 128 + libc::SIGTERM {
+                return Err("the init's status is not 143 (SIGTERM forwarded)");
+            }
+            let orphans = adopted_children(Some(spare.as_raw()));
+            if orphans.len() != 1 {
+                return Err("the init's child was not adopted");
+            }
+            end_leftovers(init.as_raw(), Some(spare.as_raw()));
+            if !adopted_children(Some(spare.as_raw())).is_empty() {
+                return Err("an orphan was left");
+            }
+            if kill(spare, None).is_err() {
+                return Err("the spare child was ended");
+            }
+            let _ = kill(spare, Signal::SIGKILL);
+            let _ = waitpid(spare, None);
+            Ok(())
+        })
+        .unwrap();
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Launching a process into a target with libcontainer: state directories,
-//! the create → verify → start → wait cycle, signal forwarding, TTY, and
-//! cleanup (including state left by a crashed run).
+//! Launching a process into a target with libcontainer: the create →
+//! verify → start → wait cycle, signal forwarding, TTY, and cleanup (state
+//! directories and the removal of what a crashed run left are in
+//! [`crate::statedir`]).
 
 pub mod spec;
 pub mod tty;
@@ -11,7 +12,6 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -25,22 +25,12 @@ use crate::kernel::caps::{CapMask, ProcCreds};
 use crate::kernel::ns::NsFile;
 use crate::kernel::userns::IdMap;
 use crate::plan::Plan;
-use crate::supervise::{end_leftovers, forwarding_signals, start_time, wait_forwarding};
+use crate::statedir::{clean_stale, new_run_id, record_init, StateDirs};
+use crate::supervise::{end_leftovers, forwarding_signals, wait_forwarding};
 use spec::{Placement, RunRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
-    #[error("cannot prepare netshim's state directory {path}: {source}")]
-    State {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "state directory {path} is not safe to use: it must be a directory owned by you (UID {uid}) \
-         and not writable by others; remove it or set XDG_RUNTIME_DIR to a private directory"
-    )]
-    UnsafeState { path: PathBuf, uid: u32 },
     #[error("cannot write the OCI bundle in {path}: {source}")]
     Bundle {
         path: PathBuf,
@@ -76,153 +66,6 @@ pub enum LaunchError {
     Wait(#[source] Errno),
     #[error("cannot set up the terminal: {0}")]
     Tty(#[source] io::Error),
-}
-
-/// Where netshim keeps its state: `/run/netshim` for root,
-/// `$XDG_RUNTIME_DIR/netshim` for a user (else `/tmp/netshim-UID`).
-#[derive(Debug, Clone)]
-pub struct StateDirs {
-    pub root: PathBuf,
-}
-
-impl StateDirs {
-    pub fn for_caller() -> Result<StateDirs, LaunchError> {
-        let uid = nix::unistd::geteuid().as_raw();
-        let root = if uid == 0 {
-            PathBuf::from("/run/netshim")
-        } else if let Some(x) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) {
-            PathBuf::from(x).join("netshim")
-        } else {
-            PathBuf::from(format!("/tmp/netshim-{uid}"))
-        };
-        Self::at(root)
-    }
-
-    pub fn at(root: PathBuf) -> Result<StateDirs, LaunchError> {
-        let s = StateDirs { root };
-        for d in [s.root.clone(), s.containers(), s.bundles()] {
-            ensure_private_dir(&d)?;
-        }
-        Ok(s)
-    }
-
-    /// libcontainer's state root.
-    pub fn containers(&self) -> PathBuf {
-        self.root.join("containers")
-    }
-
-    pub fn bundles(&self) -> PathBuf {
-        self.root.join("bundles")
-    }
-}
-
-fn ensure_private_dir(path: &Path) -> Result<(), LaunchError> {
-    crate::statedir::private_dir(path).map_err(|e| match e {
-        crate::statedir::StateDirError::Io { path, source } => LaunchError::State { path, source },
-        crate::statedir::StateDirError::Unsafe { path, uid } => {
-            LaunchError::UnsafeState { path, uid }
-        }
-    })
-}
-
-/// The file in a run's bundle naming its init process: `PID STARTTIME`.
-const INIT_RECORD: &str = "init";
-
-/// Kills the init process of an abandoned run (and its process group) if
-/// the recorded process still runs, by PID and start time.
-fn end_abandoned(bundle: &Path) {
-    let Ok(rec) = fs::read_to_string(bundle.join(INIT_RECORD)) else {
-        return;
-    };
-    let mut it = rec.split_whitespace();
-    let (Some(Ok(pid)), Some(Ok(st))) = (
-        it.next().map(str::parse::<i32>),
-        it.next().map(str::parse::<u64>),
-    ) else {
-        return;
-    };
-    if pid <= 1 || start_time(pid) != Some(st) {
-        return;
-    }
-    let _ = kill(Pid::from_raw(-pid), Signal::SIGKILL);
-    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    // It is not our child: wait until the kernel has ended it.
-    for _ in 0..200 {
-        match fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(s) if start_time(pid) == Some(st) && !s.contains(") Z ") => {
-                std::thread::sleep(std::time::Duration::from_millis(5))
-            }
-            _ => break,
-        }
-    }
-}
-
-static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A run's container ID: `run-<netshim pid>-<its start time>-<n>`. The
-/// owner's identity in the name lets a later run tell stale state (owner
-/// gone) from a run in progress.
-fn new_run_id() -> String {
-    let pid = std::process::id() as i32;
-    format!(
-        "run-{pid}-{}-{}",
-        start_time(pid).unwrap_or(0),
-        RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-fn owner_alive(id: &str) -> bool {
-    let mut it = id.strip_prefix("run-").unwrap_or("").split('-');
-    let (Some(pid), Some(st)) = (it.next(), it.next()) else {
-        return false;
-    };
-    let (Ok(pid), Ok(st)) = (pid.parse::<i32>(), st.parse::<u64>()) else {
-        return false;
-    };
-    start_time(pid) == Some(st)
-}
-
-/// Removes what runs whose netshim process is gone left behind (after a
-/// SIGKILL of netshim, say): their processes are killed, their cgroups and
-/// state removed. Returns the IDs cleaned.
-pub fn clean_stale(state: &StateDirs) -> Vec<String> {
-    let mut cleaned = Vec::new();
-    let mut ids: Vec<String> = Vec::new();
-    for dir in [state.containers(), state.bundles()] {
-        if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                if let Ok(n) = e.file_name().into_string() {
-                    if n.starts_with("run-") && !ids.contains(&n) {
-                        ids.push(n);
-                    }
-                }
-            }
-        }
-    }
-    for id in ids {
-        if owner_alive(&id) {
-            continue;
-        }
-        end_abandoned(&state.bundles().join(&id));
-        let cdir = state.containers().join(&id);
-        if cdir.exists() {
-            match Container::load(cdir.clone()) {
-                Ok(mut c) => {
-                    if let Err(e) = c.delete(true) {
-                        tracing::warn!(%id, error = %e, "could not delete stale container; removing its state");
-                        let _ = fs::remove_dir_all(&cdir);
-                    }
-                }
-                Err(_) => {
-                    let _ = fs::remove_dir_all(&cdir);
-                }
-            }
-        }
-        let _ = fs::remove_dir_all(state.bundles().join(&id));
-        tracing::info!(%id, "cleaned state left by an earlier run that did not finish");
-        cleaned.push(id);
-    }
-    cleaned
 }
 
 /// Everything a run needs, planned and checked.
@@ -392,13 +235,7 @@ impl Launch<'_> {
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
         cleanup.container = Some(container);
         cleanup.init = Some(pid);
-        // Which process is this run's init, for a later run that finds this
-        // one abandoned: the start time tells it from a reused PID.
-        fs::write(
-            bundle.join(INIT_RECORD),
-            format!("{pid} {}\n", start_time(pid).unwrap_or(0)),
-        )
-        .map_err(bundle_err)?;
+        record_init(&bundle, pid).map_err(bundle_err)?;
         tracing::debug!(%id, pid, plan = %self.plan, "created");
 
         // libcontainer sets every capability set before it waits for start,
@@ -491,49 +328,5 @@ fn create_hint(e: &libcontainer::error::LibcontainerError) -> String {
             .into()
     } else {
         String::new()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn run_ids_name_their_owner() {
-        let id = new_run_id();
-        assert!(owner_alive(&id), "{id}");
-        assert!(!owner_alive("run-999999999-1-0"));
-        assert!(!owner_alive("run-1-0-0"), "PID 1 did not start at tick 0");
-        assert!(!owner_alive("other"));
-        assert_ne!(new_run_id(), id);
-    }
-
-    #[test]
-    fn state_dirs_are_private_and_checked() {
-        let t = tempfile::tempdir().unwrap();
-        let s = StateDirs::at(t.path().join("ns")).unwrap();
-        let mode = fs::metadata(&s.root).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
-        assert!(s.containers().is_dir() && s.bundles().is_dir());
-        fs::set_permissions(&s.root, fs::Permissions::from_mode(0o777)).unwrap();
-        let e = StateDirs::at(s.root.clone()).unwrap_err();
-        assert!(e.to_string().contains("not safe"), "{e}");
-    }
-
-    #[test]
-    fn stale_state_of_dead_owners_is_removed_and_live_kept() {
-        let t = tempfile::tempdir().unwrap();
-        let s = StateDirs::at(t.path().join("ns")).unwrap();
-        let dead = "run-999999999-5-0";
-        fs::create_dir(s.bundles().join(dead)).unwrap();
-        fs::create_dir(s.containers().join(dead)).unwrap();
-        let live = new_run_id();
-        fs::create_dir(s.bundles().join(&live)).unwrap();
-        let cleaned = clean_stale(&s);
-        assert_eq!(cleaned, vec![dead.to_string()]);
-        assert!(!s.bundles().join(dead).exists());
-        assert!(!s.containers().join(dead).exists());
-        assert!(s.bundles().join(&live).exists());
     }
 }
