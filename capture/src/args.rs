@@ -40,6 +40,10 @@ pub struct EngineArgs {
     pub dump: Dump,
     /// tcpdump's `-e`: the link-layer header on each line.
     pub link_header: bool,
+    /// tcpdump's `-v` count.
+    pub verbose: u8,
+    /// tcpdump's `-S`: absolute TCP sequence numbers.
+    pub absolute_seq: bool,
     /// Write this format to the output; `None` prints one line per packet.
     pub write: Option<Format>,
     pub filter: Option<Compiled>,
@@ -69,6 +73,8 @@ impl Default for EngineArgs {
             time: 0,
             dump: Dump::None,
             link_header: false,
+            verbose: 0,
+            absolute_seq: false,
             write: None,
             filter: None,
             status_line: false,
@@ -135,6 +141,9 @@ impl EngineArgs {
         if self.time > 0 {
             kv("time", &self.time);
         }
+        if self.verbose > 0 {
+            kv("verbose", &self.verbose);
+        }
         if let Some(d) = dump_word(self.dump) {
             kv("dump", &d);
         }
@@ -158,6 +167,7 @@ impl EngineArgs {
             (!self.promisc, "no-promisc"),
             (self.quiet, "quiet"),
             (self.link_header, "link-header"),
+            (self.absolute_seq, "absolute-seq"),
             (self.status_line, "status-line"),
             (self.low_latency, "low-latency"),
             (self.confine, "confine"),
@@ -244,6 +254,10 @@ impl EngineArgs {
                 ("no-promisc", None) => a.promisc = false,
                 ("quiet", None) => a.quiet = true,
                 ("link-header", None) => a.link_header = true,
+                ("absolute-seq", None) => a.absolute_seq = true,
+                ("verbose", v) => {
+                    a.verbose = u8::try_from(num(v)?).map_err(|_| bad("too large"))?
+                }
                 ("status-line", None) => a.status_line = true,
                 ("low-latency", None) => a.low_latency = true,
                 ("confine", None) => a.confine = true,
@@ -280,6 +294,8 @@ mod tests {
             time: 4,
             dump: Dump::HexAscii { link: true },
             link_header: true,
+            verbose: 2,
+            absolute_seq: true,
             write: Some(Format::Pcap),
             filter: Some(
                 Compiled::of("udp port 53 or icmp", filter::LINKTYPE_ETHERNET, 96)

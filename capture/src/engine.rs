@@ -373,7 +373,8 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         format,
         printer: Printer::new(opts.quiet)
             .with_format(opts.time, opts.dump)
-            .with_link_header(opts.link_header),
+            .with_link_header(opts.link_header)
+            .with_verbosity(opts.verbose, opts.absolute_seq),
         snaplen: opts.snaplen,
         filter: opts.filter.as_ref().map(|f| f.expr.clone()),
         sll2: multi && format == Some(Format::Pcap),

@@ -474,7 +474,7 @@ fn a_cut_file_gives_what_was_read_and_says_why() {
 #[test]
 fn tcpdump_flags_netshim_does_not_take_are_refused_as_flags() {
     for (flag, says) in [
-        ("-vv", "option -vv is not supported"),
+        ("-Z", "option -Z is not supported"),
         ("-j", "option -j is not supported"),
         ("-K", "option -K is not supported"),
         ("--bogus", "unknown option --bogus"),
@@ -486,6 +486,111 @@ fn tcpdump_flags_netshim_does_not_take_are_refused_as_flags() {
     }
     let r = run(Command::new(netshim()).args(["capture", "-n", "icmp", "-K"]));
     assert!(r.stderr.contains("option -K is not supported"), "{r:#?}");
+    // A flag netshim takes, typed after the expression (as tcpdump allows).
+    let r = run(Command::new(netshim()).args(["capture", "-r", "/dev/null", "icmp", "-v"]));
+    assert!(
+        r.stderr
+            .contains("option -v comes after the filter expression \"icmp\""),
+        "{r:#?}"
+    );
+}
+
+/// A TCP conversation with data both ways and options (a busybox nc
+/// server, bash's /dev/tcp client), an iperf3 transfer, ICMP echo, a
+/// fragmented echo, ECN and TTL 1, UDP to a closed port and its ICMP and
+/// ICMPv6 errors, IPv6 echo, and what the kernel sends by itself on a new
+/// veth (neighbor discovery, MLDv2 reports behind a hop-by-hop header).
+fn conversation_traffic(ns: &Netns) {
+    let peer = ns.peer.as_ref().unwrap();
+    let (n, v, a) = (&ns.name, &ns.veth, &ns.addr);
+    sh(&format!(
+        "set -e; ip -n {n} addr add fd00:198:18::1/64 dev {v} nodad; \
+         ip -n {peer} addr add fd00:198:18::2/64 dev {v}p nodad"
+    ))
+    .ok();
+    sh(&format!(
+        "ip netns exec {n} iperf3 -s -1 -p 5301 >/dev/null 2>&1 & \
+         (echo pong; sleep 0.5) | ip netns exec {n} busybox nc -l -p 7000 >/dev/null & \
+         sleep 0.3; \
+         ip netns exec {peer} bash -c 'exec 3<>/dev/tcp/{a}/7000; echo hello >&3; read -t 2 x <&3; exec 3>&-'; \
+         ip netns exec {peer} iperf3 -c {a} -p 5301 -n 64K -l 8K >/dev/null 2>&1; \
+         ip netns exec {peer} bash -c 'ping -c 2 -i 0.1 {a}; ping -6 -c 2 -i 0.1 fd00:198:18::1; \
+           ping -c 1 -s 3000 {a}; ping -c 1 -Q 0x02 {a}; ping -c 1 -t 1 {a}; \
+           echo t > /dev/udp/{a}/5000; echo t > /dev/udp/fd00:198:18::1/5000; \
+           (echo x > /dev/tcp/{a}/7) 2>/dev/null; sleep 0.2' >/dev/null 2>&1; wait"
+    ))
+    .ok();
+}
+
+/// Whole lines, every one, are tcpdump's: plain, -v, -vv, -vvv, -S, -q,
+/// -e with and without -v, on TCP (relative and absolute sequence numbers,
+/// options, checksums), UDP, ICMP and ICMPv6 (echo, errors with the packet
+/// they quote, neighbor discovery), fragments, IPv6 hop-by-hop headers,
+/// MLDv2 and ARP.
+#[test]
+fn every_line_is_tcpdumps_with_its_verbosity_flags() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let ns = Netns::with_peer();
+    let f = dir.path().join("conv.pcap");
+    tcpdump_capture(&ns, &["-i", ns.veth.as_str()], &f, || {
+        wait_until_it_carries(&ns);
+        conversation_traffic(&ns)
+    });
+    let plain = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&f)).ok();
+    for want in [
+        "Flags [S.], seq ",
+        ", ack 1, win ",
+        "options [mss ",
+        "Flags [P.], seq 1:",
+        "udp port 5000 unreachable",
+        "ICMP6, echo request",
+        "HBH ICMP6, multicast listener report v2",
+        "ARP, Request",
+    ] {
+        assert!(
+            plain.stdout.contains(want),
+            "the capture lacks {want:?}: {}",
+            plain.stdout
+        );
+    }
+    for flags in [
+        &[][..],
+        &["-v"],
+        &["-vv"],
+        &["-vvv"],
+        &["-S"],
+        &["-S", "-v"],
+        &["-q"],
+        &["-e"],
+        &["-e", "-v"],
+    ] {
+        let t = run(Command::new("tcpdump")
+            .arg("-n")
+            .args(flags)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        let n = run(Command::new(netshim())
+            .args(["capture", "-n"])
+            .args(flags)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        assert!(count_lines(&t.stdout) > 60, "{flags:?}: {}", t.stdout);
+        let differ: Vec<(&str, &str)> = t
+            .stdout
+            .lines()
+            .zip(n.stdout.lines())
+            .filter(|(a, b)| a != b)
+            .take(5)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{flags:?}: tcpdump, then netshim:\n{differ:#?}"
+        );
+        assert_eq!(count_lines(&n.stdout), count_lines(&t.stdout), "{flags:?}");
+    }
 }
 
 #[test]

@@ -91,6 +91,16 @@ pub struct CaptureArgs {
     /// Print each packet in ASCII, from the network layer.
     #[arg(short = 'A')]
     pub(crate) ascii: bool,
+    /// More protocol detail, as tcpdump's -v: the IP header (TTL, ID,
+    /// offset, flags, length; IPv6 class, flow label, hop limit), TCP, UDP
+    /// and ICMPv6 checksums, the packet an ICMP error quotes; -vv also
+    /// IPv4 UDP checksums and every TCP sequence number.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// TCP sequence numbers as they are (absolute), not relative to the
+    /// conversation's first, as tcpdump -S.
+    #[arg(short = 'S', long = "absolute-tcp-sequence-numbers")]
+    pub(crate) absolute_seq: bool,
     /// Print the link-level header on each line (Ethernet addresses and
     /// type), as tcpdump -e.
     #[arg(short = 'e')]
@@ -182,6 +192,8 @@ fn engine_args(a: &CaptureArgs, filter: Option<Compiled>) -> EngineArgs {
         time: a.time,
         dump: netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
         link_header: a.link_header,
+        verbose: a.verbose,
+        absolute_seq: a.absolute_seq,
         write: a.write.as_ref().map(|_| match a.format {
             FormatArg::Pcapng => Format::Pcapng,
             FormatArg::Pcap => Format::Pcap,
@@ -281,10 +293,6 @@ fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
 /// always refused as a flag: pcap-filter(7) has no word that starts so.
 const NOT_TAKEN: &[(&str, &str)] = &[
     (
-        "-v",
-        "verbose decoding is not printed yet; write a file with -w and read it with tshark -V",
-    ),
-    (
         "-Z",
         "netshim never runs as root in a target: it is always UID 65534",
     ),
@@ -294,7 +302,6 @@ const NOT_TAKEN: &[(&str, &str)] = &[
         "monitor mode needs a wireless interface and CAP_NET_ADMIN, which netshim does not take",
     ),
     ("-K", "checksums are not verified"),
-    ("-S", "sequence numbers are printed as they are"),
     ("-j", "the time-stamp type is the kernel's"),
     ("-J", "the time-stamp type is the kernel's"),
     ("-L", "the link type follows the interface"),
@@ -737,7 +744,7 @@ mod tests {
         };
         assert!(e(&["icmp", "-x"]).contains("comes after the filter expression \"icmp\""));
         assert!(e(&["icmp", "--count"]).contains("comes after"));
-        assert!(e(&["udp", "-v"]).contains("not supported: verbose"));
+        assert!(e(&["udp", "-v"]).contains("comes after the filter expression \"udp\""));
         assert!(e(&["-K"]).starts_with("option -K is not supported"));
         assert!(e(&["tcp", "-9"]).starts_with("unknown option -9"));
         assert!(refuse_flags_in_expression(&["tcp".into(), "port".into(), "80".into()]).is_ok());

@@ -110,7 +110,8 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             a.time,
             netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
         )
-        .with_link_header(a.link_header);
+        .with_link_header(a.link_header)
+        .with_verbosity(a.verbose, a.absolute_seq);
     let mut filters: HashMap<u16, Option<Vec<Insn>>> = HashMap::new();
     let mut line = Vec::with_capacity(256);
     let mut block = Vec::with_capacity(256);

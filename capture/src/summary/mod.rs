@@ -8,9 +8,11 @@
 
 use std::cell::Cell;
 use std::io::Write;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 use crate::format::{Direction, Packet};
+
+mod inet;
 
 pub struct Printer {
     /// Seconds east of UTC, for local time of day as tcpdump prints it.
@@ -25,6 +27,12 @@ pub struct Printer {
     link_header: bool,
     first_ts: Cell<Option<u64>>,
     prev_ts: Cell<Option<u64>>,
+    /// tcpdump's `-v` count.
+    verbose: u8,
+    /// tcpdump's `-S`: TCP sequence numbers as they are, not relative.
+    absolute_seq: bool,
+    /// TCP conversations' first sequence numbers, for relative numbers.
+    conversations: std::cell::RefCell<inet::Conversations>,
 }
 
 /// tcpdump's packet-contents flags: `-x`/`-xx` (hex), `-X`/`-XX` (hex and
@@ -85,8 +93,13 @@ fn local_offset() -> i64 {
 /// two bytes; with `ascii`, the hex padded to its full width, two spaces and
 /// the bytes with '.' for what is not printable.
 fn hex_lines(out: &mut Vec<u8>, b: &[u8], ascii: bool) {
+    hex_lines_indented(out, b, ascii, "\t")
+}
+
+/// [`hex_lines`] with `indent` before each line's offset.
+pub(super) fn hex_lines_indented(out: &mut Vec<u8>, b: &[u8], ascii: bool, indent: &str) {
     for (n, chunk) in b.chunks(16).enumerate() {
-        let _ = write!(out, "\t0x{:04x}:  ", n * 16);
+        let _ = write!(out, "{indent}0x{:04x}:  ", n * 16);
         let start = out.len();
         for (i, pair) in chunk.chunks(2).enumerate() {
             if i > 0 {
@@ -192,7 +205,17 @@ impl Printer {
             link_header: false,
             first_ts: Cell::new(None),
             prev_ts: Cell::new(None),
+            verbose: 0,
+            absolute_seq: false,
+            conversations: Default::default(),
         }
+    }
+
+    /// tcpdump's `-v` count and `-S`.
+    pub fn with_verbosity(mut self, verbose: u8, absolute_seq: bool) -> Printer {
+        self.verbose = verbose;
+        self.absolute_seq = absolute_seq;
+        self
     }
 
     /// tcpdump's `-e`.
@@ -347,7 +370,7 @@ impl Printer {
         match ethertype {
             0x0800 => self.ipv4(out, rest),
             0x86dd => self.ipv6(out, rest),
-            0x0806 => Self::arp(out, rest),
+            0x0806 => self.arp(out, rest),
             t => {
                 let _ = write!(out, "ethertype 0x{t:04x}, length {orig_len}");
             }
@@ -393,174 +416,42 @@ impl Printer {
         out.push(b'\n');
     }
 
-    fn ipv4(&self, out: &mut Vec<u8>, b: &[u8]) {
-        let (Some(&vihl), Some(total), Some(&proto)) = (b.first(), be16(b, 2), b.get(9)) else {
-            let _ = write!(out, "IP [|ip]");
-            return;
-        };
-        let ihl = ((vihl & 0x0f) as usize) * 4;
-        let (Some(s), Some(dst)) = (be32(b, 12), be32(b, 16)) else {
-            let _ = write!(out, "IP [|ip]");
-            return;
-        };
-        if ihl < 20 {
-            let _ = write!(
-                out,
-                "IP {} > {}: [bad hdr length {ihl}]",
-                Ipv4Addr::from(s),
-                Ipv4Addr::from(dst)
-            );
-            return;
-        }
-        let frag = be16(b, 6).unwrap_or(0) & 0x1fff != 0;
-        let l4 = b.get(ihl..).unwrap_or(&[]);
-        let l4_len = (total as usize).saturating_sub(ihl);
-        if frag {
-            let _ = write!(
-                out,
-                "IP {} > {}: ip-proto-{proto} (fragment)",
-                Ipv4Addr::from(s),
-                Ipv4Addr::from(dst)
-            );
-            return;
-        }
-        self.transport(
-            out,
-            "IP",
-            &Ipv4Addr::from(s),
-            &Ipv4Addr::from(dst),
-            proto,
-            l4,
-            l4_len,
-        );
-    }
-
-    fn ipv6(&self, out: &mut Vec<u8>, b: &[u8]) {
-        let (Some(plen), Some(&next), Some(s), Some(dst)) = (
-            be16(b, 4),
-            b.get(6),
-            b.get(8..24).and_then(|x| <[u8; 16]>::try_from(x).ok()),
-            b.get(24..40).and_then(|x| <[u8; 16]>::try_from(x).ok()),
-        ) else {
-            let _ = write!(out, "IP6 [|ip6]");
-            return;
-        };
-        let l4 = b.get(40..).unwrap_or(&[]);
-        self.transport(
-            out,
-            "IP6",
-            &Ipv6Addr::from(s),
-            &Ipv6Addr::from(dst),
-            next,
-            l4,
-            plen as usize,
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn transport(
-        &self,
-        out: &mut Vec<u8>,
-        fam: &str,
-        s: &dyn std::fmt::Display,
-        d: &dyn std::fmt::Display,
-        proto: u8,
-        l4: &[u8],
-        l4_len: usize,
-    ) {
-        match proto {
-            6 => {
-                let (Some(sp), Some(dp), Some(&doff), Some(&flags)) =
-                    (be16(l4, 0), be16(l4, 2), l4.get(12), l4.get(13))
-                else {
-                    let _ = write!(out, "{fam} {s} > {d}: [|tcp]");
-                    return;
-                };
-                let hl = ((doff >> 4) as usize) * 4;
-                let _ = write!(out, "{fam} {s}.{sp} > {d}.{dp}: ");
-                if self.quiet {
-                    let _ = write!(out, "tcp {}", l4_len.saturating_sub(hl));
-                    return;
-                }
-                out.extend_from_slice(b"Flags [");
-                for (bit, c) in [
-                    (0x02, b'S'),
-                    (0x01, b'F'),
-                    (0x04, b'R'),
-                    (0x08, b'P'),
-                    (0x20, b'U'),
-                    (0x40, b'E'),
-                    (0x80, b'W'),
-                ] {
-                    if flags & bit != 0 {
-                        out.push(c);
-                    }
-                }
-                if flags & 0x10 != 0 {
-                    out.push(b'.');
-                }
-                if flags == 0 {
-                    out.extend_from_slice(b"none");
-                }
-                let _ = write!(out, "], length {}", l4_len.saturating_sub(hl));
-            }
-            17 => match (be16(l4, 0), be16(l4, 2)) {
-                (Some(sp), Some(dp)) => {
-                    let _ = write!(
-                        out,
-                        "{fam} {s}.{sp} > {d}.{dp}: UDP, length {}",
-                        l4_len.saturating_sub(8)
-                    );
-                }
-                _ => {
-                    let _ = write!(out, "{fam} {s} > {d}: [|udp]");
-                }
-            },
-            1 | 58 => {
-                let _ = write!(out, "{fam} {s} > {d}: ");
-                let t = l4.first().copied();
-                let what = match (proto, t) {
-                    (1, Some(8)) | (58, Some(128)) => "echo request",
-                    (1, Some(0)) | (58, Some(129)) => "echo reply",
-                    (1, Some(3)) | (58, Some(1)) => "unreachable",
-                    (1, Some(11)) | (58, Some(3)) => "time exceeded",
-                    (58, Some(133)) => "router solicitation",
-                    (58, Some(134)) => "router advertisement",
-                    (58, Some(135)) => "neighbor solicitation",
-                    (58, Some(136)) => "neighbor advertisement",
-                    (_, Some(_)) => "type",
-                    (_, None) => "[|icmp]",
-                };
-                let name = if proto == 1 { "ICMP" } else { "ICMP6" };
-                match (what, t, be16(l4, 4), be16(l4, 6)) {
-                    ("echo request" | "echo reply", _, Some(id), Some(seq)) => {
-                        let _ = write!(out, "{name} {what}, id {id}, seq {seq}, length {l4_len}");
-                    }
-                    ("type", Some(t), _, _) => {
-                        let _ = write!(out, "{name} type {t}, length {l4_len}");
-                    }
-                    _ => {
-                        let _ = write!(out, "{name} {what}, length {l4_len}");
-                    }
-                }
-            }
-            p => {
-                let _ = write!(out, "{fam} {s} > {d}: ip-proto-{p} {l4_len}");
-            }
-        }
-    }
-
-    fn arp(out: &mut Vec<u8>, b: &[u8]) {
+    fn arp(&self, out: &mut Vec<u8>, b: &[u8]) {
         let (Some(op), Some(spa), Some(tpa)) = (be16(b, 6), be32(b, 14), be32(b, 24)) else {
             let _ = write!(out, "ARP [|arp]");
             return;
         };
         let (s, t) = (Ipv4Addr::from(spa), Ipv4Addr::from(tpa));
-        let _ = match op {
-            1 => write!(out, "ARP, Request who-has {t} tell {s}"),
-            2 => write!(out, "ARP, Reply {s} is-at"),
-            o => write!(out, "ARP, op {o}"),
-        };
+        if self.verbose > 0 {
+            // tcpdump -v names the hardware and protocol with their sizes.
+            let hw = match be16(b, 0) {
+                Some(1) => "Ethernet".to_string(),
+                Some(h) => format!("Unknown Hardware ({h})"),
+                None => String::new(),
+            };
+            let pr = match be16(b, 2) {
+                Some(0x0800) => "IPv4".to_string(),
+                Some(p) => format!("Unknown Protocol (0x{p:04x})"),
+                None => String::new(),
+            };
+            let _ = write!(
+                out,
+                "ARP, {hw} (len {}), {pr} (len {}), ",
+                b.get(4).copied().unwrap_or(0),
+                b.get(5).copied().unwrap_or(0)
+            );
+            let _ = match op {
+                1 => write!(out, "Request who-has {t} tell {s}"),
+                2 => write!(out, "Reply {s} is-at"),
+                o => write!(out, "op {o}"),
+            };
+        } else {
+            let _ = match op {
+                1 => write!(out, "ARP, Request who-has {t} tell {s}"),
+                2 => write!(out, "ARP, Reply {s} is-at"),
+                o => write!(out, "ARP, op {o}"),
+            };
+        }
         if op == 2 {
             if let Some(m) = b.get(8..14) {
                 let _ = write!(
@@ -631,7 +522,9 @@ mod tests {
         tcp[13] = 0x12;
         let l = show(&frame(0x0800, &ipv4(6, &tcp)), libc::PACKET_OUTGOING);
         assert!(
-            l.ends_with("Out IP 198.18.0.2.443 > 198.18.0.1.50000: Flags [S.], length 0\n"),
+            l.ends_with(
+                "Out IP 198.18.0.2.443 > 198.18.0.1.50000: Flags [S.], seq 0, ack 0, win 0, length 0\n"
+            ),
             "{l}"
         );
         let icmp = [8, 0, 0, 0, 0, 7, 0, 1];
