@@ -440,26 +440,11 @@ pub fn stop(mut c: std::process::Child) {
 /// Waits until a descendant of `pid` runs with a command line containing
 /// every one of `words` (NUL-separated arguments); returns its PID.
 pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::time::Instant::now() < deadline {
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
-                continue;
-            };
-            let args: Vec<String> = cmd
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            if words.iter().all(|w| args.iter().any(|a| a == w)) && descends_from(p, pid) {
-                return p;
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("no descendant of {pid} running with {words:?} within 10 s");
+    wait_for_descendant(pid, &format!("with {words:?}"), |args| {
+        words
+            .iter()
+            .all(|w| args.iter().any(|a| *a == w.as_bytes()))
+    })
 }
 
 /// The PID of a descendant of `pid` whose command line is exactly `argv`:
@@ -468,6 +453,14 @@ pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
 /// exec, which carry `netshim run ... -- sleep 30` and the descriptors netshim
 /// has not yet closed.
 pub fn wait_for_descendant_exec(pid: i32, argv: &[&str]) -> i32 {
+    wait_for_descendant(pid, &format!("exactly {argv:?}"), |args| {
+        args.len() == argv.len() && args.iter().zip(argv).all(|(a, w)| *a == w.as_bytes())
+    })
+}
+
+/// The first descendant of `pid` whose command line (its arguments) `fits`,
+/// waiting up to 10 s.
+fn wait_for_descendant(pid: i32, what: &str, fits: impl Fn(&[&[u8]]) -> bool) -> i32 {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while std::time::Instant::now() < deadline {
         for e in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -482,16 +475,13 @@ pub fn wait_for_descendant_exec(pid: i32, argv: &[&str]) -> i32 {
                 .unwrap_or(&cmd)
                 .split(|b| *b == 0)
                 .collect();
-            if args.len() == argv.len()
-                && args.iter().zip(argv).all(|(a, w)| *a == w.as_bytes())
-                && descends_from(p, pid)
-            {
+            if fits(&args) && descends_from(p, pid) {
                 return p;
             }
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    panic!("no descendant of {pid} running exactly {argv:?} within 10 s");
+    panic!("no descendant of {pid} running {what} within 10 s");
 }
 
 /// A busybox root filesystem (Debian's busybox-static) in `dir/rootfs`.
