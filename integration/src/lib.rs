@@ -441,9 +441,7 @@ pub fn stop(mut c: std::process::Child) {
 /// every one of `words` (NUL-separated arguments); returns its PID.
 pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
     wait_for_descendant(pid, &format!("with {words:?}"), |args| {
-        words
-            .iter()
-            .all(|w| args.iter().any(|a| *a == w.as_bytes()))
+        words.iter().all(|w| args.contains(&w.as_bytes()))
     })
 }
 
