@@ -44,6 +44,8 @@ pub struct EngineArgs {
     pub verbose: u8,
     /// tcpdump's `-S`: absolute TCP sequence numbers.
     pub absolute_seq: bool,
+    /// tcpdump's `--time-stamp-precision`: of lines and of pcap files.
+    pub precision: crate::format::Precision,
     /// Write this format to the output; `None` prints one line per packet.
     pub write: Option<Format>,
     pub filter: Option<Compiled>,
@@ -75,6 +77,7 @@ impl Default for EngineArgs {
             link_header: false,
             verbose: 0,
             absolute_seq: false,
+            precision: crate::format::Precision::Micro,
             write: None,
             filter: None,
             status_line: false,
@@ -168,6 +171,7 @@ impl EngineArgs {
             (self.quiet, "quiet"),
             (self.link_header, "link-header"),
             (self.absolute_seq, "absolute-seq"),
+            (self.precision == crate::format::Precision::Nano, "nano"),
             (self.status_line, "status-line"),
             (self.low_latency, "low-latency"),
             (self.confine, "confine"),
@@ -255,6 +259,7 @@ impl EngineArgs {
                 ("quiet", None) => a.quiet = true,
                 ("link-header", None) => a.link_header = true,
                 ("absolute-seq", None) => a.absolute_seq = true,
+                ("nano", None) => a.precision = crate::format::Precision::Nano,
                 ("verbose", v) => {
                     a.verbose = u8::try_from(num(v)?).map_err(|_| bad("too large"))?
                 }
@@ -296,6 +301,7 @@ mod tests {
             link_header: true,
             verbose: 2,
             absolute_seq: true,
+            precision: crate::format::Precision::Nano,
             write: Some(Format::Pcap),
             filter: Some(
                 Compiled::of("udp port 53 or icmp", filter::LINKTYPE_ETHERNET, 96)

@@ -244,6 +244,7 @@ struct Writer {
     filter: Option<String>,
     /// pcap with several interfaces: LINUX_SLL2 records.
     sll2: bool,
+    precision: format::Precision,
     /// ifindex → pcapng interface id, in order of first packet.
     idb: Vec<i32>,
     /// The last (ifindex, id) looked up: packets come in runs per interface.
@@ -264,7 +265,7 @@ impl Writer {
                 } else {
                     format::LINKTYPE_ETHERNET
                 };
-                format::pcap_header(self.out.buf(), self.snaplen, lt)
+                format::pcap_header(self.out.buf(), self.snaplen, lt, self.precision)
             }
             None => return,
         }
@@ -299,7 +300,7 @@ impl Writer {
                 };
                 format::pcapng_epb(self.out.buf(), id, p);
             }
-            Some(Format::Pcap) => format::pcap_record(self.out.buf(), p, self.sll2),
+            Some(Format::Pcap) => format::pcap_record(self.out.buf(), p, self.sll2, self.precision),
             None => {
                 let name = ifname_of(p.ifindex, &mut self.names);
                 self.printer.line(self.out.buf(), &name, p);
@@ -374,10 +375,12 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         printer: Printer::new(opts.quiet)
             .with_format(opts.time, opts.dump)
             .with_link_header(opts.link_header)
-            .with_verbosity(opts.verbose, opts.absolute_seq),
+            .with_verbosity(opts.verbose, opts.absolute_seq)
+            .with_precision(opts.precision),
         snaplen: opts.snaplen,
         filter: opts.filter.as_ref().map(|f| f.expr.clone()),
         sll2: multi && format == Some(Format::Pcap),
+        precision: opts.precision,
         idb: Vec::new(),
         last_idb: None,
         names: HashMap::new(),

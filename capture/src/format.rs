@@ -1,4 +1,4 @@
-//! Encoders for pcapng and classic pcap (nanosecond magic), block by block,
+//! Encoders for pcapng and classic pcap (micro- or nanosecond), block by block,
 //! into a byte buffer. Pure functions: the writer decides where bytes go.
 //!
 //! References: the pcapng draft (draft-ietf-opsawg-pcapng) for block and
@@ -12,6 +12,17 @@ pub const LINKTYPE_LINUX_SLL2: u16 = 276;
 
 /// Magic of a classic pcap file with nanosecond timestamps.
 pub const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
+/// Magic of a classic pcap file with microsecond timestamps.
+pub const PCAP_MAGIC_US: u32 = 0xa1b2_c3d4;
+
+/// Time-stamp precision of a classic pcap file (tcpdump's
+/// `--time-stamp-precision`; microseconds unless nanoseconds are asked for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Micro,
+    Nano,
+}
 
 /// Packet direction, from the kernel's `sll_pkttype`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,9 +196,13 @@ pub fn pcapng_isb(buf: &mut Vec<u8>, iface: u32, start_ns: u64, end_ns: u64, c: 
     });
 }
 
-/// Classic pcap global header, nanosecond magic, version 2.4.
-pub fn pcap_header(buf: &mut Vec<u8>, snaplen: u32, linktype: u16) {
-    buf.extend_from_slice(&PCAP_MAGIC_NS.to_le_bytes());
+/// Classic pcap global header, version 2.4, with the magic of `prec`.
+pub fn pcap_header(buf: &mut Vec<u8>, snaplen: u32, linktype: u16, prec: Precision) {
+    let magic = match prec {
+        Precision::Micro => PCAP_MAGIC_US,
+        Precision::Nano => PCAP_MAGIC_NS,
+    };
+    buf.extend_from_slice(&magic.to_le_bytes());
     buf.extend_from_slice(&2u16.to_le_bytes());
     buf.extend_from_slice(&4u16.to_le_bytes());
     buf.extend_from_slice(&0i32.to_le_bytes());
@@ -198,11 +213,15 @@ pub fn pcap_header(buf: &mut Vec<u8>, snaplen: u32, linktype: u16) {
 
 /// Classic pcap record. With `sll2`, the Ethernet header is replaced by a
 /// LINKTYPE_LINUX_SLL2 header carrying interface and direction.
-pub fn pcap_record(buf: &mut Vec<u8>, p: &Packet, sll2: bool) {
+pub fn pcap_record(buf: &mut Vec<u8>, p: &Packet, sll2: bool, prec: Precision) {
     let secs = (p.ts_ns / 1_000_000_000) as u32;
-    let nsec = (p.ts_ns % 1_000_000_000) as u32;
+    let frac = match prec {
+        // Truncated, as libpcap scales nanoseconds to microseconds.
+        Precision::Micro => (p.ts_ns % 1_000_000_000 / 1000) as u32,
+        Precision::Nano => (p.ts_ns % 1_000_000_000) as u32,
+    };
     buf.extend_from_slice(&secs.to_le_bytes());
-    buf.extend_from_slice(&nsec.to_le_bytes());
+    buf.extend_from_slice(&frac.to_le_bytes());
     if !sll2 {
         buf.extend_from_slice(&(p.data.len() as u32).to_le_bytes());
         buf.extend_from_slice(&p.orig_len.to_le_bytes());
@@ -315,14 +334,19 @@ mod tests {
     #[test]
     fn pcap_uses_the_nanosecond_magic_and_sll2() {
         let mut b = Vec::new();
-        pcap_header(&mut b, 65535, LINKTYPE_LINUX_SLL2);
+        pcap_header(&mut b, 65535, LINKTYPE_LINUX_SLL2, Precision::Nano);
         assert_eq!(&b[..4], &[0x4d, 0x3c, 0xb2, 0xa1]);
         assert_eq!(u32::from_le_bytes(b[20..24].try_into().unwrap()), 276);
         let mut frame = vec![0u8; 14 + 20];
         frame[6..12].copy_from_slice(&[1, 2, 3, 4, 5, 6]);
         frame[12..14].copy_from_slice(&[0x08, 0x00]);
         let start = b.len();
-        pcap_record(&mut b, &pkt(&frame, libc::PACKET_HOST), true);
+        pcap_record(
+            &mut b,
+            &pkt(&frame, libc::PACKET_HOST),
+            true,
+            Precision::Nano,
+        );
         let r = &b[start..];
         assert_eq!(u32::from_le_bytes(r[4..8].try_into().unwrap()), 123_456_789);
         assert_eq!(u32::from_le_bytes(r[8..12].try_into().unwrap()), 40);
@@ -397,7 +421,7 @@ mod libpcap_reads_it {
     #[test]
     fn pcap_round_trips_with_nanoseconds() {
         let mut b = Vec::new();
-        pcap_header(&mut b, 262144, LINKTYPE_ETHERNET);
+        pcap_header(&mut b, 262144, LINKTYPE_ETHERNET, Precision::Nano);
         for (ts, data, len) in packets() {
             let p = Packet {
                 ts_ns: ts,
@@ -407,7 +431,7 @@ mod libpcap_reads_it {
                 data: &data,
                 orig_len: len,
             };
-            pcap_record(&mut b, &p, false);
+            pcap_record(&mut b, &p, false, Precision::Nano);
         }
         assert_eq!(read_back(&b), packets());
     }

@@ -76,7 +76,7 @@ pub fn records(data: &[u8]) {
     assert_eq!(u32at(&b, 20) as usize, p.data.len());
     for sll2 in [false, true] {
         let mut r = Vec::new();
-        format::pcap_record(&mut r, &p, sll2);
+        format::pcap_record(&mut r, &p, sll2, format::Precision::Nano);
         let incl = u32at(&r, 8) as usize;
         assert_eq!(incl, r.len() - 16, "sll2={sll2}");
         assert!(u32at(&r, 12) as usize >= incl.min(20) || !sll2);
@@ -237,8 +237,13 @@ mod tests {
             format::pcapng_epb(&mut b, 0, &packet(&[vec![0u8; 9], frame.clone()].concat()));
             files.push(b);
             let mut p = Vec::new();
-            format::pcap_header(&mut p, 65535, lt);
-            format::pcap_record(&mut p, &packet(&[vec![0u8; 9], frame].concat()), false);
+            format::pcap_header(&mut p, 65535, lt, format::Precision::Nano);
+            format::pcap_record(
+                &mut p,
+                &packet(&[vec![0u8; 9], frame].concat()),
+                false,
+                format::Precision::Nano,
+            );
             files.push(p);
         }
         for f in &files {

@@ -549,8 +549,13 @@ mod tests {
         assert_eq!(pkts[1].0, 1);
 
         let mut p = Vec::new();
-        format::pcap_header(&mut p, 65535, 1);
-        format::pcap_record(&mut p, &packet(2_000_000_001, b"hello"), false);
+        format::pcap_header(&mut p, 65535, 1, format::Precision::Nano);
+        format::pcap_record(
+            &mut p,
+            &packet(2_000_000_001, b"hello"),
+            false,
+            format::Precision::Nano,
+        );
         let (ifs, pkts, err) = all(&p);
         assert_eq!(err, None);
         assert_eq!(ifs[0].units, 1_000_000_000);

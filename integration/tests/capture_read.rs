@@ -523,7 +523,7 @@ fn conversation_traffic(ns: &Netns) {
 }
 
 /// Whole lines, every one, are tcpdump's: plain, -v, -vv, -vvv, -S, -q,
-/// -e with and without -v, on TCP (relative and absolute sequence numbers,
+/// -e with and without -v, --time-stamp-precision, on TCP (relative and absolute sequence numbers,
 /// options, checksums), UDP, ICMP and ICMPv6 (echo, errors with the packet
 /// they quote, neighbor discovery), fragments, IPv6 hop-by-hop headers,
 /// MLDv2 and ARP.
@@ -533,7 +533,8 @@ fn every_line_is_tcpdumps_with_its_verbosity_flags() {
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::with_peer();
     let f = dir.path().join("conv.pcap");
-    tcpdump_capture(&ns, &["-i", ns.veth.as_str()], &f, || {
+    let nano = ["-i", ns.veth.as_str(), "--time-stamp-precision=nano"];
+    tcpdump_capture(&ns, &nano, &f, || {
         wait_until_it_carries(&ns);
         conversation_traffic(&ns)
     });
@@ -564,6 +565,9 @@ fn every_line_is_tcpdumps_with_its_verbosity_flags() {
         &["-q"],
         &["-e"],
         &["-e", "-v"],
+        &["--time-stamp-precision=nano"],
+        &["--time-stamp-precision=nano", "-ttt"],
+        &["--time-stamp-precision=micro", "-tt"],
     ] {
         let t = run(Command::new("tcpdump")
             .arg("-n")
@@ -591,6 +595,24 @@ fn every_line_is_tcpdumps_with_its_verbosity_flags() {
         );
         assert_eq!(count_lines(&n.stdout), count_lines(&t.stdout), "{flags:?}");
     }
+    // --print beside -w: the lines on stdout and every packet in the file,
+    // converted to pcap with tcpdump's default (microsecond) magic.
+    let out = dir.path().join("out.pcap");
+    let n = run(Command::new(netshim())
+        .args(["capture", "-n", "--print", "--format", "pcap", "-r"])
+        .arg(&f)
+        .arg("-w")
+        .arg(&out))
+    .ok();
+    let t = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&f)).ok();
+    assert_eq!(n.stdout, t.stdout);
+    assert_eq!(capinfos_count(&out), count_lines(&t.stdout));
+    let again = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&out)).ok();
+    assert_eq!(again.stdout, t.stdout, "micro timestamps keep the lines");
+    let r = run(Command::new(netshim())
+        .args(["capture", "--print", "-w", "-", "-r"])
+        .arg(&f));
+    assert!(r.stderr.contains("--print with -w - would mix"), "{r:#?}");
 }
 
 #[test]

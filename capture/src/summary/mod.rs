@@ -31,6 +31,8 @@ pub struct Printer {
     verbose: u8,
     /// tcpdump's `-S`: TCP sequence numbers as they are, not relative.
     absolute_seq: bool,
+    /// tcpdump's `--time-stamp-precision=nano`: nine digits of fraction.
+    nano: bool,
     /// TCP conversations' first sequence numbers, for relative numbers.
     conversations: std::cell::RefCell<inet::Conversations>,
 }
@@ -207,8 +209,15 @@ impl Printer {
             prev_ts: Cell::new(None),
             verbose: 0,
             absolute_seq: false,
+            nano: false,
             conversations: Default::default(),
         }
+    }
+
+    /// tcpdump's `--time-stamp-precision`.
+    pub fn with_precision(mut self, p: crate::format::Precision) -> Printer {
+        self.nano = p == crate::format::Precision::Nano;
+        self
     }
 
     /// tcpdump's `-v` count and `-S`.
@@ -232,49 +241,51 @@ impl Printer {
     }
 
     fn timestamp(&self, out: &mut Vec<u8>, ts_ns: u64) {
-        let us = ts_ns / 1000;
-        let first = self.first_ts.get().unwrap_or(us);
+        // Ticks of the precision printed: microseconds, or nanoseconds.
+        let (per_sec, width) = if self.nano {
+            (1_000_000_000u64, 9)
+        } else {
+            (1_000_000, 6)
+        };
+        let t = ts_ns / (1_000_000_000 / per_sec);
+        let first = self.first_ts.get().unwrap_or(t);
         self.first_ts.set(Some(first));
-        let prev = self.prev_ts.replace(Some(us)).unwrap_or(us);
-        let clock = |out: &mut Vec<u8>, secs: i64, micros: u64| {
+        let prev = self.prev_ts.replace(Some(t)).unwrap_or(t);
+        let clock = |out: &mut Vec<u8>, secs: i64, frac: u64| {
             let day = secs.rem_euclid(86400);
             let _ = write!(
                 out,
-                "{:02}:{:02}:{:02}.{:06} ",
+                "{:02}:{:02}:{:02}.{:0width$} ",
                 day / 3600,
                 day / 60 % 60,
                 day % 60,
-                micros
+                frac
             );
         };
         let delta = |out: &mut Vec<u8>, from: u64| {
             // tcpdump leaves a column for the sign of a delta.
-            let (sign, d) = if us >= from {
-                (' ', us - from)
+            let (sign, d) = if t >= from {
+                (' ', t - from)
             } else {
-                ('-', from - us)
+                ('-', from - t)
             };
             out.push(sign as u8);
-            clock(out, (d / 1_000_000) as i64, d % 1_000_000);
+            clock(out, (d / per_sec) as i64, d % per_sec);
         };
         match self.time {
             1 => {}
             2 => {
-                let _ = write!(out, "{}.{:06} ", us / 1_000_000, us % 1_000_000);
+                let _ = write!(out, "{}.{:0width$} ", t / per_sec, t % per_sec);
             }
             3 => delta(out, prev),
             4 => {
-                let local = (us / 1_000_000) as i64 + self.utc_offset;
+                let local = (t / per_sec) as i64 + self.utc_offset;
                 let (y, m, d) = civil_from_days(local.div_euclid(86400));
                 let _ = write!(out, "{y:04}-{m:02}-{d:02} ");
-                clock(out, local, us % 1_000_000);
+                clock(out, local, t % per_sec);
             }
             5 => delta(out, first),
-            _ => clock(
-                out,
-                (us / 1_000_000) as i64 + self.utc_offset,
-                us % 1_000_000,
-            ),
+            _ => clock(out, (t / per_sec) as i64 + self.utc_offset, t % per_sec),
         }
     }
 

@@ -22,6 +22,22 @@ pub enum FormatArg {
     Pcap,
 }
 
+/// tcpdump's `--time-stamp-precision`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum PrecisionArg {
+    Micro,
+    Nano,
+}
+
+impl From<PrecisionArg> for netshim_capture::format::Precision {
+    fn from(p: PrecisionArg) -> Self {
+        match p {
+            PrecisionArg::Micro => Self::Micro,
+            PrecisionArg::Nano => Self::Nano,
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum DirectionArg {
     In,
@@ -113,6 +129,15 @@ pub struct CaptureArgs {
     /// -w - per batch, and a file at least every second).
     #[arg(short = 'U')]
     pub(crate) packet_buffered: bool,
+    /// Time stamps in microseconds (default) or nanoseconds: in printed
+    /// lines and in pcap files (their magic says which); pcapng files always
+    /// carry nanoseconds.
+    #[arg(long = "time-stamp-precision", value_enum, default_value = "micro")]
+    pub(crate) precision: PrecisionArg,
+    /// With -w FILE: print each packet's line on stdout as well, as
+    /// tcpdump --print.
+    #[arg(long = "print")]
+    pub(crate) print: bool,
     /// With -r: print only the number of packets (that the filter keeps).
     #[arg(long = "count", requires = "read")]
     pub(crate) count_only: bool,
@@ -194,6 +219,7 @@ fn engine_args(a: &CaptureArgs, filter: Option<Compiled>) -> EngineArgs {
         link_header: a.link_header,
         verbose: a.verbose,
         absolute_seq: a.absolute_seq,
+        precision: a.precision.into(),
         write: a.write.as_ref().map(|_| match a.format {
             FormatArg::Pcapng => Format::Pcapng,
             FormatArg::Pcap => Format::Pcap,
@@ -233,39 +259,45 @@ fn rotation(a: &CaptureArgs) -> anyhow::Result<Option<Rotation>> {
     }
 }
 
-/// Starts the rotating writer: a forked child (netshim stays single-threaded
-/// for the privilege path) that reads the engine's stream from a pipe and
-/// writes the files as the caller. Returns the pipe's write end and the child.
-fn start_rotator(
-    base: &str,
-    rot: Rotation,
-    post_rotate: Option<String>,
-) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
+/// Where the engine's stream goes with `-w FILE`: the file itself, opened
+/// here as the caller; or, for rotation (-C/-G) or `--print`, a forked
+/// writer (netshim stays single-threaded for the privilege path) that reads
+/// the stream from a pipe and, as the caller, writes the file or the
+/// rotated files and prints each packet's line. Returns the descriptor the
+/// engine writes to and the writer.
+fn file_output(
+    a: &CaptureArgs,
+    path: &str,
+    rot: &Option<Rotation>,
+) -> anyhow::Result<(OwnedFd, Option<nix::unistd::Pid>)> {
+    let file = match rot {
+        None => Some(File::create(path).with_context(|| format!("creating {path}"))?),
+        Some(_) => None,
+    };
+    if rot.is_none() && !a.print {
+        return Ok((file.expect("made above").into(), None));
+    }
+    let printer = a.print.then(|| crate::cmd::capture_read::printer_of(a));
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe")?;
-    // SAFETY: netshim is single-threaded here; the child only reads the pipe,
-    // writes files and leaves with _exit.
+    // SAFETY: netshim is single-threaded here; the child reads the pipe,
+    // writes files, prints, and leaves with _exit.
     match unsafe { nix::unistd::fork() }.context("forking the file writer")? {
-        nix::unistd::ForkResult::Parent { child } => Ok((w, child)),
+        nix::unistd::ForkResult::Parent { child } => Ok((w, Some(child))),
         nix::unistd::ForkResult::Child => {
             drop(w);
-            let code =
-                match netshim_capture::rotate::rotate_stream(File::from(r), base, rot, post_rotate)
-                {
-                    Ok(files) => {
-                        let names: Vec<String> =
-                            files.iter().map(|f| f.display().to_string()).collect();
-                        eprintln!(
-                            "netshim: wrote {} file(s): {}",
-                            names.len(),
-                            names.join(", ")
-                        );
-                        0
-                    }
-                    Err(e) => {
-                        eprintln!("netshim: {e}");
-                        1
-                    }
-                };
+            let writer = Writer {
+                file,
+                base: path.to_string(),
+                rot: rot.clone(),
+                post_rotate: a.post_rotate.clone(),
+            };
+            let code = match writer.run(File::from(r), printer) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("netshim: {e:#}");
+                    1
+                }
+            };
             // SAFETY: ends the forked child without running the parent's
             // destructors or atexit handlers.
             unsafe { libc::_exit(code) }
@@ -273,7 +305,80 @@ fn start_rotator(
     }
 }
 
-fn wait_rotator(child: nix::unistd::Pid) -> bool {
+/// The forked writer's work (see [`file_output`]).
+struct Writer {
+    file: Option<File>,
+    base: String,
+    rot: Option<Rotation>,
+    post_rotate: Option<String>,
+}
+
+/// Copies what is read through it to `copy`: the stream reaches the file
+/// as the printer reads it.
+struct Tee<W: std::io::Write> {
+    src: File,
+    copy: W,
+}
+
+impl<W: std::io::Write> std::io::Read for Tee<W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.src.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+impl Writer {
+    fn run(
+        self,
+        src: File,
+        printer: Option<netshim_capture::summary::Printer>,
+    ) -> anyhow::Result<()> {
+        use std::io::Read;
+        let rotate = |input: File, rot: Rotation, base: String, post: Option<String>| {
+            let files = netshim_capture::rotate::rotate_stream(input, &base, rot, post)?;
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            eprintln!(
+                "netshim: wrote {} file(s): {}",
+                names.len(),
+                names.join(", ")
+            );
+            anyhow::Ok(())
+        };
+        let Some(printer) = printer else {
+            let rot = self.rot.context("a writer without --print rotates")?;
+            return rotate(src, rot, self.base, self.post_rotate);
+        };
+        // With rotation as well, the rotation reads what the printer passes
+        // on through a second pipe, on a thread of this child.
+        let (copy, rotating) = match (self.file, self.rot) {
+            (Some(f), _) => (f, None),
+            (None, Some(rot)) => {
+                let (pr, pw) =
+                    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe")?;
+                let (base, post) = (self.base, self.post_rotate);
+                let t = std::thread::spawn(move || rotate(File::from(pr), rot, base, post));
+                (File::from(pw), Some(t))
+            }
+            (None, None) => anyhow::bail!("a writer with neither a file nor rotation"),
+        };
+        let mut tee = Tee { src, copy };
+        let printed = crate::cmd::capture_read::print_stream(&printer, &mut tee);
+        // Whatever the reader left after an error still reaches the file.
+        let mut rest = Vec::new();
+        let _ = tee.src.read_to_end(&mut rest);
+        let copied = std::io::Write::write_all(&mut tee.copy, &rest);
+        drop(tee);
+        if let Some(t) = rotating {
+            t.join()
+                .map_err(|_| anyhow::anyhow!("the rotating writer failed"))??;
+        }
+        printed?;
+        copied.context("writing the capture file")
+    }
+}
+
+fn wait_writer(child: nix::unistd::Pid) -> bool {
     matches!(
         nix::sys::wait::waitpid(child, None),
         Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
@@ -399,6 +504,11 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
             bail!("-w {w}: is a directory; give a file name");
         }
     }
+    if a.print && a.write.as_deref() == Some("-") {
+        bail!(
+            "--print with -w - would mix lines and packets on stdout: write to a file with -w FILE"
+        );
+    }
     if a.sealed && a.target.is_none() {
         bail!("--sealed needs --target-netns: it hands sockets made in a target to an engine with no privileges");
     }
@@ -514,25 +624,22 @@ fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyho
                 .as_fd_owned()
                 .context("duplicating stdout")?,
         ),
-        Some(path) => match &rot {
-            Some(r) => {
-                let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
-                rotator = Some(child);
-                File::from(w)
-            }
-            None => File::create(path).with_context(|| format!("creating {path}"))?,
-        },
+        Some(path) => {
+            let (fd, writer) = file_output(a, path, &rot)?;
+            rotator = writer;
+            File::from(fd)
+        }
     };
     let to_file = !matches!(a.write.as_deref(), None | Some("-"));
     args.low_latency = a.write.as_deref() == Some("-");
-    args.status_line = to_file && std::io::stderr().is_terminal();
+    args.status_line = to_file && std::io::stderr().is_terminal() && !a.print;
     let report = netshim_capture::run(Options {
         args,
         out,
         sockets: Vec::new(),
     })?;
     let output_failed = print_report(&report);
-    let rotated_ok = rotator.is_none_or(wait_rotator);
+    let rotated_ok = rotator.is_none_or(wait_writer);
     if let (true, true, Some(n)) = (rotated_ok, output_failed, stops_after_files(&rot)) {
         eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
         return Ok(0);
@@ -616,17 +723,11 @@ fn in_target(
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
     if let Some(path) = a.write.as_deref().filter(|w| *w != "-") {
-        out = Some(match &rot {
-            Some(r) => {
-                let (w, child) = start_rotator(path, r.clone(), a.post_rotate.clone())?;
-                rotator = Some(child);
-                w
-            }
-            None => File::create(path)
-                .with_context(|| format!("creating {path}"))?
-                .into(),
-        });
-        args.status_line = std::io::stderr().is_terminal();
+        let (fd, writer) = file_output(a, path, &rot)?;
+        out = Some(fd);
+        rotator = writer;
+        // A status line would garble the printed lines.
+        args.status_line = std::io::stderr().is_terminal() && !a.print;
     }
     let opts = engine_run(target, engine_argv(&args));
     let prepared = netshim_runtime::prepare(&opts)?;
@@ -645,7 +746,7 @@ fn in_target(
     };
     // The engine has exited and the pipe's last write end is closed: the
     // writer sees the end of the stream.
-    let rotated_ok = rotator.is_none_or(wait_rotator);
+    let rotated_ok = rotator.is_none_or(wait_writer);
     let status = status?;
     if let (true, 1, Some(n)) = (rotated_ok, status, stops_after_files(&rot)) {
         eprintln!("netshim: made the {n} files -W asked for; the capture stops there");

@@ -10,7 +10,7 @@ use std::io::{BufReader, BufWriter, IsTerminal, Read, Write};
 use anyhow::{bail, Context};
 use netshim_capture::filter::{self, Insn};
 use netshim_capture::format::{self, Packet};
-use netshim_capture::read::{linktype, Reader};
+use netshim_capture::read::{linktype, Reader, Record};
 use netshim_capture::summary::Printer;
 
 use crate::cmd::capture::{CaptureArgs, FormatArg};
@@ -39,6 +39,59 @@ fn direction(lt: u16, flags: u32, data: &[u8]) -> u8 {
     } else {
         libc::PACKET_HOST
     }
+}
+
+/// The line printer for tcpdump's printing flags.
+pub(crate) fn printer_of(a: &CaptureArgs) -> Printer {
+    Printer::new(a.quiet)
+        .with_format(
+            a.time,
+            netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
+        )
+        .with_link_header(a.link_header)
+        .with_verbosity(a.verbose, a.absolute_seq)
+        .with_precision(a.precision.into())
+}
+
+/// Appends the line of a record read from a file or stream.
+pub(crate) fn record_line(printer: &Printer, out: &mut Vec<u8>, rec: &Record) {
+    let lt = rec.info.linktype;
+    let pkt = Packet {
+        ts_ns: rec.ts_ns,
+        ifindex: rec.iface as i32,
+        hatype: 1,
+        pkttype: direction(lt, rec.flags, rec.data),
+        data: rec.data,
+        orig_len: rec.orig_len,
+    };
+    // Without a name, tcpdump prints no interface and direction except for
+    // the Linux cooked headers, which carry them.
+    let name = match (rec.info.name.as_deref(), lt) {
+        (Some(n), _) => n,
+        (None, linktype::LINUX_SLL | linktype::LINUX_SLL2) => "-",
+        (None, _) => "",
+    };
+    printer.line_of_linktype(out, name, lt, &pkt);
+}
+
+/// Prints the line of every packet of a capture stream (`--print` beside
+/// `-w`) until it ends.
+pub(crate) fn print_stream(printer: &Printer, src: impl Read) -> anyhow::Result<()> {
+    let mut reader = Reader::new(src).context("reading the engine's stream")?;
+    let mut line = Vec::with_capacity(256);
+    let stdout = std::io::stdout();
+    while let Some(rec) = reader
+        .next_record()
+        .context("reading the engine's stream")?
+    {
+        line.clear();
+        record_line(printer, &mut line, &rec);
+        stdout
+            .lock()
+            .write_all(&line)
+            .context("printing to stdout")?;
+    }
+    Ok(())
 }
 
 enum Out {
@@ -105,13 +158,12 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             first.snaplen
         );
     }
-    let printer = Printer::new(a.quiet)
-        .with_format(
-            a.time,
-            netshim_capture::summary::Dump::from_counts(a.hex, a.hex_ascii, a.ascii),
-        )
-        .with_link_header(a.link_header)
-        .with_verbosity(a.verbose, a.absolute_seq);
+    if a.print && a.write.as_deref() == Some("-") {
+        bail!(
+            "--print with -w - would mix lines and packets on stdout: write to a file with -w FILE"
+        );
+    }
+    let printer = printer_of(a);
     let mut filters: HashMap<u16, Option<Vec<Insn>>> = HashMap::new();
     let mut line = Vec::with_capacity(256);
     let mut block = Vec::with_capacity(256);
@@ -152,17 +204,15 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
         if a.count_only {
             continue;
         }
+        if a.print && !matches!(out, Out::Lines(_)) {
+            line.clear();
+            record_line(&printer, &mut line, &rec);
+            std::io::stdout().write_all(&line)?;
+        }
         match &mut out {
             Out::Lines(w) => {
                 line.clear();
-                // Without a name, tcpdump prints no interface and direction
-                // except for the Linux cooked headers, which carry them.
-                let name = match (iface.name.as_deref(), lt) {
-                    (Some(n), _) => n,
-                    (None, linktype::LINUX_SLL | linktype::LINUX_SLL2) => "-",
-                    (None, _) => "",
-                };
-                printer.line_of_linktype(&mut line, name, lt, &pkt);
+                record_line(&printer, &mut line, &rec);
                 w.write_all(&line)?;
             }
             Out::Pcapng { w, ids } => {
@@ -183,7 +233,7 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
                 block.clear();
                 match *have {
                     None => {
-                        format::pcap_header(&mut block, iface.snaplen, lt);
+                        format::pcap_header(&mut block, iface.snaplen, lt, a.precision.into());
                         *have = Some(lt);
                     }
                     Some(h) if h != lt => bail!(
@@ -193,7 +243,7 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
                     ),
                     Some(_) => {}
                 }
-                format::pcap_record(&mut block, &pkt, false);
+                format::pcap_record(&mut block, &pkt, false, a.precision.into());
                 w.write_all(&block)?;
             }
         }
@@ -209,7 +259,7 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             .interfaces
             .first()
             .map_or((linktype::ETHERNET, 262144), |i| (i.linktype, i.snaplen));
-        format::pcap_header(&mut head, snap, lt);
+        format::pcap_header(&mut head, snap, lt, a.precision.into());
         w.write_all(&head)?;
         w.flush()?;
     }
