@@ -60,6 +60,24 @@ pub fn summary(data: &[u8]) {
         2,
         "one line per packet: {text:?}"
     );
+    // -v, -vv, -vvv, with -e and -S: more lines per packet (an ICMP error's
+    // quoted packet, neighbor discovery options), tabs, never a control
+    // character from the packet.
+    let mut out = Vec::new();
+    for (v, abs) in [(1, false), (2, true), (3, false)] {
+        Printer::new(false)
+            .with_verbosity(v, abs)
+            .with_link_header(v == 2)
+            .line(&mut out, &name, &p);
+    }
+    assert!(out.ends_with(b"\n"));
+    let text = String::from_utf8(out).expect("the printer writes UTF-8");
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t'),
+        "a control character reached the terminal: {text:?}"
+    );
 }
 
 /// The pcapng and pcap encoders: every record's lengths agree with its

@@ -546,10 +546,12 @@ impl Printer {
                 );
             }
         }
-        if self.verbose > 0 && is_error && quoted.len() >= 20 {
+        if self.verbose > 0 && is_error && quoted.len() >= 20 && !self.quoting.get() {
             out.extend_from_slice(b"\n\t");
             let at = out.len();
+            self.quoting.set(true);
             self.ipv4(out, quoted);
+            self.quoting.set(false);
             // With -e tcpdump leaves out the protocol word, here too.
             if self.link_header && out[at..].starts_with(b"IP ") {
                 out.drain(at..at + 3);

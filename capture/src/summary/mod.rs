@@ -35,6 +35,9 @@ pub struct Printer {
     nano: bool,
     /// TCP conversations' first sequence numbers, for relative numbers.
     conversations: std::cell::RefCell<inet::Conversations>,
+    /// Inside the packet an ICMP error quotes (printed once, never deeper:
+    /// a packet of nested errors cannot make the printer recurse).
+    quoting: Cell<bool>,
 }
 
 /// tcpdump's packet-contents flags: `-x`/`-xx` (hex), `-X`/`-XX` (hex and
@@ -211,6 +214,7 @@ impl Printer {
             absolute_seq: false,
             nano: false,
             conversations: Default::default(),
+            quoting: Cell::new(false),
         }
     }
 
