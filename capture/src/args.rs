@@ -165,6 +165,9 @@ impl EngineArgs {
         if let Some(f) = &self.filter {
             kv("filter-text", &f.expr);
             kv("filter-program", &filter::program_text(&f.program));
+            if let Some(raw) = &f.raw {
+                kv("filter-program-raw", &filter::program_text(raw));
+            }
         }
         for (on, word) in [
             (!self.promisc, "no-promisc"),
@@ -188,6 +191,7 @@ impl EngineArgs {
         let mut a = EngineArgs::default();
         let mut text = None;
         let mut program = None;
+        let mut raw = None;
         for word in argv {
             let word = word.as_ref();
             let bad = |why: &str| ArgsError::Bad {
@@ -255,6 +259,7 @@ impl EngineArgs {
                 ("ifname", v) => a.names.push(pair(v)?),
                 ("filter-text", Some(v)) => text = Some(v.to_string()),
                 ("filter-program", Some(v)) => program = Some(filter::program_from_text(v)?),
+                ("filter-program-raw", Some(v)) => raw = Some(filter::program_from_text(v)?),
                 ("no-promisc", None) => a.promisc = false,
                 ("quiet", None) => a.quiet = true,
                 ("link-header", None) => a.link_header = true,
@@ -271,7 +276,7 @@ impl EngineArgs {
         }
         a.filter = match (text, program) {
             (None, None) => None,
-            (Some(expr), Some(program)) => Some(Compiled { expr, program }),
+            (Some(expr), Some(program)) => Some(Compiled { expr, program, raw }),
             _ => {
                 return Err(ArgsError::Bad {
                     word: "--filter-text/--filter-program".into(),
@@ -304,7 +309,7 @@ mod tests {
             precision: crate::format::Precision::Nano,
             write: Some(Format::Pcap),
             filter: Some(
-                Compiled::of("udp port 53 or icmp", filter::LINKTYPE_ETHERNET, 96)
+                Compiled::for_capture("udp port 53 or icmp", 96)
                     .unwrap()
                     .unwrap(),
             ),

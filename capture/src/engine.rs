@@ -231,11 +231,6 @@ fn choose(names: &[String]) -> Result<Vec<(String, i32)>, CaptureError> {
     Ok(v)
 }
 
-/// Whether frames from this ARPHRD type start with an Ethernet header.
-fn ethernet_framed(hatype: u16) -> bool {
-    hatype == libc::ARPHRD_ETHER || hatype == libc::ARPHRD_LOOPBACK
-}
-
 struct Writer {
     out: Output,
     format: Option<Format>,
@@ -244,6 +239,8 @@ struct Writer {
     filter: Option<String>,
     /// pcap with several interfaces: LINUX_SLL2 records.
     sll2: bool,
+    /// pcap of one raw-IP interface (tun, WireGuard): LINKTYPE_RAW.
+    raw_pcap: bool,
     precision: format::Precision,
     /// ifindex → pcapng interface id, in order of first packet.
     idb: Vec<i32>,
@@ -262,6 +259,8 @@ impl Writer {
             Some(Format::Pcap) => {
                 let lt = if self.sll2 {
                     format::LINKTYPE_LINUX_SLL2
+                } else if self.raw_pcap {
+                    format::LINKTYPE_RAW
                 } else {
                     format::LINKTYPE_ETHERNET
                 };
@@ -284,7 +283,7 @@ impl Writer {
                                 let name = ifname_of(p.ifindex, &mut self.names);
                                 format::pcapng_idb(
                                     self.out.buf(),
-                                    format::LINKTYPE_ETHERNET,
+                                    format::linktype_of(p.hatype),
                                     self.snaplen,
                                     &name,
                                     self.filter.as_deref(),
@@ -303,7 +302,8 @@ impl Writer {
             Some(Format::Pcap) => format::pcap_record(self.out.buf(), p, self.sll2, self.precision),
             None => {
                 let name = ifname_of(p.ifindex, &mut self.names);
-                self.printer.line(self.out.buf(), &name, p);
+                let lt = format::linktype_of(p.hatype);
+                self.printer.line_of_linktype(self.out.buf(), &name, lt, p);
             }
         }
         self.out.end_block();
@@ -337,28 +337,47 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     } else {
         choose(&opts.interfaces)?
     };
-    let prog = opts.filter.as_ref().map(|f| f.program.clone());
     let block = ring::block_size_for(opts.snaplen);
     let ring_bytes = (opts.buffer_kib as usize * 1024).max(2 * block);
     let mut ifaces = Vec::new();
+    let mut raw_only = true;
     for (name, ifindex) in &chosen {
+        let socket_err = |source| CaptureError::Socket {
+            iface: name.clone(),
+            source,
+        };
+        let fd = match sockets.next() {
+            Some((_, _, fd)) => fd,
+            None => Ring::new_socket().map_err(socket_err)?,
+        };
+        // The filter program for the interface's framing: `any` (index 0)
+        // sees Ethernet-framed packets (raw-IP ones are skipped there).
+        let raw = *ifindex != 0 && Ring::hardware_type(&fd, name).is_ok_and(crate::format::raw_ip);
+        raw_only &= raw;
+        let filter = match (&opts.filter, raw) {
+            (None, _) => None,
+            (Some(f), false) => Some(f.program.clone()),
+            (Some(f), true) => {
+                Some(
+                    f.raw
+                        .clone()
+                        .ok_or_else(|| CaptureError::FilterNotForRawIp {
+                            iface: name.clone(),
+                            expr: f.expr.clone(),
+                        })?,
+                )
+            }
+        };
         let cfg = RingConfig {
             ifindex: *ifindex,
             ring_bytes: ring_bytes / chosen.len(),
             block_bytes: block,
             retire_ms: 20,
-            filter: prog.clone(),
+            filter,
             promisc: opts.promisc,
             ignore_outgoing: opts.which == Which::In,
         };
-        let ring = match sockets.next() {
-            Some((_, _, fd)) => Ring::with_socket(fd, &cfg),
-            None => Ring::open(&cfg),
-        }
-        .map_err(|source| CaptureError::Socket {
-            iface: name.clone(),
-            source,
-        })?;
+        let ring = Ring::with_socket(fd, &cfg).map_err(socket_err)?;
         ifaces.push(Iface {
             name: name.clone(),
             ifindex: *ifindex,
@@ -380,6 +399,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         snaplen: opts.snaplen,
         filter: opts.filter.as_ref().map(|f| f.expr.clone()),
         sll2: multi && format == Some(Format::Pcap),
+        raw_pcap: !multi && raw_only,
         precision: opts.precision,
         idb: Vec::new(),
         last_idb: None,
@@ -442,7 +462,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut stopping: Option<Instant> = None;
     let mut last_status = Instant::now();
     let mut last_flush = Instant::now();
-    let mut skipped_non_ether: u64 = 0;
+    let mut skipped: u64 = 0;
     let mut output_failed = false;
     let mut flush_error: Option<OutputError> = None;
 
@@ -452,8 +472,9 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             let which = opts.which;
             let w = &mut w;
             let counters = &mut ifc.counters;
-            let skipped = &mut skipped_non_ether;
+            let skipped = &mut skipped;
             let flush_error = &mut flush_error;
+            let ifc_raw_ok = ifc.ifindex != 0;
             ifc.ring.drain(&mut scratch, |p| {
                 if written >= limit {
                     return false;
@@ -461,7 +482,11 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
                 if which == Which::Out && p.direction() != Direction::Out {
                     return true;
                 }
-                if !ethernet_framed(p.hatype) {
+                // Through `any`, only Ethernet-framed packets: the filter
+                // was compiled for them. A named raw-IP interface has its own.
+                let fits =
+                    format::ethernet_framed(p.hatype) || (ifc_raw_ok && format::raw_ip(p.hatype));
+                if !fits {
                     *skipped += 1;
                     return true;
                 }
@@ -601,10 +626,10 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         }
     }
     let _ = std::io::stderr().flush();
-    if skipped_non_ether > 0 {
-        tracing::warn!(
-            skipped_non_ether,
-            "packets of non-Ethernet interfaces were skipped"
+    if skipped > 0 {
+        eprintln!(
+            "netshim: {skipped} packets of interfaces without Ethernet framing were skipped \
+             (with -i any, name a tun or WireGuard interface with -i to capture it)"
         );
     }
     Ok(Report {

@@ -31,8 +31,10 @@ pub enum FilterError {
     Unreadable(String),
 }
 
-/// Link types the engine compiles filters for.
+/// Link types the engine compiles filters for (libpcap's DLT values).
 pub const LINKTYPE_ETHERNET: i32 = 1;
+/// Raw IP (DLT_RAW on Linux): tun, WireGuard and IP tunnel interfaces.
+pub const DLT_RAW: i32 = 12;
 
 /// Compiles `expr` (tcpdump syntax) for `linktype`, with accept lengths set
 /// to `snaplen`. An empty expression gives `None`: no filter at all.
@@ -75,6 +77,9 @@ pub fn compile(expr: &str, linktype: i32, snaplen: u32) -> Result<Option<Vec<Ins
 pub struct Compiled {
     pub expr: String,
     pub program: Vec<Insn>,
+    /// The program for raw-IP interfaces (tun, WireGuard), when the
+    /// expression means something there (`arp` or `ether host` do not).
+    pub raw: Option<Vec<Insn>>,
 }
 
 impl Compiled {
@@ -83,7 +88,18 @@ impl Compiled {
         Ok(compile(expr, linktype, snaplen)?.map(|program| Compiled {
             expr: expr.trim().to_string(),
             program,
+            raw: None,
         }))
+    }
+
+    /// A live capture's filter: for Ethernet (an error if it does not
+    /// compile) and for raw IP (left out if it does not compile there).
+    pub fn for_capture(expr: &str, snaplen: u32) -> Result<Option<Compiled>, FilterError> {
+        let Some(mut c) = Self::of(expr, LINKTYPE_ETHERNET, snaplen)? else {
+            return Ok(None);
+        };
+        c.raw = compile(expr, DLT_RAW, snaplen).ok().flatten();
+        Ok(Some(c))
     }
 }
 

@@ -9,6 +9,28 @@ pub const LINKTYPE_ETHERNET: u16 = 1;
 /// LINKTYPE_LINUX_SLL2: Linux "cooked" v2 header, for several interfaces in
 /// one classic pcap file.
 pub const LINKTYPE_LINUX_SLL2: u16 = 276;
+/// LINKTYPE_RAW: packets that start with their IPv4 or IPv6 header.
+pub const LINKTYPE_RAW: u16 = 101;
+
+/// Whether frames of this ARPHRD type are raw IP, with no link-layer
+/// header: tun and WireGuard (ARPHRD_NONE), raw-IP devices and IP tunnels.
+pub fn raw_ip(hatype: u16) -> bool {
+    matches!(hatype, 0xfffe | 519 | 768 | 769 | 776)
+}
+
+/// Whether frames of this ARPHRD type start with an Ethernet header.
+pub fn ethernet_framed(hatype: u16) -> bool {
+    hatype == libc::ARPHRD_ETHER || hatype == libc::ARPHRD_LOOPBACK
+}
+
+/// The LINKTYPE of packets from an interface of this ARPHRD type.
+pub fn linktype_of(hatype: u16) -> u16 {
+    if raw_ip(hatype) {
+        LINKTYPE_RAW
+    } else {
+        LINKTYPE_ETHERNET
+    }
+}
 
 /// Magic of a classic pcap file with nanosecond timestamps.
 pub const PCAP_MAGIC_NS: u32 = 0xa1b2_3c4d;
@@ -234,6 +256,24 @@ pub fn pcap_record(buf: &mut Vec<u8>, p: &Packet, sll2: bool, prec: Precision) {
         buf.extend_from_slice(&((20 + p.data.len()) as u32).to_le_bytes());
         buf.extend_from_slice(&p.orig_len.saturating_add(20).to_le_bytes());
         buf.extend_from_slice(&[0, 0, 0, 0]);
+        buf.extend_from_slice(&(p.ifindex as u32).to_be_bytes());
+        buf.extend_from_slice(&p.hatype.to_be_bytes());
+        buf.push(p.pkttype);
+        buf.push(0);
+        buf.extend_from_slice(&[0; 8]);
+        buf.extend_from_slice(p.data);
+        return;
+    }
+    if raw_ip(p.hatype) {
+        // Raw IP: no link-layer address; the protocol from the IP version.
+        let proto: u16 = match p.data.first().map(|v| v >> 4) {
+            Some(6) => 0x86dd,
+            _ => 0x0800,
+        };
+        buf.extend_from_slice(&((20 + p.data.len()) as u32).to_le_bytes());
+        buf.extend_from_slice(&p.orig_len.saturating_add(20).to_le_bytes());
+        buf.extend_from_slice(&proto.to_be_bytes());
+        buf.extend_from_slice(&[0, 0]);
         buf.extend_from_slice(&(p.ifindex as u32).to_be_bytes());
         buf.extend_from_slice(&p.hatype.to_be_bytes());
         buf.push(p.pkttype);

@@ -27,6 +27,11 @@ pub const DEFAULT_BUFFER_KIB: u32 = 4096;
 pub enum CaptureError {
     #[error(transparent)]
     Filter(#[from] filter::FilterError),
+    #[error(
+        "the filter {expr:?} does not apply to {iface}, whose packets are raw IP (a tun or WireGuard \
+         interface has no link-layer header): leave out the link-layer words (ether, arp, vlan)"
+    )]
+    FilterNotForRawIp { iface: String, expr: String },
     #[error("no such interface {name:?} in this network namespace; it has: {}", .known.join(", "))]
     UnknownInterface { name: String, known: Vec<String> },
     #[error("no interface is up in this network namespace (it has: {}); name one with -i", .0.join(", "))]

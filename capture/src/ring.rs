@@ -146,6 +146,25 @@ impl Ring {
         Ok(unsafe { OwnedFd::from_raw_fd(raw) })
     }
 
+    /// The ARPHRD type of interface `name`, asked through a packet socket
+    /// (SIOCGIFHWADDR answers for the socket's network namespace, so this
+    /// works for a socket made in a target and handed over).
+    pub fn hardware_type(fd: &OwnedFd, name: &str) -> io::Result<u16> {
+        // SAFETY: ifreq is plain old data; all zeroes is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        if name.len() >= req.ifr_name.len() {
+            return Err(io::Error::from_raw_os_error(libc::ENODEV));
+        }
+        for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+            *d = s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFHWADDR reads the name from and writes the address
+        // into the ifreq this function owns; the descriptor is open.
+        check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFHWADDR, &mut req) })?;
+        // SAFETY: SIOCGIFHWADDR filled the hardware-address member.
+        Ok(unsafe { req.ifr_ifru.ifru_hwaddr.sa_family })
+    }
+
     pub fn open(cfg: &RingConfig) -> io::Result<Ring> {
         Self::with_socket(Self::new_socket()?, cfg)
     }

@@ -326,30 +326,6 @@ fn raw_ip_from_a_tun_interface_reads_as_tcpdump_reads_it() {
     drop(tun);
 }
 
-/// Opens /dev/net/tun and attaches to the tun interface `name` of the
-/// network namespace at `netns` (this thread joins it first).
-fn attach_tun(netns: &str, name: &str) -> std::os::fd::OwnedFd {
-    use std::os::fd::AsRawFd;
-    let ns = std::fs::File::open(netns).unwrap();
-    nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
-    let tun = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/net/tun")
-        .unwrap();
-    // SAFETY: ifreq is plain old data; all zeroes is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    req.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
-    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-    // SAFETY: TUNSETIFF reads the ifreq we own; the descriptor is open.
-    let rc = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, &req) };
-    assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
-    tun.into()
-}
-
 /// 802.1Q: a file made by hand of tagged and double-tagged frames (UDP to
 /// port 5000 in VLAN 7, ICMP in VLAN 8 inside 100, and one untagged), read
 /// by both.

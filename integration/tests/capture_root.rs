@@ -727,3 +727,72 @@ fn list_interfaces_in_a_target_as_tcpdump_does() {
         assert!(n.stdout.starts_with("1."), "{n:#?}");
     }
 }
+
+/// A tun interface (raw IP, no link-layer header, as WireGuard's) is
+/// captured live: pcapng and pcap say LINKTYPE_RAW, the filter is compiled
+/// for raw IP, the printed lines are tcpdump's for the file; a link-layer
+/// filter is refused for it with the reason.
+#[test]
+fn a_tun_interface_is_captured_as_raw_ip() {
+    let ns = Netns::new();
+    sh(&format!(
+        "set -e; ip -n {n} tuntap add mode tun name tn0; ip -n {n} addr add 198.18.251.1/24 dev tn0; \
+         ip -n {n} link set tn0 up",
+        n = ns.name
+    ))
+    .ok();
+    // A tun interface carries nothing until a process attaches to it.
+    let netns = format!("/run/netns/{}", ns.name);
+    let tun = std::thread::spawn(move || attach_tun(&netns, "tn0"))
+        .join()
+        .unwrap();
+    for format in ["pcapng", "pcap"] {
+        let (_d, f) = tmp("tun.cap");
+        // Pings out of the tun interface: nobody reads them, they are
+        // captured on their way out.
+        let ping = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "ping", "-c", "40", "-i", "0.1"])
+            .arg("198.18.251.2")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        let r = run(&mut capture(
+            &ns,
+            &[
+                "-i",
+                "tn0",
+                "-c",
+                "3",
+                "--format",
+                format,
+                "--print",
+                "-w",
+                f.to_str().unwrap(),
+                "icmp",
+            ],
+        ))
+        .ok();
+        stop(ping);
+        let info = capinfos(&f);
+        assert!(info.contains("Raw IP"), "{format}: {info}");
+        let t = run(Command::new("tcpdump").args(["-n", "-r"]).arg(&f)).ok();
+        assert_eq!(t.stdout.lines().count(), 3, "{}", t.stdout);
+        assert!(
+            t.stdout
+                .contains("IP 198.18.251.1 > 198.18.251.2: ICMP echo request"),
+            "{}",
+            t.stdout
+        );
+        let ours: Vec<String> = r
+            .stdout
+            .lines()
+            .map(|l| l.replacen(" tn0 Out IP ", " IP ", 1))
+            .collect();
+        let theirs: Vec<&str> = t.stdout.lines().collect();
+        assert_eq!(ours, theirs, "{format}");
+    }
+    let r = run(&mut capture(&ns, &["-i", "tn0", "-c", "1", "arp"]));
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("does not apply to tn0"), "{r:#?}");
+    drop(tun);
+}

@@ -515,11 +515,7 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
     let rot = rotation(&a)?;
     // The filter is compiled once, here: a typo fails before any target is
     // set up, and the engine only attaches the program.
-    let filter = Compiled::of(
-        &a.expression.join(" "),
-        netshim_capture::filter::LINKTYPE_ETHERNET,
-        snaplen(&a),
-    )?;
+    let filter = Compiled::for_capture(&a.expression.join(" "), snaplen(&a))?;
     let args = engine_args(&a, filter);
     match a.target.clone() {
         Some(t) => in_target(&a, args, t, rot),
