@@ -493,6 +493,7 @@ fn conversation_traffic(ns: &Netns) {
          ip netns exec {peer} bash -c 'ping -c 2 -i 0.1 {a}; ping -6 -c 2 -i 0.1 fd00:198:18::1; \
            ping -c 1 -s 3000 {a}; ping -c 1 -Q 0x02 {a}; ping -c 1 -t 1 {a}; \
            echo t > /dev/udp/{a}/5000; echo t > /dev/udp/fd00:198:18::1/5000; \
+           busybox nslookup -timeout=1 example.test {a}; \
            (echo x > /dev/tcp/{a}/7) 2>/dev/null; sleep 0.2' >/dev/null 2>&1; wait"
     ))
     .ok();
@@ -524,6 +525,7 @@ fn every_line_is_tcpdumps_with_its_verbosity_flags() {
         "ICMP6, echo request",
         "HBH ICMP6, multicast listener report v2",
         "ARP, Request",
+        "A? example.test. (",
     ] {
         assert!(
             plain.stdout.contains(want),
@@ -705,4 +707,276 @@ fn time_formats_dumps_link_headers_and_counts_are_tcpdumps() {
             .collect()
     };
     assert_eq!(under(&b, &plain_n), under(&a, &plain_t));
+}
+
+/// A resource record: owner (`None` for a pointer to the first question),
+/// type, data.
+type Rr<'a> = (Option<&'a str>, u16, Vec<u8>);
+
+/// A domain name in DNS's wire form, uncompressed.
+fn dns_name(n: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    for l in n.split('.').filter(|l| !l.is_empty()) {
+        v.push(l.len() as u8);
+        v.extend_from_slice(l.as_bytes());
+    }
+    v.push(0);
+    v
+}
+
+/// A DNS message as a UDP payload: header, one question, three sections.
+fn dns_message(id: u16, flags: u16, question: (&str, u16), sections: [&[Rr]; 3]) -> Vec<u8> {
+    let name = dns_name;
+    let mut m = Vec::new();
+    for x in [
+        id,
+        flags,
+        1,
+        sections[0].len() as u16,
+        sections[1].len() as u16,
+        sections[2].len() as u16,
+    ] {
+        m.extend_from_slice(&x.to_be_bytes());
+    }
+    m.extend(name(question.0));
+    m.extend_from_slice(&question.1.to_be_bytes());
+    m.extend_from_slice(&1u16.to_be_bytes());
+    for section in sections {
+        for (owner, t, data) in section {
+            match owner {
+                Some(o) => m.extend(name(o)),
+                None => m.extend_from_slice(&0xc00cu16.to_be_bytes()),
+            }
+            let class: u16 = if *t == 41 { 1232 } else { 1 };
+            m.extend_from_slice(&t.to_be_bytes());
+            m.extend_from_slice(&class.to_be_bytes());
+            m.extend_from_slice(&300u32.to_be_bytes());
+            m.extend_from_slice(&(data.len() as u16).to_be_bytes());
+            m.extend_from_slice(data);
+        }
+    }
+    m
+}
+
+/// DNS queries and answers (A, AAAA, CNAME, PTR, MX, TXT, NS, SRV, SOA,
+/// EDNS; NXDomain, ServFail, truncated, authoritative) print as tcpdump
+/// prints them, plain, -v and -vv, from a file the test writes.
+#[test]
+fn dns_lines_are_tcpdumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let enc = dns_name;
+    let opt: &[Rr] = &[(Some("."), 41, vec![])];
+    let none: &[Rr] = &[];
+    let soa = [
+        enc("ns.test"),
+        enc("admin.test"),
+        (1u32..=5).flat_map(|x| x.to_be_bytes()).collect(),
+    ]
+    .concat();
+    let msgs: Vec<(bool, Vec<u8>)> = vec![
+        (
+            true,
+            dns_message(0x1234, 0x0100, ("example.test", 1), [none, none, none]),
+        ),
+        (
+            true,
+            dns_message(0x1235, 0x0100, ("example.test", 28), [none, none, opt]),
+        ),
+        (
+            false,
+            dns_message(
+                0x1234,
+                0x8180,
+                ("example.test", 1),
+                [
+                    &[
+                        (None, 1, vec![198, 18, 0, 9]),
+                        (None, 1, vec![198, 18, 0, 10]),
+                    ],
+                    none,
+                    none,
+                ],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x1235,
+                0x8180,
+                ("example.test", 28),
+                [&[(None, 28, (0u8..16).collect())], none, opt],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x1236,
+                0x8183,
+                ("nope.test", 1),
+                [none, &[(Some("test"), 6, soa)], none],
+            ),
+        ),
+        (
+            true,
+            dns_message(
+                0x1237,
+                0x0000,
+                ("9.0.18.198.in-addr.arpa", 12),
+                [none, none, none],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x1237,
+                0x8400,
+                ("9.0.18.198.in-addr.arpa", 12),
+                [&[(None, 12, enc("host.example.test"))], none, none],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x1238,
+                0x8180,
+                ("www.example.test", 1),
+                [
+                    &[
+                        (None, 5, enc("example.test")),
+                        (Some("example.test"), 1, vec![198, 18, 0, 9]),
+                    ],
+                    none,
+                    none,
+                ],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x1239,
+                0x8180,
+                ("example.test", 15),
+                [
+                    &[(None, 15, [vec![0, 10], enc("mx.example.test")].concat())],
+                    none,
+                    none,
+                ],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x123a,
+                0x8180,
+                ("example.test", 16),
+                [&[(None, 16, b"\x05hello\x02hi".to_vec())], none, none],
+            ),
+        ),
+        (
+            false,
+            dns_message(0x123b, 0x8182, ("example.test", 1), [none, none, none]),
+        ),
+        (
+            true,
+            dns_message(0x123c, 0x0120, ("example.test", 2), [none, none, none]),
+        ),
+        (
+            false,
+            dns_message(
+                0x123c,
+                0x8580,
+                ("example.test", 2),
+                [
+                    &[(None, 2, enc("ns1.example.test"))],
+                    none,
+                    &[(Some("ns1.example.test"), 1, vec![198, 18, 0, 53])],
+                ],
+            ),
+        ),
+        (
+            false,
+            dns_message(
+                0x123d,
+                0x8180,
+                ("example.test", 33),
+                [
+                    &[(
+                        None,
+                        33,
+                        [vec![0, 1, 0, 2, 1, 187], enc("srv.example.test")].concat(),
+                    )],
+                    none,
+                    none,
+                ],
+            ),
+        ),
+        (
+            false,
+            dns_message(0x123e, 0x8380, ("example.test", 1), [none, none, none]),
+        ),
+    ];
+    // Each message in an Ethernet frame, UDP between 198.18.0.2 and port 53.
+    let mut file = Vec::new();
+    for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&x.to_le_bytes());
+    }
+    for (i, (query, m)) in msgs.iter().enumerate() {
+        let (src, dst, sp, dp) = if *query {
+            ([198, 18, 0, 2], [198, 18, 0, 1], 40000 + i as u16, 53u16)
+        } else {
+            ([198, 18, 0, 1], [198, 18, 0, 2], 53, 40000)
+        };
+        let mut udp = Vec::new();
+        for x in [sp, dp, 8 + m.len() as u16, 0] {
+            udp.extend_from_slice(&x.to_be_bytes());
+        }
+        udp.extend_from_slice(m);
+        let mut ip = vec![0x45, 0];
+        ip.extend_from_slice(&(20 + udp.len() as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, i as u8, 0x40, 0, 64, 17, 0, 0]);
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&dst);
+        let mut frame = [[2u8; 6], [4u8; 6]].concat();
+        frame.extend_from_slice(&[8, 0]);
+        frame.extend(ip);
+        frame.extend(udp);
+        for x in [
+            1_700_000_000u32,
+            i as u32 * 1000,
+            frame.len() as u32,
+            frame.len() as u32,
+        ] {
+            file.extend_from_slice(&x.to_le_bytes());
+        }
+        file.extend(frame);
+    }
+    let f = dir.path().join("dns.pcap");
+    std::fs::write(&f, file).unwrap();
+    for flags in [&[][..], &["-v"], &["-vv"], &["-q"]] {
+        let t = run(Command::new("tcpdump")
+            .arg("-n")
+            .args(flags)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        let n = run(Command::new(netshim())
+            .args(["capture", "-n"])
+            .args(flags)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        let packets = t.stdout.lines().filter(|l| !l.starts_with(' ')).count();
+        assert_eq!(packets, msgs.len(), "{}", t.stdout);
+        if flags.is_empty() {
+            for want in [
+                "4660+ A? example.test. (30)",
+                "NXDomain 0/1/0",
+                "CNAME example.test.",
+                "4670| 0/0/0",
+            ] {
+                assert!(t.stdout.contains(want), "tcpdump printed {}", t.stdout);
+            }
+        }
+        assert_eq!(n.stdout, t.stdout, "{flags:?}");
+    }
 }

@@ -172,7 +172,7 @@ impl Printer {
             }
             let _ = write!(
                 out,
-                ", id {}, offset {}, flags [{}], proto {} ({proto}), length {total})\n    ",
+                ", id {}, offset {}, flags [{}], proto {} ({proto}), length {total}",
                 be16(b, 4).unwrap_or(0),
                 (off & 0x1fff) as u32 * 8,
                 if flags.is_empty() {
@@ -182,6 +182,15 @@ impl Printer {
                 },
                 proto_name(proto),
             );
+            // The header checksum, when the whole header was captured.
+            if let Some(hdr) = b.get(..ihl) {
+                if fold(sum16(0, hdr)) != 0xffff {
+                    let carried = be16(b, 10).unwrap_or(0);
+                    let expected = !fold(sum16(sum16(0, &hdr[..10]), &hdr[12..]));
+                    let _ = write!(out, ", bad cksum {carried:x} (->{expected:x})!");
+                }
+            }
+            out.extend_from_slice(b")\n    ");
         } else {
             out.extend_from_slice(b"IP ");
         }
@@ -318,7 +327,13 @@ impl Printer {
                         _ => {}
                     }
                 }
-                let _ = write!(out, "UDP, length {}", ip.l4_len.saturating_sub(8));
+                let len = ip.l4_len.saturating_sub(8);
+                if !self.quiet && (sp == 53 || dp == 53) && len > 0 {
+                    let end = ip.l4_len.min(ip.l4.len()).max(8);
+                    super::dns::print(out, &ip.l4[8.min(end)..end], len, self.verbose);
+                    return;
+                }
+                let _ = write!(out, "UDP, length {len}");
             }
             1 => self.icmp(out, ip),
             58 => self.icmp6(out, ip),

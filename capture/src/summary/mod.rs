@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 
 use crate::format::{Direction, Packet};
 
+mod dns;
 mod inet;
 
 pub struct Printer {
@@ -72,11 +73,11 @@ impl Dump {
     }
 }
 
-fn be16(b: &[u8], o: usize) -> Option<u16> {
+pub(super) fn be16(b: &[u8], o: usize) -> Option<u16> {
     b.get(o..o + 2).map(|x| u16::from_be_bytes([x[0], x[1]]))
 }
 
-fn be32(b: &[u8], o: usize) -> Option<u32> {
+pub(super) fn be32(b: &[u8], o: usize) -> Option<u32> {
     b.get(o..o + 4)
         .map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]))
 }
