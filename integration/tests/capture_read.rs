@@ -393,11 +393,30 @@ fn vlan_tags_read_as_tcpdump_reads_them() {
             t.stdout
         );
     }
-    let lines = run(Command::new(netshim())
-        .args(["capture", "-n", "-r"])
-        .arg(&f))
-    .ok();
-    assert!(lines.stdout.contains("vlan 7"), "{lines:#?}");
+    // Whole lines: tcpdump shows the tags with -e only (ID, priority,
+    // ethertype), and the rest of the line is the same.
+    for flags in [&[][..], &["-e"], &["-v"], &["-e", "-v"]] {
+        let t = run(Command::new("tcpdump")
+            .arg("-n")
+            .args(flags)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        let n = run(Command::new(netshim())
+            .args(["capture", "-n"])
+            .args(flags)
+            .arg("-r")
+            .arg(&f))
+        .ok();
+        assert_eq!(n.stdout, t.stdout, "{flags:?}");
+        if flags == ["-e"] {
+            assert!(
+                t.stdout.contains("vlan 7, p 0, ethertype IPv4"),
+                "{}",
+                t.stdout
+            );
+        }
+    }
 }
 
 #[test]

@@ -145,14 +145,7 @@ fn ether_header(out: &mut Vec<u8>, start: usize, p: &Packet) {
             .collect::<Vec<_>>()
             .join(":")
     };
-    let (name, word): (&str, &[u8]) = match t {
-        0x0800 => ("IPv4", b"IP "),
-        0x86dd => ("IPv6", b"IP6 "),
-        0x0806 => ("ARP", b"ARP, "),
-        0x8100 => ("802.1Q", b""),
-        0x88a8 => ("802.1Q-QinQ", b""),
-        _ => ("Unknown", b""),
-    };
+    let (name, word) = ethertype_words(t);
     let _ = write!(
         out,
         "{} > {}, ethertype {name} (0x{t:04x}), length {}: ",
@@ -166,6 +159,19 @@ fn ether_header(out: &mut Vec<u8>, start: usize, p: &Packet) {
         &body[..]
     };
     out.extend_from_slice(rest);
+}
+
+/// tcpdump's name of an ethertype with `-e`, and the protocol word the
+/// layer above starts its text with (which `-e` leaves out).
+fn ethertype_words(t: u16) -> (&'static str, &'static [u8]) {
+    match t {
+        0x0800 => ("IPv4", b"IP "),
+        0x86dd => ("IPv6", b"IP6 "),
+        0x0806 => ("ARP", b"ARP, "),
+        0x8100 => ("802.1Q", b""),
+        0x88a8 => ("802.1Q-QinQ", b""),
+        _ => ("Unknown", b""),
+    }
 }
 
 /// Year, month, day of a day count since 1970-01-01 (the proleptic
@@ -364,21 +370,33 @@ impl Printer {
             return d.len();
         };
         let mut off = 14;
+        // VLAN tags: tcpdump shows them with -e only, each as `vlan ID, p
+        // PRIORITY[, DEI], ethertype NAME (0xTTTT), `.
+        let mut tagged = false;
         while ethertype == 0x8100 || ethertype == 0x88a8 {
-            let Some(tci) = be16(d, off) else {
+            let (Some(tci), Some(t)) = (be16(d, off), be16(d, off + 2)) else {
                 let _ = write!(out, "[|vlan]");
                 return d.len();
             };
-            let _ = write!(out, "vlan {} ", tci & 0x0fff);
-            let Some(t) = be16(d, off + 2) else {
-                let _ = write!(out, "[|vlan]");
-                return d.len();
-            };
+            if self.link_header {
+                let _ = write!(out, "vlan {}, p {}", tci & 0x0fff, tci >> 13);
+                if tci & 0x1000 != 0 {
+                    out.extend_from_slice(b", DEI");
+                }
+                let _ = write!(out, ", ethertype {} (0x{t:04x}), ", ethertype_words(t).0);
+            }
+            tagged = true;
             ethertype = t;
             off += 4;
         }
         let rest = &d[off.min(d.len())..];
+        let at = out.len();
         self.network(out, ethertype, rest, p.orig_len);
+        // After a tag, -e leaves out the protocol word here too.
+        let word = ethertype_words(ethertype).1;
+        if tagged && self.link_header && !word.is_empty() && out[at..].starts_with(word) {
+            out.drain(at..at + word.len());
+        }
         off
     }
 
@@ -563,7 +581,7 @@ mod tests {
         tagged.extend_from_slice(&arp);
         let l = show(&tagged, libc::PACKET_BROADCAST);
         assert!(
-            l.contains("vlan 42 ARP, Request who-has 198.18.0.1 tell 198.18.0.2"),
+            l.contains("In  ARP, Request who-has 198.18.0.1 tell 198.18.0.2"),
             "{l}"
         );
     }
