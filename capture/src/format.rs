@@ -250,25 +250,15 @@ pub fn pcap_record(buf: &mut Vec<u8>, p: &Packet, sll2: bool, prec: Precision) {
         buf.extend_from_slice(p.data);
         return;
     }
-    if p.data.len() < 14 {
-        // A runt frame without a whole Ethernet header (AF_PACKET can send
-        // one): still an SLL2 record, protocol 0, the bytes as its payload.
-        buf.extend_from_slice(&((20 + p.data.len()) as u32).to_le_bytes());
-        buf.extend_from_slice(&p.orig_len.saturating_add(20).to_le_bytes());
-        buf.extend_from_slice(&[0, 0, 0, 0]);
-        buf.extend_from_slice(&(p.ifindex as u32).to_be_bytes());
-        buf.extend_from_slice(&p.hatype.to_be_bytes());
-        buf.push(p.pkttype);
-        buf.push(0);
-        buf.extend_from_slice(&[0; 8]);
-        buf.extend_from_slice(p.data);
-        return;
-    }
-    if raw_ip(p.hatype) {
-        // Raw IP: no link-layer address; the protocol from the IP version.
-        let proto: u16 = match p.data.first().map(|v| v >> 4) {
-            Some(6) => 0x86dd,
-            _ => 0x0800,
+    let raw = raw_ip(p.hatype);
+    if raw || p.data.len() < 14 {
+        // No link-layer address, the bytes as the payload: raw IP (the
+        // protocol from the IP version), or a runt frame without a whole
+        // Ethernet header (AF_PACKET can send one; protocol 0).
+        let proto: u16 = match (raw, p.data.first().map(|v| v >> 4)) {
+            (true, Some(6)) => 0x86dd,
+            (true, _) => 0x0800,
+            (false, _) => 0,
         };
         buf.extend_from_slice(&((20 + p.data.len()) as u32).to_le_bytes());
         buf.extend_from_slice(&p.orig_len.saturating_add(20).to_le_bytes());

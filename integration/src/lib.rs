@@ -665,3 +665,22 @@ pub fn attach_tun(netns: &str, name: &str) -> std::os::fd::OwnedFd {
     assert_eq!(rc, 0, "TUNSETIFF: {}", std::io::Error::last_os_error());
     tun.into()
 }
+
+/// Makes the tun interface `name` with `addr` (a /24) in `ns`, up, and
+/// attaches this process to it from a thread in the namespace: a tun
+/// interface carries nothing until a process does. Keep the descriptor for
+/// as long as the interface should carry packets (nobody reads them: what
+/// is sent out of it is captured, then dropped).
+pub fn tun_in(ns: &Netns, name: &str, addr: &str) -> std::os::fd::OwnedFd {
+    sh(&format!(
+        "set -e; ip -n {n} tuntap add mode tun name {name}; ip -n {n} addr add {addr}/24 dev {name}; \
+         ip -n {n} link set {name} up",
+        n = ns.name
+    ))
+    .ok();
+    let netns = format!("/run/netns/{}", ns.name);
+    let name = name.to_string();
+    std::thread::spawn(move || attach_tun(&netns, &name))
+        .join()
+        .unwrap()
+}

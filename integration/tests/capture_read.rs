@@ -262,19 +262,7 @@ fn raw_ip_from_a_tun_interface_reads_as_tcpdump_reads_it() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let ns = Netns::new();
-    sh(&format!(
-        "set -e; ip -n {n} tuntap add mode tun name tn0; ip -n {n} addr add 198.18.250.1/24 dev tn0; \
-         ip -n {n} link set tn0 up",
-        n = ns.name
-    ))
-    .ok();
-    // A tun interface has no carrier, and drops what is sent to it, until a
-    // process attaches to it: this test does, from a thread in the
-    // namespace, and reads nothing.
-    let netns = format!("/run/netns/{}", ns.name);
-    let tun = std::thread::spawn(move || attach_tun(&netns, "tn0"))
-        .join()
-        .unwrap();
+    let tun = tun_in(&ns, "tn0", "198.18.250.1");
     let f = dir.path().join("raw.pcap");
     tcpdump_capture(&ns, &["-i", "tn0"], &f, || {
         // Nobody reads the tun device: pings out of it are captured and

@@ -735,17 +735,7 @@ fn list_interfaces_in_a_target_as_tcpdump_does() {
 #[test]
 fn a_tun_interface_is_captured_as_raw_ip() {
     let ns = Netns::new();
-    sh(&format!(
-        "set -e; ip -n {n} tuntap add mode tun name tn0; ip -n {n} addr add 198.18.251.1/24 dev tn0; \
-         ip -n {n} link set tn0 up",
-        n = ns.name
-    ))
-    .ok();
-    // A tun interface carries nothing until a process attaches to it.
-    let netns = format!("/run/netns/{}", ns.name);
-    let tun = std::thread::spawn(move || attach_tun(&netns, "tn0"))
-        .join()
-        .unwrap();
+    let tun = tun_in(&ns, "tn0", "198.18.251.1");
     for format in ["pcapng", "pcap"] {
         let (_d, f) = tmp("tun.cap");
         // Pings out of the tun interface: nobody reads them, they are

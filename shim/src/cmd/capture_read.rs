@@ -53,17 +53,23 @@ pub(crate) fn printer_of(a: &CaptureArgs) -> Printer {
         .with_precision(a.precision.into())
 }
 
-/// Appends the line of a record read from a file or stream.
-pub(crate) fn record_line(printer: &Printer, out: &mut Vec<u8>, rec: &Record) {
-    let lt = rec.info.linktype;
-    let pkt = Packet {
+/// A record read from a file as the packet the encoders and the printer
+/// take.
+fn packet_of<'a>(rec: &Record<'a>) -> Packet<'a> {
+    Packet {
         ts_ns: rec.ts_ns,
         ifindex: rec.iface as i32,
         hatype: 1,
-        pkttype: direction(lt, rec.flags, rec.data),
+        pkttype: direction(rec.info.linktype, rec.flags, rec.data),
         data: rec.data,
         orig_len: rec.orig_len,
-    };
+    }
+}
+
+/// Appends the line of a record read from a file or stream.
+pub(crate) fn record_line(printer: &Printer, out: &mut Vec<u8>, rec: &Record) {
+    let lt = rec.info.linktype;
+    let pkt = packet_of(rec);
     // Without a name, tcpdump prints no interface and direction except for
     // the Linux cooked headers, which carry them.
     let name = match (rec.info.name.as_deref(), lt) {
@@ -193,14 +199,7 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             }
         }
         shown += 1;
-        let pkt = Packet {
-            ts_ns: rec.ts_ns,
-            ifindex: rec.iface as i32,
-            hatype: 1,
-            pkttype: direction(lt, rec.flags, rec.data),
-            data: rec.data,
-            orig_len: rec.orig_len,
-        };
+        let pkt = packet_of(&rec);
         if a.count_only {
             continue;
         }
