@@ -93,6 +93,24 @@ fn wait_until_it_carries(ns: &Netns) {
     );
 }
 
+/// `tcpdump -n FLAGS -r FILE` and `netshim capture -n FLAGS -r FILE`, both
+/// successful.
+fn read_both(file: &Path, flags: &[&str]) -> (Ran, Ran) {
+    let t = run(Command::new("tcpdump")
+        .arg("-n")
+        .args(flags)
+        .arg("-r")
+        .arg(file))
+    .ok();
+    let n = run(Command::new(netshim())
+        .args(["capture", "-n"])
+        .args(flags)
+        .arg("-r")
+        .arg(file))
+    .ok();
+    (t, n)
+}
+
 fn count_lines(out: &str) -> usize {
     out.lines().count()
 }
@@ -384,18 +402,7 @@ fn vlan_tags_read_as_tcpdump_reads_them() {
     // Whole lines: tcpdump shows the tags with -e only (ID, priority,
     // ethertype), and the rest of the line is the same.
     for flags in [&[][..], &["-e"], &["-v"], &["-e", "-v"]] {
-        let t = run(Command::new("tcpdump")
-            .arg("-n")
-            .args(flags)
-            .arg("-r")
-            .arg(&f))
-        .ok();
-        let n = run(Command::new(netshim())
-            .args(["capture", "-n"])
-            .args(flags)
-            .arg("-r")
-            .arg(&f))
-        .ok();
+        let (t, n) = read_both(&f, flags);
         assert_eq!(n.stdout, t.stdout, "{flags:?}");
         if flags == ["-e"] {
             assert!(
@@ -554,18 +561,7 @@ fn every_line_is_tcpdumps_with_its_verbosity_flags() {
         &["--time-stamp-precision=nano", "-ttt"],
         &["--time-stamp-precision=micro", "-tt"],
     ] {
-        let t = run(Command::new("tcpdump")
-            .arg("-n")
-            .args(flags)
-            .arg("-r")
-            .arg(&f))
-        .ok();
-        let n = run(Command::new(netshim())
-            .args(["capture", "-n"])
-            .args(flags)
-            .arg("-r")
-            .arg(&f))
-        .ok();
+        let (t, n) = read_both(&f, flags);
         assert!(count_lines(&t.stdout) > 60, "{flags:?}: {}", t.stdout);
         let differ: Vec<(&str, &str)> = t
             .stdout
@@ -960,18 +956,7 @@ fn dns_lines_are_tcpdumps() {
     let f = dir.path().join("dns.pcap");
     std::fs::write(&f, file).unwrap();
     for flags in [&[][..], &["-v"], &["-vv"], &["-q"]] {
-        let t = run(Command::new("tcpdump")
-            .arg("-n")
-            .args(flags)
-            .arg("-r")
-            .arg(&f))
-        .ok();
-        let n = run(Command::new(netshim())
-            .args(["capture", "-n"])
-            .args(flags)
-            .arg("-r")
-            .arg(&f))
-        .ok();
+        let (t, n) = read_both(&f, flags);
         let packets = t.stdout.lines().filter(|l| !l.starts_with(' ')).count();
         assert_eq!(packets, msgs.len(), "{}", t.stdout);
         if flags.is_empty() {
