@@ -13,7 +13,9 @@ use std::net::Ipv4Addr;
 use crate::format::{Direction, Packet};
 
 mod dns;
+mod icmp;
 mod inet;
+mod tcp;
 
 pub struct Printer {
     /// Seconds east of UTC, for local time of day as tcpdump prints it.
@@ -35,7 +37,7 @@ pub struct Printer {
     /// tcpdump's `--time-stamp-precision=nano`: nine digits of fraction.
     nano: bool,
     /// TCP conversations' first sequence numbers, for relative numbers.
-    conversations: std::cell::RefCell<inet::Conversations>,
+    conversations: std::cell::RefCell<tcp::Conversations>,
     /// Inside the packet an ICMP error quotes (printed once, never deeper:
     /// a packet of nested errors cannot make the printer recurse).
     quoting: Cell<bool>,

@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod capture_read;
+pub mod capture_write;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
