@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -33,6 +34,116 @@ pub enum StateDirError {
          and not writable by others; remove it or choose another (XDG_RUNTIME_DIR, or --root)"
     )]
     Unsafe { path: PathBuf, uid: u32 },
+}
+
+/// The mount a directory is on (statx's `stx_mnt_id`, Linux 5.8), so that a
+/// removal can tell a mount point from a plain directory even when both
+/// are on the same filesystem (a bind mount).
+fn mount_id(dir: &std::os::fd::OwnedFd) -> io::Result<u64> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: statx is plain old data; all zeroes is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: the path is a NUL-terminated empty string, used with
+    // AT_EMPTY_PATH on a descriptor this function borrows; statx writes only
+    // into `stx`, which it owns.
+    let rc = unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "the kernel does not report mount IDs (statx STATX_MNT_ID, Linux 5.8)",
+        ));
+    }
+    Ok(stx.stx_mnt_id)
+}
+
+/// Removes the directory `path` and everything in it, without ever leaving
+/// the mount `path` is on: a directory that is a mount point (a bind of a
+/// host directory left in a run's bundle, say) is not entered, and the
+/// removal fails there with EBUSY, having removed nothing beyond the
+/// mount. Symbolic links are removed, never followed. This is the only
+/// recursive removal netshim does, because a bundle's rootfs holds binds of
+/// the host's top-level directories while a run is set up: a plain
+/// recursive removal from inside that mount namespace would empty the
+/// host's `/etc`.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::Mode;
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let root = match open(path, flags, Mode::empty()) {
+        Ok(fd) => {
+            // SAFETY: open returned a new descriptor nothing else owns.
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+        }
+        Err(nix::errno::Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let mnt = mount_id(&root)?;
+    remove_contents(root, mnt, path)?;
+    fs::remove_dir(path)
+}
+
+/// Empties the directory `dir` (at `path`, for messages), staying on mount `mnt`.
+fn remove_contents(dir: std::os::fd::OwnedFd, mnt: u64, path: &Path) -> io::Result<()> {
+    use nix::fcntl::{openat, OFlag};
+    use nix::sys::stat::{fstatat, Mode, SFlag};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut entries = nix::dir::Dir::from_fd(nix::unistd::dup(dir.as_raw_fd())?)?;
+    let names: Vec<std::ffi::CString> = entries
+        .iter()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    for name in names {
+        let st = fstatat(
+            Some(dir.as_raw_fd()),
+            name.as_c_str(),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
+        let is_dir = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR;
+        if is_dir {
+            let fd = openat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+                Mode::empty(),
+            )?;
+            // SAFETY: openat returned a new descriptor nothing else owns.
+            let child = unsafe { OwnedFd::from_raw_fd(fd) };
+            let sub = path.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+            if mount_id(&child)? != mnt {
+                return Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    format!("{} is a mount point: not removed", sub.display()),
+                ));
+            }
+            remove_contents(child, mnt, &sub)?;
+            unlinkat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                UnlinkatFlags::RemoveDir,
+            )?;
+        } else {
+            unlinkat(
+                Some(dir.as_raw_fd()),
+                name.as_c_str(),
+                UnlinkatFlags::NoRemoveDir,
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates `path` (and missing parents) with mode 0700, or checks an
@@ -191,15 +302,17 @@ pub fn clean_stale(state: &StateDirs) -> Vec<String> {
                 Ok(mut c) => {
                     if let Err(e) = c.delete(true) {
                         tracing::warn!(%id, error = %e, "could not delete stale container; removing its state");
-                        let _ = fs::remove_dir_all(&cdir);
+                        let _ = remove_tree(&cdir);
                     }
                 }
                 Err(_) => {
-                    let _ = fs::remove_dir_all(&cdir);
+                    let _ = remove_tree(&cdir);
                 }
             }
         }
-        let _ = fs::remove_dir_all(state.bundles().join(&id));
+        if let Err(e) = remove_tree(&state.bundles().join(&id)) {
+            tracing::warn!(%id, error = %e, "could not remove the bundle of an earlier run");
+        }
         tracing::info!(%id, "cleaned state left by an earlier run that did not finish");
         cleaned.push(id);
     }
@@ -209,6 +322,72 @@ pub fn clean_stale(state: &StateDirs) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A directory bind-mounted inside the tree is not entered: the removal
+    /// stops there with an error and what the mount shows survives. Run in
+    /// a forked child with user and mount namespaces of its own (no root
+    /// needed, nothing mounted outside it).
+    #[test]
+    fn removal_never_crosses_a_mount_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tree, victim) = (dir.path().join("bundle"), dir.path().join("host-etc"));
+        fs::create_dir_all(tree.join("rootfs/etc")).unwrap();
+        fs::create_dir_all(tree.join("rootfs/a/b")).unwrap();
+        fs::write(tree.join("rootfs/a/b/f"), "x").unwrap();
+        std::os::unix::fs::symlink(&victim, tree.join("rootfs/link")).unwrap();
+        fs::create_dir(&victim).unwrap();
+        fs::write(victim.join("passwd"), "root").unwrap();
+        // SAFETY: the child only makes namespaces, mounts, removes files and
+        // leaves with _exit; it never returns into the test harness.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                use nix::mount::{mount, MsFlags};
+                use nix::sched::{unshare, CloneFlags};
+                let code = (|| -> Option<i32> {
+                    unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS).ok()?;
+                    mount(
+                        None::<&str>,
+                        "/",
+                        None::<&str>,
+                        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                        None::<&str>,
+                    )
+                    .ok()?;
+                    mount(
+                        Some(&victim),
+                        &tree.join("rootfs/etc"),
+                        None::<&str>,
+                        MsFlags::MS_BIND,
+                        None::<&str>,
+                    )
+                    .ok()?;
+                    let e = remove_tree(&tree).err()?;
+                    Some(if e.kind() == io::ErrorKind::ResourceBusy {
+                        0
+                    } else {
+                        2
+                    })
+                })()
+                .unwrap_or(3);
+                // SAFETY: ends the child without the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(
+                    st,
+                    nix::sys::wait::WaitStatus::Exited(child, 0),
+                    "the removal crossed the mount or set-up failed"
+                );
+            }
+        }
+        assert_eq!(fs::read_to_string(victim.join("passwd")).unwrap(), "root");
+        // Without the mount, the same tree goes whole; the link's target stays.
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        assert!(victim.join("passwd").exists());
+        remove_tree(&tree).unwrap();
+    }
 
     #[test]
     fn made_private_and_refused_when_others_can_write() {

@@ -91,6 +91,10 @@ fn init_logging(debug: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(debug)
+        // A closed stderr (`netshim ... 2>&1 | head`) must not turn into a
+        // panic: tracing-subscriber would report the failed write with
+        // eprintln!, which panics on the same broken pipe.
+        .log_internal_errors(false)
         .init();
 }
 

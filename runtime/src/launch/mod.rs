@@ -91,6 +91,10 @@ pub struct Launch<'a> {
 
 /// Removes a run's container and bundle however the run ends.
 struct Cleanup {
+    /// The process that made this guard: only it cleans up. libcontainer
+    /// forks its processes as copies of this one's stack, and a copy must
+    /// never run this in the container's mount namespace.
+    owner: u32,
     state: StateDirs,
     id: String,
     container: Option<Container>,
@@ -101,6 +105,9 @@ struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            return;
+        }
         if let Some(pid) = self.init.take() {
             // A run abandoned between create and exit (verification failed,
             // start failed): end its processes before deleting the state.
@@ -115,9 +122,11 @@ impl Drop for Cleanup {
         }
         let cdir = self.state.containers().join(&self.id);
         if cdir.exists() {
-            let _ = fs::remove_dir_all(&cdir);
+            let _ = crate::statedir::remove_tree(&cdir);
         }
-        let _ = fs::remove_dir_all(self.state.bundles().join(&self.id));
+        if let Err(e) = crate::statedir::remove_tree(&self.state.bundles().join(&self.id)) {
+            tracing::warn!(id = %self.id, error = %e, "could not remove the run's bundle");
+        }
     }
 }
 
@@ -131,6 +140,7 @@ impl Launch<'_> {
         let id = new_run_id();
         let bundle = state.bundles().join(&id);
         let mut cleanup = Cleanup {
+            owner: std::process::id(),
             state: state.clone(),
             id: id.clone(),
             container: None,

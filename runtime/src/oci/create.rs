@@ -231,7 +231,7 @@ impl Runtime {
             tracing::info!(id, pid, added = %policy::names(&decision.added), "created");
             Ok(container)
         })();
-        let _ = fs::remove_dir_all(&staging);
+        let _ = crate::statedir::remove_tree(&staging);
         // Empty unless another create is under way: runc leaves nothing.
         let _ = fs::remove_dir(self.root.join(".netshim"));
         result

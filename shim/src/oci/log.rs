@@ -94,6 +94,7 @@ pub(super) fn init_logging(cli: &OciCli) -> anyhow::Result<()> {
             tracing_subscriber::fmt()
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
+                .log_internal_errors(false)
                 .init();
         }
     }
