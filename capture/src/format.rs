@@ -85,7 +85,7 @@ fn pad4(buf: &mut Vec<u8>) {
     }
 }
 
-fn option(buf: &mut Vec<u8>, code: u16, value: &[u8]) {
+pub(crate) fn option(buf: &mut Vec<u8>, code: u16, value: &[u8]) {
     buf.extend_from_slice(&code.to_le_bytes());
     buf.extend_from_slice(&(value.len() as u16).to_le_bytes());
     buf.extend_from_slice(value);
@@ -93,7 +93,7 @@ fn option(buf: &mut Vec<u8>, code: u16, value: &[u8]) {
 }
 
 /// Writes a block: type, total length, body, total length again.
-fn block(buf: &mut Vec<u8>, kind: u32, body: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn block(buf: &mut Vec<u8>, kind: u32, body: impl FnOnce(&mut Vec<u8>)) {
     let start = buf.len();
     buf.extend_from_slice(&kind.to_le_bytes());
     buf.extend_from_slice(&[0; 4]);

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod filter;
 pub mod format;
 pub mod fuzzing;
+pub mod merge;
 pub mod output;
 pub mod read;
 pub mod ring;
