@@ -55,6 +55,9 @@ pub struct EngineArgs {
     pub low_latency: bool,
     /// Install the seccomp allow-list ([`crate::confine`]) once set up.
     pub confine: bool,
+    /// Leave the closing counts out of stderr: one of several engines whose
+    /// streams netshim merges, and whose counts it reports from their ISBs.
+    pub no_report: bool,
     /// `capture --sealed`: the packet sockets made in the target, one per
     /// interface; the engine runs in an empty network namespace.
     pub sockets: Vec<HandedSocket>,
@@ -83,6 +86,7 @@ impl Default for EngineArgs {
             status_line: false,
             low_latency: false,
             confine: false,
+            no_report: false,
             sockets: Vec::new(),
             names: Vec::new(),
         }
@@ -178,6 +182,7 @@ impl EngineArgs {
             (self.status_line, "status-line"),
             (self.low_latency, "low-latency"),
             (self.confine, "confine"),
+            (self.no_report, "no-report"),
         ] {
             if on {
                 v.push(format!("--{word}"));
@@ -271,6 +276,7 @@ impl EngineArgs {
                 ("status-line", None) => a.status_line = true,
                 ("low-latency", None) => a.low_latency = true,
                 ("confine", None) => a.confine = true,
+                ("no-report", None) => a.no_report = true,
                 _ => return Err(ArgsError::Unknown(word.to_string())),
             }
         }
@@ -316,6 +322,7 @@ mod tests {
             status_line: true,
             low_latency: true,
             confine: true,
+            no_report: true,
             sockets: vec![HandedSocket {
                 fd: 3,
                 ifindex: 2,

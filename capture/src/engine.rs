@@ -419,24 +419,27 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| CaptureError::Setup(e.into()))?;
 
-    eprintln!(
-        "netshim: capturing on {} ({} bytes per packet{}){}",
-        ifaces
-            .iter()
-            .map(|i| crate::summary::printable(&i.name))
-            .collect::<Vec<_>>()
-            .join(", "),
-        opts.snaplen,
-        match &opts.filter {
-            None => String::new(),
-            Some(f) => format!(", filter {:?}", f.expr),
-        },
-        match format {
-            Some(Format::Pcapng) => ", writing pcapng",
-            Some(Format::Pcap) => ", writing pcap",
-            None => "",
-        }
-    );
+    // One of several merged engines: netshim says what is captured where.
+    if !opts.no_report {
+        eprintln!(
+            "netshim: capturing on {} ({} bytes per packet{}){}",
+            ifaces
+                .iter()
+                .map(|i| crate::summary::printable(&i.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            opts.snaplen,
+            match &opts.filter {
+                None => String::new(),
+                Some(f) => format!(", filter {:?}", f.expr),
+            },
+            match format {
+                Some(Format::Pcapng) => ", writing pcapng",
+                Some(Format::Pcap) => ", writing pcap",
+                None => "",
+            }
+        );
+    }
     if sealed {
         // The engine's own network namespace is empty: the target's names
         // came with the sockets.

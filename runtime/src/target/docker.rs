@@ -79,6 +79,17 @@ pub struct ContainerInfo {
     pub id: String,
     pub name: String,
     pub pid: i32,
+    /// The image it was created from, as given (`Config.Image`).
+    pub image: String,
+}
+
+/// A running container as `GET /containers/json` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 pub struct Client {
@@ -128,6 +139,11 @@ impl Client {
 
     /// `GET /containers/json`: the names of the running containers.
     pub fn list_running(&self) -> Result<Vec<String>, DockerError> {
+        Ok(self.running()?.into_iter().map(|c| c.name).collect())
+    }
+
+    /// `GET /containers/json`: the running containers with their labels.
+    pub fn running(&self) -> Result<Vec<Listed>, DockerError> {
         let what = "GET /containers/json".to_string();
         let (status, body) = self.get("/containers/json")?;
         if status != 200 {
@@ -144,15 +160,7 @@ impl Client {
                 detail: e.to_string(),
             })?;
         Ok(v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| {
-                        c["Names"][0]
-                            .as_str()
-                            .map(|n| n.trim_start_matches('/').to_string())
-                    })
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(listed).collect())
             .unwrap_or_default())
     }
 
@@ -221,6 +229,22 @@ fn parse_response(buf: &[u8]) -> Result<(u16, Vec<u8>), String> {
     }
 }
 
+fn listed(c: &serde_json::Value) -> Option<Listed> {
+    Some(Listed {
+        id: c["Id"].as_str()?.to_string(),
+        name: c["Names"][0].as_str()?.trim_start_matches('/').to_string(),
+        image: c["Image"].as_str().unwrap_or_default().to_string(),
+        labels: c["Labels"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    })
+}
+
 fn parse_inspect(name: &str, body: &[u8]) -> Result<Result<ContainerInfo, DockerError>, String> {
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| e.to_string())?;
     let state = &v["State"];
@@ -240,6 +264,10 @@ fn parse_inspect(name: &str, body: &[u8]) -> Result<Result<ContainerInfo, Docker
             .trim_start_matches('/')
             .to_string(),
         pid: i32::try_from(pid).map_err(|e| e.to_string())?,
+        image: v["Config"]["Image"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
     }))
 }
 
@@ -287,14 +315,15 @@ mod tests {
     #[test]
     fn inspect_body_gives_pid_or_not_running() {
         let body =
-            br#"{"Id":"abc","Name":"/web","State":{"Status":"running","Running":true,"Pid":4242}}"#;
+            br#"{"Id":"abc","Name":"/web","State":{"Status":"running","Running":true,"Pid":4242},"Config":{"Image":"busybox"}}"#;
         let info = parse_inspect("web", body).unwrap().unwrap();
         assert_eq!(
             info,
             ContainerInfo {
                 id: "abc".into(),
                 name: "web".into(),
-                pid: 4242
+                pid: 4242,
+                image: "busybox".into(),
             }
         );
         let stopped =
@@ -304,6 +333,20 @@ mod tests {
             err.to_string().contains("not running (state \"exited\")"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_listing_gives_names_images_and_labels() {
+        let v: serde_json::Value = serde_json::from_str(
+            r#"[{"Id":"abc","Names":["/p-web-1"],"Image":"nginx","Labels":{"com.docker.compose.project":"p"}},
+                {"Names":["/no-id"]}]"#,
+        )
+        .unwrap();
+        let got: Vec<Listed> = v.as_array().unwrap().iter().filter_map(listed).collect();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].name, "p-web-1");
+        assert_eq!(got[0].image, "nginx");
+        assert_eq!(got[0].labels["com.docker.compose.project"], "p");
     }
 
     #[test]

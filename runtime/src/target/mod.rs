@@ -5,6 +5,7 @@ pub mod containerd;
 pub mod discover;
 pub mod docker;
 pub mod podman;
+pub mod select;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

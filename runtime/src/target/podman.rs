@@ -45,6 +45,47 @@ pub fn list_running() -> Option<Vec<String>> {
     })
 }
 
+/// The caller's running Podman containers with label `key=value`:
+/// (name, ID, image).
+pub fn running_with_label(
+    key: &str,
+    value: &str,
+) -> Result<Vec<(String, String, String)>, PodmanError> {
+    let bin = binary();
+    let out = Command::new(&bin)
+        .args([
+            "ps",
+            "--filter",
+            &format!("label={key}={value}"),
+            "--format",
+            "{{.Names}}\t{{.ID}}\t{{.Image}}",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| PodmanError::Missing {
+            bin: bin.clone(),
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(PodmanError::Inspect {
+            name: format!("label={key}={value}"),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut it = l.split('\t');
+            Some((
+                it.next()?.trim().to_string(),
+                it.next()?.trim().to_string(),
+                it.next().unwrap_or_default().trim().to_string(),
+            ))
+        })
+        .filter(|(n, _, _)| !n.is_empty())
+        .collect())
+}
+
 /// The init PID of a running Podman container.
 pub fn container_pid(name: &str) -> Result<i32, PodmanError> {
     let bin = binary();

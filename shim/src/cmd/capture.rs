@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 use netshim_capture::filter::Compiled;
 use netshim_capture::rotate::Rotation;
 use netshim_capture::{EngineArgs, Format, Options, Which};
+use netshim_runtime::target::select::Selector;
 use netshim_runtime::target::Target;
 
 use crate::cmd::capture_write::{file_output, stops_after_files, wait_writer};
@@ -52,8 +53,22 @@ pub enum DirectionArg {
 pub struct CaptureArgs {
     /// Capture in this target (same forms as `netshim run`); without it,
     /// capture in the current network namespace (needs CAP_NET_RAW there).
+    /// Repeat it, or give a selector (docker-compose:PROJECT,
+    /// podman-compose:PROJECT, docker-label:KEY=VALUE,
+    /// podman-label:KEY=VALUE, k8s:NAMESPACE/*), to capture several targets
+    /// into one pcapng, merged in time, each interface named TARGET/IFACE.
     #[arg(long = "target-netns", value_name = "TARGET")]
-    pub(crate) target: Option<Target>,
+    pub(crate) targets: Vec<Selector>,
+    /// With several targets: leave out, with a warning, the targets that
+    /// cannot be joined, instead of refusing to start.
+    #[arg(long = "skip-unreachable")]
+    pub(crate) skip_unreachable: bool,
+    /// With several targets: how long a packet is held so that the
+    /// packets of all targets are written in timestamp order, in
+    /// milliseconds. A packet later than that is written at once, out of
+    /// order (and counted).
+    #[arg(long = "reorder-window", value_name = "MS", default_value_t = 200)]
+    pub(crate) reorder_ms: u64,
     /// Interface to capture on; repeat for several; `any` for all. Default:
     /// the first interface that is up and not loopback.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
@@ -377,7 +392,7 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
             "--print with -w - would mix lines and packets on stdout: write to a file with -w FILE"
         );
     }
-    if a.sealed && a.target.is_none() {
+    if a.sealed && a.targets.is_empty() {
         bail!("--sealed needs --target-netns: it hands sockets made in a target to an engine with no privileges");
     }
     let rot = rotation(&a)?;
@@ -385,15 +400,25 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
     // set up, and the engine only attaches the program.
     let filter = Compiled::for_capture(&a.expression.join(" "), snaplen(&a))?;
     let args = engine_args(&a, filter);
-    match a.target.clone() {
+    match single_target(&a) {
+        _ if a.targets.is_empty() => engine(&a, args, rot),
         Some(t) => in_target(&a, args, t, rot),
-        None => engine(&a, args, rot),
+        None => crate::cmd::capture_multi::main(&a, args, rot),
+    }
+}
+
+/// The target when exactly one is given (not a selector): the capture is
+/// that target's engine's own stream.
+fn single_target(a: &CaptureArgs) -> Option<Target> {
+    match &a.targets[..] {
+        [Selector::One(t)] => Some(t.clone()),
+        _ => None,
     }
 }
 
 /// How the engine runs in a target: as UID and GID 65534 with only
 /// CAP_NET_RAW, no terminal, from the sealed copy given as its stdin.
-fn engine_run(target: Target, args: Vec<String>) -> netshim_runtime::RunOptions {
+pub(crate) fn engine_run(target: Target, args: Vec<String>) -> netshim_runtime::RunOptions {
     netshim_runtime::RunOptions {
         target,
         uid: netshim_runtime::DEFAULT_ID,
@@ -406,7 +431,7 @@ fn engine_run(target: Target, args: Vec<String>) -> netshim_runtime::RunOptions 
 
 /// The engine's command line in a target: the sealed copy of netshim (its
 /// stdin), the hidden `capture-engine` command and the settings.
-fn engine_argv(args: &EngineArgs) -> Vec<String> {
+pub(crate) fn engine_argv(args: &EngineArgs) -> Vec<String> {
     ["/proc/self/fd/0".to_string(), ENGINE_COMMAND.into()]
         .into_iter()
         .chain(args.to_argv())
@@ -419,11 +444,14 @@ pub const ENGINE_COMMAND: &str = "capture-engine";
 /// `-D`: here, or in a target through the same path as a capture (the
 /// engine, UID 65534, lists what its network namespace holds).
 fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
-    let Some(target) = a.target.clone() else {
+    if a.targets.is_empty() {
         for line in netshim_capture::engine::describe_interfaces() {
             println!("{line}");
         }
         return Ok(0);
+    }
+    let Some(target) = single_target(a) else {
+        bail!("-D lists the interfaces of one target: give one --target-netns (`netshim targets --expand SELECTOR` lists what a selector stands for)");
     };
     let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
         .context("making a sealed copy of netshim's binary")?;
@@ -451,7 +479,14 @@ pub fn engine_main(argv: &[String]) -> anyhow::Result<u8> {
             .as_fd_owned()
             .context("duplicating stdout")?,
     );
+    let quiet = args.no_report;
     let report = netshim_capture::run(Options { args, out, sockets })?;
+    if quiet {
+        if let Some(why) = &report.ended_by {
+            eprintln!("netshim: capture ended early: {why}");
+        }
+        return Ok(if report.output_failed { 1 } else { 0 });
+    }
     Ok(if print_report(&report) { 1 } else { 0 })
 }
 
@@ -524,7 +559,7 @@ impl AsFdOwned for std::io::Stdout {
 
 /// `--sealed`: make the packet sockets in the target here, then start the
 /// engine with none of netshim's privileges (see `netshim_runtime::sealed`).
-fn sealed_engine(
+pub(crate) fn sealed_engine(
     mut args: EngineArgs,
     prepared: &netshim_runtime::Prepared,
     exe: OwnedFd,

@@ -114,7 +114,7 @@ enum Out {
 }
 
 pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
-    if a.target.is_some() {
+    if !a.targets.is_empty() {
         bail!("-r reads a file: it takes no --target-netns (reading needs no privilege)");
     }
     if a.file_size.is_some() || a.rotate_seconds.is_some() || a.file_count.is_some() {

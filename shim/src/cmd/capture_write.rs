@@ -30,19 +30,40 @@ pub(crate) fn file_output(
         return Ok((file.expect("made above").into(), None));
     }
     let printer = a.print.then(|| crate::cmd::capture_read::printer_of(a));
+    let writer = Writer {
+        file,
+        base: path.to_string(),
+        rot: rot.clone(),
+        post_rotate: a.post_rotate.clone(),
+    };
+    let (fd, child) = fork_writer(writer, printer)?;
+    Ok((fd, Some(child)))
+}
+
+/// Without -w, for a stream netshim merges: a forked printer that reads
+/// the stream from a pipe and prints each packet's line.
+pub(crate) fn lines_output(a: &CaptureArgs) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
+    let writer = Writer {
+        file: None,
+        base: String::new(),
+        rot: None,
+        post_rotate: None,
+    };
+    fork_writer(writer, Some(crate::cmd::capture_read::printer_of(a)))
+}
+
+/// Forks `writer` to read what is written to the returned descriptor.
+fn fork_writer(
+    writer: Writer,
+    printer: Option<netshim_capture::summary::Printer>,
+) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe")?;
     // SAFETY: netshim is single-threaded here; the child reads the pipe,
     // writes files, prints, and leaves with _exit.
     match unsafe { nix::unistd::fork() }.context("forking the file writer")? {
-        nix::unistd::ForkResult::Parent { child } => Ok((w, Some(child))),
+        nix::unistd::ForkResult::Parent { child } => Ok((w, child)),
         nix::unistd::ForkResult::Child => {
             drop(w);
-            let writer = Writer {
-                file,
-                base: path.to_string(),
-                rot: rot.clone(),
-                post_rotate: a.post_rotate.clone(),
-            };
             let code = match writer.run(File::from(r), printer) {
                 Ok(()) => 0,
                 Err(e) => {
@@ -103,16 +124,17 @@ impl Writer {
         };
         // With rotation as well, the rotation reads what the printer passes
         // on through a second pipe, on a thread of this child.
-        let (copy, rotating) = match (self.file, self.rot) {
-            (Some(f), _) => (f, None),
+        let (copy, rotating): (Box<dyn std::io::Write>, _) = match (self.file, self.rot) {
+            (Some(f), _) => (Box::new(f), None),
             (None, Some(rot)) => {
                 let (pr, pw) =
                     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("making a pipe")?;
                 let (base, post) = (self.base, self.post_rotate);
                 let t = std::thread::spawn(move || rotate(File::from(pr), rot, base, post));
-                (File::from(pw), Some(t))
+                (Box::new(File::from(pw)), Some(t))
             }
-            (None, None) => anyhow::bail!("a writer with neither a file nor rotation"),
+            // Lines only (a merged capture without -w).
+            (None, None) => (Box::new(std::io::sink()), None),
         };
         let mut tee = Tee { src, copy };
         let printed = crate::cmd::capture_read::print_stream(&printer, &mut tee);
