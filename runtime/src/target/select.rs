@@ -214,7 +214,7 @@ impl Selector {
                         target: Target::Docker(c.name),
                     })
                     .collect();
-                v.sort_by(|a, b| a.target.to_string().cmp(&b.target.to_string()));
+                v.sort_by_key(|c| c.target.to_string());
                 v
             }
             Selector::Label {
@@ -237,7 +237,7 @@ impl Selector {
                         target: Target::Podman(name),
                     })
                     .collect();
-                v.sort_by(|a, b| a.target.to_string().cmp(&b.target.to_string()));
+                v.sort_by_key(|c| c.target.to_string());
                 v
             }
             Selector::K8sNamespace(ns) => {

@@ -1,0 +1,460 @@
+//! `netshim capture` of several targets at once: one engine per target, one
+//! merged pcapng, read back by tshark (interface names, descriptions,
+//! timestamp order) and walked block by block (statistics at the end).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use netshim_integration::*;
+
+/// The blocks of a pcapng file: (type, body after type and length).
+fn pcapng_blocks(path: &Path) -> Vec<(u32, Vec<u8>)> {
+    let b = std::fs::read(path).unwrap();
+    let mut v = Vec::new();
+    let mut o = 0;
+    while o + 12 <= b.len() {
+        let kind = u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(b[o + 4..o + 8].try_into().unwrap()) as usize;
+        assert!(len >= 12 && o + len <= b.len(), "a whole block at {o}");
+        v.push((kind, b[o + 8..o + len - 4].to_vec()));
+        o += len;
+    }
+    assert_eq!(o, b.len(), "the file ends on a block boundary");
+    v
+}
+
+/// Each packet's interface name and epoch time, as tshark reads them.
+fn packets(path: &Path) -> Vec<(String, f64)> {
+    let r = run(Command::new("tshark").arg("-r").arg(path).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+        "-e",
+        "frame.time_epoch",
+    ]))
+    .ok();
+    r.stdout
+        .lines()
+        .map(|l| {
+            let (n, t) = l.split_once('\t').unwrap();
+            (n.to_string(), t.parse().unwrap())
+        })
+        .collect()
+}
+
+fn non_decreasing(p: &[(String, f64)]) -> bool {
+    p.windows(2).all(|w| w[0].1 <= w[1].1)
+}
+
+/// The interface descriptions tshark reads from the IDBs.
+fn descriptions(path: &Path) -> String {
+    let r = run(Command::new("capinfos").arg("-I").arg(path)).ok();
+    r.stdout
+}
+
+fn ping_in(pid: i32, secs: u32) -> std::process::Child {
+    Command::new("nsenter")
+        .args([
+            "-t",
+            &pid.to_string(),
+            "-n",
+            "ping",
+            "-q",
+            "-i",
+            "0.1",
+            "-w",
+        ])
+        .arg(secs.to_string())
+        .arg("127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Root: two named namespaces with veth traffic and a containerd task with
+/// loopback traffic, in one file; tshark sees every target's packets on
+/// interfaces named TARGET/IFACE, in timestamp order; the IDBs describe the
+/// targets and every interface has its statistics at the end.
+#[test]
+fn root_merges_two_named_netns_and_a_containerd_task() {
+    let a = Netns::with_peer();
+    let b = Netns::with_peer();
+    let ctd = Containerd::start("", false);
+    let rootfs = busybox_rootfs(ctd.dir.path());
+    let id = unique("mt");
+    run(&mut ctd.ctr(&[
+        "run",
+        "-d",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        &id,
+        "sleep",
+        "1000",
+    ]))
+    .ok();
+    let ls = run(&mut ctd.ctr(&["task", "ls"])).ok();
+    let task_pid: i32 = ls
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("the task runs: {ls:#?}"));
+    run(Command::new("nsenter").args([
+        "-t",
+        &task_pid.to_string(),
+        "-n",
+        "ip",
+        "link",
+        "set",
+        "lo",
+        "up",
+    ]))
+    .ok();
+    let pa = a.ping_from_peer(30);
+    let pb = b.ping_from_peer(30);
+    let pt = ping_in(task_pid, 30);
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("m.pcapng");
+    let task = format!("containerd:default/{id}");
+    let r = run(netshim_with_timeout(60)
+        .env("CONTAINERD_ADDRESS", &ctd.address)
+        .args([
+            "capture",
+            "--target-netns",
+            &a.target(),
+            "--target-netns",
+            &b.target(),
+            "--target-netns",
+            &task,
+            "-i",
+            "any",
+            "-c",
+            "90",
+            "-w",
+            f.to_str().unwrap(),
+            "icmp",
+        ]));
+    stop(pa);
+    stop(pb);
+    stop(pt);
+    let r = r.ok();
+    assert!(r.stderr.contains("90 packets captured"), "{}", r.stderr);
+    let p = packets(&f);
+    assert_eq!(p.len(), 90, "{p:?}");
+    for t in [a.target(), b.target(), task.clone()] {
+        let n = p
+            .iter()
+            .filter(|(i, _)| i.starts_with(&format!("{t}/")))
+            .count();
+        assert!(n > 0, "packets of {t}: {p:?}");
+    }
+    assert!(
+        p.iter()
+            .any(|(i, _)| *i == format!("{}/{}", a.target(), a.veth)),
+        "{p:?}"
+    );
+    assert!(p.iter().any(|(i, _)| *i == format!("{task}/lo")), "{p:?}");
+    assert!(non_decreasing(&p), "time order: {p:?}");
+    let desc = descriptions(&f);
+    assert!(
+        desc.contains(&format!("named network namespace {}", a.name)),
+        "{desc}"
+    );
+    assert!(
+        desc.contains(&format!("containerd container {id} (namespace default)")),
+        "{desc}"
+    );
+    let blocks = pcapng_blocks(&f);
+    let idbs = blocks.iter().filter(|(k, _)| *k == 1).count();
+    let isbs: Vec<usize> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, (k, _))| *k == 5)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(isbs.len(), idbs, "an ISB per interface");
+    assert!(
+        isbs[0] > blocks.iter().rposition(|(k, _)| *k == 6).unwrap(),
+        "ISBs at the end"
+    );
+    run(&mut ctd.ctr(&["task", "kill", "-s", "KILL", &id])).ok();
+}
+
+/// A target that exits ends its stream (its statistics still written) and
+/// the capture goes on with the other; SIGINT then ends it with a valid
+/// file. When every target has exited the capture ends by itself.
+#[test]
+fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
+    require_root();
+    let a = Netns::with_peer();
+    let pa = a.ping_from_peer(30);
+    // A short-lived target: a process in a network namespace of its own,
+    // pinging its loopback, gone after about 2 s.
+    let short = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up; ping -q -i 0.1 -c 20 127.0.0.1 >/dev/null",
+        ])
+        .spawn()
+        .unwrap();
+    let spid = short.id() as i32;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("exit.pcapng");
+    let child = netshim_with_timeout(60)
+        .args([
+            "capture",
+            "--target-netns",
+            &a.target(),
+            "--target-netns",
+            &format!("pid:{spid}"),
+            "-i",
+            "any",
+            "-w",
+            f.to_str().unwrap(),
+            "icmp",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let npid = child.id() as i32;
+    let mut short = short;
+    short.wait().unwrap();
+    // The capture goes on after the short target's exit.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        std::fs::read(format!("/proc/{npid}/status")).is_ok(),
+        "the capture went on"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(npid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    stop(pa);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let p = packets(&f);
+    let short_label = format!("pid:{spid}/lo");
+    let of_short: Vec<&(String, f64)> = p.iter().filter(|(i, _)| *i == short_label).collect();
+    assert!(!of_short.is_empty(), "{p:?}");
+    let last_short = of_short.last().unwrap().1;
+    assert!(
+        p.iter()
+            .any(|(i, t)| i.starts_with(&a.target()) && *t > last_short + 1.0),
+        "packets of the other target after the short one exited: {p:?}"
+    );
+    assert!(non_decreasing(&p));
+    let blocks = pcapng_blocks(&f);
+    let isbs = blocks.iter().filter(|(k, _)| *k == 5).count();
+    let idbs = blocks.iter().filter(|(k, _)| *k == 1).count();
+    assert_eq!(
+        isbs, idbs,
+        "statistics of every interface, the exited one's too: {err}"
+    );
+    assert!(err.contains(&format!("{short_label}: ")), "{err}");
+
+    // Two short targets: the capture ends when the last has exited.
+    let shorts: Vec<std::process::Child> = (0..2)
+        .map(|k| {
+            Command::new("unshare")
+                .args([
+                    "-n",
+                    "sh",
+                    "-c",
+                    &format!(
+                        "ip link set lo up; ping -q -i 0.1 -c {} 127.0.0.1 >/dev/null",
+                        10 + 10 * k
+                    ),
+                ])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t0 = std::time::Instant::now();
+    let r = run(netshim_with_timeout(30).args([
+        "capture",
+        "--target-netns",
+        &format!("pid:{}", shorts[0].id()),
+        "--target-netns",
+        &format!("pid:{}", shorts[1].id()),
+        "-i",
+        "lo",
+        "-w",
+        f.to_str().unwrap(),
+    ]));
+    for mut s in shorts {
+        let _ = s.wait();
+    }
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(t0.elapsed().as_secs() < 15, "ended with its targets");
+    assert!(!packets(&f).is_empty());
+}
+
+/// The line printer names each packet's target and interface; -c counts
+/// across targets.
+#[test]
+fn lines_name_the_target_and_interface() {
+    let a = Netns::with_peer();
+    let b = Netns::with_peer();
+    let pa = a.ping_from_peer(20);
+    let pb = b.ping_from_peer(20);
+    let r = run(netshim_with_timeout(60).args([
+        "capture",
+        "--target-netns",
+        &a.target(),
+        "--target-netns",
+        &b.target(),
+        "-c",
+        "40",
+        "icmp",
+    ]));
+    stop(pa);
+    stop(pb);
+    let r = r.ok();
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 40, "{r:#?}");
+    for (ns, veth) in [(&a, &a.veth), (&b, &b.veth)] {
+        let tag = format!(
+            " {}/{veth} In  IP {} > {}: ICMP echo request",
+            ns.target(),
+            ns.peer_addr,
+            ns.addr
+        );
+        assert!(lines.iter().any(|l| l.contains(&tag)), "{tag}: {lines:#?}");
+    }
+    assert!(r.stderr.contains("40 packets captured"), "{}", r.stderr);
+}
+
+/// An unprivileged user: two of its rootless containers in one stream to
+/// tshark, chosen by a Compose project label; `targets --expand` lists
+/// them; a target it cannot join (a namespace of root's) is refused before
+/// anything starts, or left out with --skip-unreachable.
+#[test]
+fn user_captures_its_compose_project_and_is_refused_roots_netns() {
+    let project = unique("proj");
+    let label = format!("com.docker.compose.project={project}");
+    let mut cs = Vec::new();
+    for _ in 0..2 {
+        let name = unique("nsc");
+        run(&mut as_user(&[
+            "/usr/bin/docker",
+            "run",
+            "-d",
+            "--label",
+            &label,
+            "--name",
+            &name,
+            "netshim-busybox",
+            "ping",
+            "-i",
+            "0.1",
+            "127.0.0.1",
+        ]))
+        .ok();
+        cs.push(UserContainer { name });
+    }
+    let bin = netshim();
+    let sel = format!("docker-compose:{project}");
+    let r = run(&mut as_user(&[
+        bin.to_str().unwrap(),
+        "targets",
+        "--expand",
+        &sel,
+    ]))
+    .ok();
+    for c in &cs {
+        assert!(
+            r.stdout
+                .contains(&format!("{}\tdocker container {}", c.target(), c.name)),
+            "{r:#?}"
+        );
+    }
+    let script = format!(
+        "timeout 60 {} capture --target-netns {sel} -i lo -c 40 -w - icmp \
+         | tshark -r - -T fields -e frame.interface_name -e frame.time_epoch -e frame.interface_description",
+        bin.display()
+    );
+    let r = run(&mut as_user(&["sh", "-c", &script])).ok();
+    let rows: Vec<Vec<&str>> = r.stdout.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 40, "{r:#?}");
+    for c in &cs {
+        let name = format!("{}/lo", c.target());
+        let row = rows.iter().find(|x| x[0] == name);
+        let row = row.unwrap_or_else(|| panic!("packets of {name}: {r:#?}"));
+        assert!(row[2].contains("image netshim-busybox"), "{row:?}");
+    }
+    let ts: Vec<f64> = rows.iter().map(|x| x[1].parse().unwrap()).collect();
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{ts:?}");
+    assert!(
+        r.stderr.contains(&format!("{sel} stands for 2 target(s)")),
+        "{}",
+        r.stderr
+    );
+
+    // A network namespace of root's: refused up front, nothing written.
+    let roots = Netns::new();
+    let (user, _) = test_user();
+    let path = format!("/home/{user}/{}.pcapng", unique("refused"));
+    let r = run(&mut as_user(&[
+        "timeout",
+        "60",
+        bin.to_str().unwrap(),
+        "capture",
+        "--target-netns",
+        &cs[0].target(),
+        "--target-netns",
+        &roots.target(),
+        "-i",
+        "lo",
+        "-c",
+        "4",
+        "-w",
+        &path,
+    ]));
+    assert_ne!(r.code, Some(0), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains(&format!("cannot capture in {}", roots.target())),
+        "{r:#?}"
+    );
+    assert!(r.stderr.contains("--skip-unreachable"), "{r:#?}");
+    assert!(!Path::new(&path).exists(), "nothing was started");
+    let r = run(&mut as_user(&[
+        "timeout",
+        "60",
+        bin.to_str().unwrap(),
+        "capture",
+        "--skip-unreachable",
+        "--target-netns",
+        &cs[0].target(),
+        "--target-netns",
+        &roots.target(),
+        "-i",
+        "lo",
+        "-c",
+        "4",
+        "-w",
+        &path,
+        "icmp",
+    ]))
+    .ok();
+    assert!(
+        r.stderr.contains(&format!("skipping {}", roots.target())),
+        "{r:#?}"
+    );
+    let p = packets(Path::new(&path));
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(p.len(), 4);
+    assert!(
+        p.iter()
+            .all(|(i, _)| *i == format!("{}/lo", cs[0].target())),
+        "{p:?}"
+    );
+}
