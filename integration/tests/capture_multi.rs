@@ -90,7 +90,7 @@ fn root_merges_two_named_netns_and_a_containerd_task() {
         "--rootfs",
         rootfs.to_str().unwrap(),
         &id,
-        "sleep",
+        "/bin/sleep",
         "1000",
     ]))
     .ok();

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# The cost of merging several targets (issue: one capture across many
+# containers): CPU per written packet of `netshim capture` with two targets
+# against one target, at the same total rate, in one run.
+#
+# A generator namespace is joined by a veth pair to each of two capture
+# namespaces (198.18.0.0/15). trafgen, pinned to CPU 0, sends 64-byte UDP
+# frames at its full rate: into the first namespace only (one target), or
+# half each into both (two targets, two trafgen processes sharing CPU 0).
+# The capture, pinned to CPU 1, writes pcapng to tmpfs. CPU is the user and
+# system time of the whole netshim process tree (the caller that merges,
+# the runners, the engines), per packet written; "dropped" is offered minus
+# written. Rounds are interleaved; the table shows medians and the spread
+# (min–max) of the ratio.
+#
+#   sudo ./integration/bench/merge.sh [SECONDS] [ROUNDS]   (default 5, 5)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SECS=${1:-5}
+ROUNDS=${2:-5}
+[ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
+for t in trafgen capinfos taskset; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install netsniff-ng tshark util-linux)" >&2; exit 2; }
+done
+[ "$(nproc)" -ge 2 ] || { echo "needs 2 CPUs (generator and capture pinned apart)" >&2; exit 2; }
+
+cargo build --release -q -p netshim
+NETSHIM=$PWD/target/release/netshim
+
+G=nsmg-$$ C1=nsm1-$$ C2=nsm2-$$ OUT=/dev/shm/netshim-merge-$$
+mkdir -p "$OUT"
+GENS=()
+cleanup() {
+  for g in "${GENS[@]}"; do kill -KILL -- "-$g" 2>/dev/null || true; done
+  for n in "$G" "$C1" "$C2"; do ip netns del "$n" 2>/dev/null || true; done
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+ip netns add "$G"
+for k in 1 2; do
+  C=nsm$k-$$
+  ip netns add "$C"
+  ip link add vg$k netns "$G" type veth peer name vc$k netns "$C"
+  ip -n "$G" addr add 198.18.$k.2/30 dev vg$k
+  ip -n "$C" addr add 198.18.$k.1/30 dev vc$k
+  ip -n "$G" link set vg$k up
+  ip -n "$C" link set vc$k up
+  ip -n "$C" link set lo up
+  DMAC=$(ip -n "$C" -o link show vc$k | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+  SMAC=$(ip -n "$G" -o link show vg$k | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+  cat >"$OUT/udp$k.cfg" <<EOF
+{ eth(da=$DMAC, sa=$SMAC), ipv4(saddr=198.18.$k.2, daddr=198.18.$k.1, ttl=64), udp(sp=4000, dp=5000), fill(0x41, 18) }
+EOF
+done
+
+rx() { ip netns exec "nsm$1-$$" cat "/sys/class/net/vc$1/statistics/rx_packets"; }
+# User and system ticks of a process and all its descendants.
+tree_ticks() {
+  local pids=$1 all=$1 next
+  while [ -n "$pids" ]; do
+    next=$(for p in $pids; do cat "/proc/$p/task/$p/children" 2>/dev/null; done | xargs)
+    all="$all $next"
+    pids=$next
+  done
+  for p in $all; do awk '{print $14, $15}' "/proc/$p/stat" 2>/dev/null; done |
+    awk '{u += $1; s += $2} END {print u + 0, s + 0}'
+}
+
+declare -A OFFERED WRITTEN USER SYS
+# measure NAME IFACES... -- COMMAND...
+measure() {
+  local name=$1
+  shift
+  local ks=()
+  while [ "$1" != -- ]; do ks+=("$1"); shift; done
+  shift
+  taskset -c 1 "$@" >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+  local pid=$!
+  sleep 2
+  local u0 s0 u1 s1 r0=0 r1=0
+  read -r u0 s0 < <(tree_ticks "$pid")
+  for k in "${ks[@]}"; do r0=$((r0 + $(rx "$k"))); done
+  GENS=()
+  for k in "${ks[@]}"; do
+    setsid ip netns exec "$G" taskset -c 0 trafgen --dev "vg$k" --conf "$OUT/udp$k.cfg" -P 1 -q >/dev/null 2>&1 &
+    GENS+=($!)
+  done
+  sleep "$SECS"
+  for g in "${GENS[@]}"; do kill -INT -- "-$g"; wait "$g" 2>/dev/null || true; done
+  GENS=()
+  sleep 1
+  for k in "${ks[@]}"; do r1=$((r1 + $(rx "$k"))); done
+  read -r u1 s1 < <(tree_ticks "$pid")
+  kill -INT "$pid"
+  wait "$pid" 2>/dev/null || true
+  OFFERED[$name]+="$((r1 - r0)) "
+  USER[$name]+="$((u1 - u0)) "
+  SYS[$name]+="$((s1 - s0)) "
+  WRITTEN[$name]+="$(capinfos -c -M "$OUT/$name.pcapng" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}') "
+  rm -f "$OUT/$name.pcapng"
+}
+
+for _ in $(seq 1 "$ROUNDS"); do
+  measure one 1 -- "$NETSHIM" capture --target-netns "netns:$C1" -i vc1 -w "$OUT/one.pcapng" udp
+  measure two 1 2 -- "$NETSHIM" capture --target-netns "netns:$C1" --target-netns "netns:$C2" -i any -w "$OUT/two.pcapng" udp
+done
+
+list() { tr ' ' '\n' <<<"$1" | grep .; }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+# ns per written packet, per round.
+per_packet() { paste -d' ' <(list "$1") <(list "$2") <(list "$3") | awk '{ if ($3 > 0) printf "%.1f\n", ($1 + $2) * 1e7 / $3 }'; }
+one=$(per_packet "${USER[one]}" "${SYS[one]}" "${WRITTEN[one]}")
+two=$(per_packet "${USER[two]}" "${SYS[two]}" "${WRITTEN[two]}")
+ratios=$(paste -d' ' <(echo "$two") <(echo "$one") | awk '{printf "%.2f\n", $1 / $2}')
+
+printf '\n64-byte UDP from trafgen (CPU 0), capture on CPU 1, %ss each, pcapng on tmpfs;\n' "$SECS"
+printf '%s interleaved rounds (%s, %s cores, netshim %s)\n\n' "$ROUNDS" "$(uname -r)" "$(nproc)" \
+  "$("$NETSHIM" --version | cut -d' ' -f2)"
+printf '| %-12s | %10s | %10s | %9s | %12s |\n' capture offered written dropped "CPU ns/pkt"
+printf '|--------------|-----------:|-----------:|----------:|-------------:|\n'
+for n in one two; do
+  printf '| %-12s | %10s | %10s | %9s | %12s |\n' "$( [ $n = one ] && echo "one target" || echo "two targets")" \
+    "$(list "${OFFERED[$n]}" | median)" "$(list "${WRITTEN[$n]}" | median)" \
+    "$(paste -d' ' <(list "${OFFERED[$n]}") <(list "${WRITTEN[$n]}") | awk '{print $1 - $2}' | median)" \
+    "$( [ $n = one ] && echo "$one" | median || echo "$two" | median)"
+done
+printf '\nCPU per packet, two targets ÷ one target, per round: %s\n' "$(echo "$ratios" | xargs)"
+printf 'median %s, spread %s–%s (goal: at most 1.20)\n' "$(echo "$ratios" | median)" \
+  "$(echo "$ratios" | sort -n | head -1)" "$(echo "$ratios" | sort -n | tail -1)"
