@@ -492,7 +492,7 @@ fn whole_blocks(b: &[u8]) -> Result<usize, &'static str> {
     let mut o = 0;
     while let Some(len) = u32_at(b, o + 4) {
         let len = len as usize;
-        if len < 12 || len % 4 != 0 || len > crate::read::MAX_RECORD {
+        if len < 12 || !len.is_multiple_of(4) || len > crate::read::MAX_RECORD {
             return Err("a block with a bad length");
         }
         if o + len > b.len() {
