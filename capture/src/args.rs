@@ -58,6 +58,10 @@ pub struct EngineArgs {
     /// Leave the closing counts out of stderr: one of several engines whose
     /// streams netshim merges, and whose counts it reports from their ISBs.
     pub no_report: bool,
+    /// Write a progress block ([`crate::format::pcapng_progress`]) every
+    /// [`crate::engine::HEARTBEAT`]: the stream is one of several netshim
+    /// merges, and says how far it is complete.
+    pub heartbeat: bool,
     /// `capture --sealed`: the packet sockets made in the target, one per
     /// interface; the engine runs in an empty network namespace.
     pub sockets: Vec<HandedSocket>,
@@ -87,6 +91,7 @@ impl Default for EngineArgs {
             low_latency: false,
             confine: false,
             no_report: false,
+            heartbeat: false,
             sockets: Vec::new(),
             names: Vec::new(),
         }
@@ -183,6 +188,7 @@ impl EngineArgs {
             (self.low_latency, "low-latency"),
             (self.confine, "confine"),
             (self.no_report, "no-report"),
+            (self.heartbeat, "heartbeat"),
         ] {
             if on {
                 v.push(format!("--{word}"));
@@ -277,6 +283,7 @@ impl EngineArgs {
                 ("low-latency", None) => a.low_latency = true,
                 ("confine", None) => a.confine = true,
                 ("no-report", None) => a.no_report = true,
+                ("heartbeat", None) => a.heartbeat = true,
                 _ => return Err(ArgsError::Unknown(word.to_string())),
             }
         }
@@ -323,6 +330,7 @@ mod tests {
             low_latency: true,
             confine: true,
             no_report: true,
+            heartbeat: true,
             sockets: vec![HandedSocket {
                 fd: 3,
                 ifindex: 2,

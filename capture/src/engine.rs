@@ -25,6 +25,18 @@ pub enum Format {
     Pcap,
 }
 
+/// How long the kernel may hold a packet in a ring block that is not full
+/// (TPACKET_V3's block retire timer).
+pub const RETIRE_MS: u32 = 20;
+
+/// A packet is in a retired block at most [`RETIRE_MS`] after its time
+/// stamp; 15 ms more for the timer's and the scheduler's slack.
+const RETIRE_SLACK_NS: u64 = (RETIRE_MS as u64 + 15) * 1_000_000;
+
+/// How often an engine whose stream netshim merges says how far its stream
+/// is complete (see [`crate::format::pcapng_progress`]).
+pub const HEARTBEAT: Duration = Duration::from_millis(25);
+
 /// `-Q`: which directions to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
@@ -372,7 +384,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             ifindex: *ifindex,
             ring_bytes: ring_bytes / chosen.len(),
             block_bytes: block,
-            retire_ms: 20,
+            retire_ms: RETIRE_MS,
             filter,
             promisc: opts.promisc,
             ignore_outgoing: opts.which == Which::In,
@@ -469,7 +481,11 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut output_failed = false;
     let mut flush_error: Option<OutputError> = None;
 
+    let mut last_beat = Instant::now();
     'outer: loop {
+        // Packets stamped before this have been retired by the kernel (the
+        // ring's block timer) and are drained in this pass.
+        let complete_until = now_ns().saturating_sub(RETIRE_SLACK_NS);
         // Drain every ring the kernel has handed blocks of.
         for ifc in ifaces.iter_mut() {
             let which = opts.which;
@@ -514,6 +530,11 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
                 ifc.counters.dropped += drops;
             }
         }
+        if opts.heartbeat && last_beat.elapsed() >= HEARTBEAT && written < limit {
+            format::pcapng_progress(w.out.buf(), complete_until);
+            w.out.end_block();
+            last_beat = Instant::now();
+        }
         if w.out.wants_flush()
             || (low_latency && !w.out.buf().is_empty())
             || last_flush.elapsed() >= Duration::from_secs(1)
@@ -555,7 +576,13 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             })
             .collect();
         fds.push(PollFd::new(sfd.as_fd(), PollFlags::POLLIN));
-        let timeout = if stopping.is_some() { 20u16 } else { 250u16 };
+        let timeout = if stopping.is_some() {
+            20u16
+        } else if opts.heartbeat {
+            HEARTBEAT.as_millis() as u16
+        } else {
+            250u16
+        };
         match poll(&mut fds, PollTimeout::from(timeout)) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,

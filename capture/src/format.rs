@@ -218,6 +218,21 @@ pub fn pcapng_isb(buf: &mut Vec<u8>, iface: u32, start_ns: u64, end_ns: u64, c: 
     });
 }
 
+/// The block type of netshim's progress block: a custom block that must not
+/// be copied (pcapng's 0x40000BAD) with enterprise number 0, holding a time
+/// in nanoseconds since the epoch. An engine whose stream netshim merges
+/// writes one every [`crate::engine::HEARTBEAT`]: every packet of the stream
+/// stamped before that time has already been written. The merge consumes
+/// them; they never reach a file.
+pub const PROGRESS_BLOCK: u32 = 0x4000_0BAD;
+
+pub fn pcapng_progress(buf: &mut Vec<u8>, complete_until_ns: u64) {
+    block(buf, PROGRESS_BLOCK, |b| {
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b.extend_from_slice(&complete_until_ns.to_le_bytes());
+    });
+}
+
 /// Classic pcap global header, version 2.4, with the magic of `prec`.
 pub fn pcap_header(buf: &mut Vec<u8>, snaplen: u32, linktype: u16, prec: Precision) {
     let magic = match prec {

@@ -78,6 +78,9 @@ struct Stream {
     units: Vec<u64>,
     live: bool,
     isbs: Vec<(u32, Vec<u8>)>,
+    /// Every packet of the stream stamped before this has arrived (its
+    /// engine's last progress block).
+    complete_until: u64,
 }
 
 /// The packets of one interface waiting for the window, oldest first. An
@@ -210,6 +213,7 @@ impl Merger {
             units: Vec::new(),
             live: true,
             isbs: Vec::new(),
+            complete_until: 0,
         });
         self.streams.len() - 1
     }
@@ -363,6 +367,12 @@ impl Merger {
                 isbs.retain(|(i, _)| *i != id);
                 isbs.push((id, blk));
             }
+            crate::format::PROGRESS_BLOCK => {
+                if let Some(t) = u64_at(b, 12) {
+                    let st = &mut self.streams[s];
+                    st.complete_until = st.complete_until.max(t);
+                }
+            }
             // Other blocks (name resolution, custom) are not carried over.
             _ => {}
         }
@@ -428,12 +438,20 @@ impl Merger {
         self.streams[s].live = false;
     }
 
-    /// Writes the packets older than the window at `now_ns` (all of them
-    /// once no stream is live).
+    /// Writes the packets that can no longer be preceded: those stamped
+    /// before every live stream's progress, and those older than the
+    /// window at `now_ns` (all of them once no stream is live).
     pub fn release(&mut self, now_ns: u64, out: &mut Output) {
-        let all = self.live_streams() == 0;
+        let complete = self
+            .streams
+            .iter()
+            .filter(|s| s.live)
+            .map(|s| s.complete_until)
+            .min()
+            .unwrap_or(u64::MAX);
+        let bound = complete.max(now_ns.saturating_sub(self.window_ns));
         while let Some((_, ts)) = self.oldest_queue() {
-            if !all && ts.saturating_add(self.window_ns) > now_ns {
+            if ts > bound {
                 break;
             }
             self.pop_one(out);
@@ -802,6 +820,40 @@ mod tests {
         let mut f = file;
         let ts: Vec<u64> = read_back(&mut f).into_iter().map(|(_, t)| t).collect();
         assert_eq!(ts, [10_000_000, 5_000_000, 30_000_000]);
+    }
+
+    /// Once every live stream says it is complete past a packet, the
+    /// packet is written without waiting for the window; a stream that
+    /// says nothing holds it for the window.
+    #[test]
+    fn progress_of_every_stream_releases_before_the_window() {
+        use crate::format::pcapng_progress;
+        let file = tempfile::tempfile().unwrap();
+        let mut out = Output::new(file).unwrap();
+        let mut m = Merger::new(Duration::from_secs(10), None);
+        m.header(&mut out);
+        let a = m.add_stream("a", "");
+        let b = m.add_stream("b", "");
+        for blk in engine_stream(&["eth0"], &[(0, 1_000), (0, 5_000)])
+            .iter()
+            .take(4)
+        {
+            m.feed(a, blk, &mut out).unwrap();
+        }
+        let mut p = Vec::new();
+        pcapng_progress(&mut p, 3_000);
+        m.feed(a, &p, &mut out).unwrap();
+        m.release(10_000, &mut out);
+        assert_eq!(m.written(), 0, "b has said nothing: the window holds");
+        let mut q = Vec::new();
+        pcapng_progress(&mut q, 4_000);
+        m.feed(b, &q, &mut out).unwrap();
+        m.release(10_000, &mut out);
+        assert_eq!(m.written(), 1, "both are complete past 1000, not past 5000");
+        m.end_stream(b);
+        m.feed(a, &q, &mut out).unwrap();
+        m.release(10_000, &mut out);
+        assert_eq!(m.written(), 1, "a is complete only to 4000");
     }
 
     #[test]

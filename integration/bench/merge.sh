@@ -10,7 +10,7 @@
 # The capture, pinned to CPU 1, writes pcapng to tmpfs. CPU is the user and
 # system time of the whole netshim process tree (the caller that merges,
 # the runners, the engines), per packet written; "dropped" is offered minus
-# written. Rounds are interleaved; the table shows medians and the spread
+# written; "late" the packets the merge wrote out of timestamp order. Rounds are interleaved; the table shows medians and the spread
 # (min–max) of the ratio.
 #
 #   sudo ./integration/bench/merge.sh [SECONDS] [ROUNDS]   (default 5, 5)
@@ -66,7 +66,7 @@ tree_ticks() {
     awk '{u += $1; s += $2} END {print u + 0, s + 0}'
 }
 
-declare -A OFFERED WRITTEN USER SYS
+declare -A OFFERED WRITTEN USER SYS LATE
 # measure NAME IFACES... -- COMMAND...
 measure() {
   local name=$1
@@ -97,6 +97,7 @@ measure() {
   USER[$name]+="$((u1 - u0)) "
   SYS[$name]+="$((s1 - s0)) "
   WRITTEN[$name]+="$(capinfos -c -M "$OUT/$name.pcapng" | awk -F: '/Number of packets/ {gsub(/ /,"",$2); print $2}') "
+  LATE[$name]+="$(sed -n 's/^netshim: \([0-9]*\) packet(s) reached.*/\1/p' "$OUT/$name.stderr" | head -1 | grep . || echo 0) "
   rm -f "$OUT/$name.pcapng"
 }
 
@@ -116,12 +117,13 @@ ratios=$(paste -d' ' <(echo "$two") <(echo "$one") | awk '{printf "%.2f\n", $1 /
 printf '\n64-byte UDP from trafgen (CPU 0), capture on CPU 1, %ss each, pcapng on tmpfs;\n' "$SECS"
 printf '%s interleaved rounds (%s, %s cores, netshim %s)\n\n' "$ROUNDS" "$(uname -r)" "$(nproc)" \
   "$("$NETSHIM" --version | cut -d' ' -f2)"
-printf '| %-12s | %10s | %10s | %9s | %12s |\n' capture offered written dropped "CPU ns/pkt"
-printf '|--------------|-----------:|-----------:|----------:|-------------:|\n'
+printf '| %-12s | %10s | %10s | %9s | %9s | %12s |\n' capture offered written dropped "late" "CPU ns/pkt"
+printf '|--------------|-----------:|-----------:|----------:|----------:|-------------:|\n'
 for n in one two; do
-  printf '| %-12s | %10s | %10s | %9s | %12s |\n' "$( [ $n = one ] && echo "one target" || echo "two targets")" \
+  printf '| %-12s | %10s | %10s | %9s | %9s | %12s |\n' "$( [ $n = one ] && echo "one target" || echo "two targets")" \
     "$(list "${OFFERED[$n]}" | median)" "$(list "${WRITTEN[$n]}" | median)" \
     "$(paste -d' ' <(list "${OFFERED[$n]}") <(list "${WRITTEN[$n]}") | awk '{print $1 - $2}' | median)" \
+    "$(list "${LATE[$n]}" | median)" \
     "$( [ $n = one ] && echo "$one" | median || echo "$two" | median)"
 done
 printf '\nCPU per packet, two targets ÷ one target, per round: %s\n' "$(echo "$ratios" | xargs)"
