@@ -332,6 +332,51 @@ fn lines_name_the_target_and_interface() {
     assert!(r.stderr.contains("40 packets captured"), "{}", r.stderr);
 }
 
+/// Ctrl-C to the process group of a merged capture that prints lines:
+/// every packet counted is printed, and it ends with status 0.
+#[test]
+fn ctrl_c_ends_a_merged_capture_with_every_line_printed() {
+    use std::os::unix::process::CommandExt;
+    let a = Netns::with_peer();
+    let b = Netns::with_peer();
+    let pa = a.ping_from_peer(30);
+    let pb = b.ping_from_peer(30);
+    let c = Command::new(netshim())
+        .args([
+            "capture",
+            "--target-netns",
+            &a.target(),
+            "--target-netns",
+            &b.target(),
+            "icmp",
+        ])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = c.wait_with_output().unwrap();
+    stop(pa);
+    stop(pb);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let captured: usize = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets captured"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {err}"));
+    assert!(captured >= 20, "{err}");
+    assert_eq!(text.lines().count(), captured, "{err}\n{text}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+}
+
 /// An unprivileged user: two of its rootless containers in one stream to
 /// tshark, chosen by a Compose project label; `targets --expand` lists
 /// them; a target it cannot join (a namespace of root's) is refused before

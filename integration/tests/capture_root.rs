@@ -205,6 +205,65 @@ fn sigint_mid_capture_leaves_a_valid_file_with_statistics() {
     assert!(info.contains("Number of stat entries = 1"), "{info}");
 }
 
+/// Ctrl-C reaches the whole foreground process group, the forked writer
+/// too: with rotation, every packet netshim counts is in the files.
+#[test]
+fn ctrl_c_to_the_process_group_loses_nothing_with_rotation() {
+    use std::os::unix::process::CommandExt;
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("rot.pcapng");
+    let gen = ns.udp_from_peer(&[5000], 30);
+    let c = Command::new(netshim())
+        .args([
+            "capture",
+            "--target-netns",
+            &ns.target(),
+            "-i",
+            &ns.veth,
+            "-C",
+            "1",
+            "-w",
+            base.to_str().unwrap(),
+            "udp",
+        ])
+        .process_group(0)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(c.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = c.wait_with_output().unwrap();
+    stop(gen);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let captured: u64 = err
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets captured"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no count in: {err}"));
+    assert!(captured > 50, "{err}");
+    let mut in_files = 0u64;
+    for e in std::fs::read_dir(d.path()).unwrap() {
+        let r = run(Command::new("capinfos")
+            .args(["-c", "-M"])
+            .arg(e.unwrap().path()))
+        .ok();
+        in_files += r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Number of packets:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap();
+    }
+    assert_eq!(in_files, captured, "{err}");
+}
+
 #[test]
 fn live_stream_into_tshark() {
     let ns = Netns::with_peer();

@@ -64,6 +64,18 @@ fn fork_writer(
         nix::unistd::ForkResult::Parent { child } => Ok((w, child)),
         nix::unistd::ForkResult::Child => {
             drop(w);
+            // Ctrl-C reaches the whole foreground process group: the writer
+            // must not die with it, but write what the engine still sends
+            // and end at the end of its pipe, so nothing is lost.
+            for s in [
+                nix::sys::signal::Signal::SIGINT,
+                nix::sys::signal::Signal::SIGHUP,
+                nix::sys::signal::Signal::SIGTERM,
+            ] {
+                // SAFETY: SIG_IGN installs no handler code.
+                let _ =
+                    unsafe { nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigIgn) };
+            }
             let code = match writer.run(File::from(r), printer) {
                 Ok(()) => 0,
                 Err(e) => {
