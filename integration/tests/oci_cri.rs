@@ -345,6 +345,21 @@ fn check_pod_targets(pod: &str, ctr_id: &str, address: &str) {
         ]));
     assert_eq!(r.code, Some(125));
     assert!(r.stderr.contains("no pod default/no-such-pod"), "{r:#?}");
+    // The namespace as a selector stands for its pods (once each).
+    let r = run(std::process::Command::new(netshim())
+        .env("CONTAINERD_ADDRESS", address)
+        .args(["targets", "--expand", "k8s:default/*"]))
+    .ok();
+    let line = format!("k8s:default/{pod}\tkubernetes pod {pod} (namespace default)");
+    assert_eq!(r.stdout.lines().filter(|l| *l == line).count(), 1, "{r:#?}");
+    let r = run(std::process::Command::new(netshim())
+        .env("CONTAINERD_ADDRESS", address)
+        .args(["targets", "--expand", "k8s:no-such-namespace/*"]));
+    assert_ne!(r.code, Some(0));
+    assert!(
+        r.stderr.contains("no running container or pod matches it"),
+        "{r:#?}"
+    );
     let r = run(std::process::Command::new(netshim())
         .env("CONTAINERD_ADDRESS", address)
         .args(["targets", "--json"]))
