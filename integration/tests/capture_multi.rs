@@ -298,7 +298,8 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
 }
 
 /// The line printer names each packet's target and interface; -c counts
-/// across targets.
+/// across targets; with --sealed, each target's engine holds no capability
+/// (its sockets made by netshim in the target).
 #[test]
 fn lines_name_the_target_and_interface() {
     let a = Netns::with_peer();
@@ -307,6 +308,7 @@ fn lines_name_the_target_and_interface() {
     let pb = b.ping_from_peer(20);
     let r = run(netshim_with_timeout(60).args([
         "capture",
+        "--sealed",
         "--target-netns",
         &a.target(),
         "--target-netns",
