@@ -440,3 +440,276 @@ fn cri_pod_with_runtime_handler_netshim_gets_ambient_net_raw() {
             assert!(left.items.is_empty(), "pods left: {left:?}");
         });
 }
+
+const DEBUG_IMAGE: &str = "docker.io/library/netshim:cri-test";
+
+/// A container as the kubelet makes an ephemeral debug container for
+/// `kubectl debug POD --target=app --custom=examples/kubernetes/debug-netshim.json`:
+/// in the app's PID namespace (TARGET) and the pod's network, UID 65534,
+/// no_new_privs, every capability dropped but NET_RAW, seccomp
+/// RuntimeDefault.
+fn debug_container_config(target: &str, caps: &Capability) -> ContainerConfig {
+    ContainerConfig {
+        metadata: Some(ContainerMetadata {
+            name: "debugger".into(),
+            attempt: 0,
+        }),
+        image: Some(ImageSpec {
+            image: DEBUG_IMAGE.into(),
+            ..Default::default()
+        }),
+        command: vec!["/bin/sleep".into(), "1000".into()],
+        log_path: "debugger.log".into(),
+        linux: Some(LinuxContainerConfig {
+            security_context: Some(LinuxContainerSecurityContext {
+                run_as_user: Some(Int64Value { value: 65534 }),
+                run_as_group: Some(Int64Value { value: 65534 }),
+                no_new_privs: true,
+                capabilities: Some(caps.clone()),
+                seccomp: Some(SecurityProfile {
+                    profile_type: security_profile::ProfileType::RuntimeDefault as i32,
+                    ..Default::default()
+                }),
+                namespace_options: Some(NamespaceOption {
+                    network: NamespaceMode::Pod as i32,
+                    pid: NamespaceMode::Target as i32,
+                    ipc: NamespaceMode::Pod as i32,
+                    target_id: target.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn drop_all_add_net_raw() -> Capability {
+    Capability {
+        add_capabilities: vec!["NET_RAW".into()],
+        drop_capabilities: vec!["ALL".into()],
+        ..Default::default()
+    }
+}
+
+/// The capabilities of examples/kubernetes/debug-netshim.json: Pod
+/// Security's baseline level refuses any `add` outside its list (NET_RAW is
+/// not in it), but any drop is allowed, so every capability of the
+/// runtime's default set but NET_RAW is dropped.
+fn baseline_caps() -> Capability {
+    Capability {
+        drop_capabilities: [
+            "AUDIT_WRITE",
+            "CHOWN",
+            "DAC_OVERRIDE",
+            "FOWNER",
+            "FSETID",
+            "KILL",
+            "MKNOD",
+            "NET_BIND_SERVICE",
+            "SETFCAP",
+            "SETGID",
+            "SETPCAP",
+            "SETUID",
+            "SYS_CHROOT",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Default::default()
+    }
+}
+
+struct DebugResult {
+    status: String,
+    ps: String,
+    capture: ExecSyncResponse,
+}
+
+/// A pod whose non-root app pings its loopback, then a debug container in
+/// it (see [`debug_container_config`]) that captures with netshim's engine.
+async fn debug_pod(
+    rt: &mut RuntimeServiceClient<Channel>,
+    handler: &str,
+    log_dir: &str,
+) -> DebugResult {
+    let name = unique("dbg");
+    let config = pod_config(&name, log_dir);
+    let pod = rt
+        .run_pod_sandbox(RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: handler.into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("RunPodSandbox under {handler}: {e}"))
+        .into_inner()
+        .pod_sandbox_id;
+    let mut app = container_config();
+    app.metadata = Some(ContainerMetadata {
+        name: "app".into(),
+        attempt: 0,
+    });
+    app.command = vec![
+        "sh".into(),
+        "-c".into(),
+        "while :; do ping -c 1 -W 1 127.0.0.1; sleep 0.2; done".into(),
+    ];
+    let mut ids = Vec::new();
+    for k in 0..2 {
+        let cfg = match ids.first() {
+            None if k == 0 => app.clone(),
+            Some(target) => debug_container_config(target, caps),
+            None => unreachable!("the app is made first"),
+        };
+        let id = rt
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: pod.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(config.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer under {handler}: {e}"))
+            .into_inner()
+            .container_id;
+        rt.start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
+        ids.push(id);
+    }
+    let exec = |cmd: &str, timeout: i64| ExecSyncRequest {
+        container_id: ids[1].clone(),
+        cmd: vec!["sh".into(), "-c".into(), cmd.into()],
+        timeout,
+    };
+    let status = rt
+        .exec_sync(exec("cat /proc/self/status", 10))
+        .await
+        .unwrap()
+        .into_inner();
+    let ps = rt
+        .exec_sync(exec("ps -o pid,user,args", 10))
+        .await
+        .unwrap()
+        .into_inner();
+    let capture = rt
+        .exec_sync(exec("timeout 20 netshim capture -i lo -c 4 icmp", 30))
+        .await
+        .unwrap()
+        .into_inner();
+    for id in ids.into_iter().rev() {
+        rt.stop_container(StopContainerRequest {
+            container_id: id.clone(),
+            timeout: 2,
+        })
+        .await
+        .unwrap();
+        rt.remove_container(RemoveContainerRequest { container_id: id })
+            .await
+            .unwrap();
+    }
+    rt.stop_pod_sandbox(StopPodSandboxRequest {
+        pod_sandbox_id: pod.clone(),
+    })
+    .await
+    .unwrap();
+    rt.remove_pod_sandbox(RemovePodSandboxRequest {
+        pod_sandbox_id: pod,
+    })
+    .await
+    .unwrap();
+    DebugResult {
+        status: String::from_utf8_lossy(&status.stdout).into_owned(),
+        ps: String::from_utf8_lossy(&ps.stdout).into_owned(),
+        capture,
+    }
+}
+
+/// The job netshim is for: on a cluster where nothing may run as root or
+/// escalate, an operator's debug container (UID 65534, NET_RAW only,
+/// no_new_privs, seccomp RuntimeDefault, the app's PID namespace) captures
+/// the app's traffic with netshim's engine from netshim's own image (built
+/// reproducibly by examples/image/build.sh). Under the runc handler the
+/// same container holds no capability and cannot open a packet socket.
+#[test]
+fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
+    let cri = Cri::start();
+    let log_dir = cri.ctd.dir.path().join("pods");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log_dir = log_dir.to_str().unwrap().to_string();
+    let tar = cri.ctd.dir.path().join("netshim-image.tar");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/image/build.sh");
+    let mut digests = Vec::new();
+    for _ in 0..2 {
+        let b = run(std::process::Command::new("bash")
+            .arg(&script)
+            .arg(&tar)
+            .arg(netshim())
+            .arg("netshim:cri-test"))
+        .ok();
+        digests.push(b.stderr.clone());
+    }
+    assert_eq!(
+        digests[0], digests[1],
+        "the same inputs give the same image"
+    );
+    run(&mut cri
+        .ctd
+        .ctr(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()]))
+    .ok();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let channel = cri.channel().await;
+            let mut rt = RuntimeServiceClient::new(channel);
+
+            // The form (drop ALL, add NET_RAW), and the form Pod
+            // Security admission's baseline level accepts (no add: every
+            // capability of containerd's default set dropped but NET_RAW).
+            for caps in [drop_all_add_net_raw(), baseline_caps()] {
+                let ns = debug_pod(&mut rt, "netshim", &log_dir, &caps).await;
+                let st = status_fields(&ns.status);
+                assert_eq!(
+                    st["Uid"].split_whitespace().next(),
+                    Some("65534"),
+                    "{}",
+                    ns.status
+                );
+                assert_eq!(st["CapAmb"], "0000000000002000", "{}", ns.status);
+                assert_eq!(st["CapEff"], "0000000000002000", "{}", ns.status);
+                assert_eq!(st["NoNewPrivs"], "1");
+                assert!(
+                    ns.ps.contains("while :; do ping"),
+                    "the app's processes: {}",
+                    ns.ps
+                );
+                let out = String::from_utf8_lossy(&ns.capture.stdout);
+                let err = String::from_utf8_lossy(&ns.capture.stderr);
+                assert_eq!(ns.capture.exit_code, 0, "{out}\n{err}");
+                let icmp = out
+                    .lines()
+                    .filter(|l| {
+                        l.contains(" lo ") && l.contains("IP 127.0.0.1 > 127.0.0.1: ICMP echo")
+                    })
+                    .count();
+                assert_eq!(icmp, 4, "{out}\n{err}");
+                assert!(err.contains("4 packets captured"), "{err}");
+            }
+
+            let rc = debug_pod(&mut rt, "runc", &log_dir, &drop_all_add_net_raw()).await;
+            assert_eq!(
+                status_fields(&rc.status)["CapAmb"],
+                "0000000000000000",
+                "{}",
+                rc.status
+            );
+            assert!(rc.ps.contains("while :; do ping"), "{}", rc.ps);
+            let err = String::from_utf8_lossy(&rc.capture.stderr);
+            assert_ne!(rc.capture.exit_code, 0, "{err}");
+            assert!(err.contains("cannot open a packet socket on lo"), "{err}");
+        });
+}
