@@ -532,6 +532,7 @@ async fn debug_pod(
     rt: &mut RuntimeServiceClient<Channel>,
     handler: &str,
     log_dir: &str,
+    caps: &Capability,
 ) -> DebugResult {
     let name = unique("dbg");
     let config = pod_config(&name, log_dir);
@@ -554,7 +555,7 @@ async fn debug_pod(
         "-c".into(),
         "while :; do ping -c 1 -W 1 127.0.0.1; sleep 0.2; done".into(),
     ];
-    let mut ids = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     for k in 0..2 {
         let cfg = match ids.first() {
             None if k == 0 => app.clone(),
