@@ -33,7 +33,7 @@ R=$W/rootfs
 mkdir -p "$R/usr/local/bin" "$R/bin" "$R/etc" "$R/tmp" "$R/proc" "$R/sys" "$R/dev"
 strip -o "$R/usr/local/bin/netshim" "$BIN"
 # Every library ldd resolves, and the loader, at the same paths.
-ldd "$BIN" | awk '/=> \// {print $3} /^\s*\/.*\(0x/ {print $1}' | sort -u | while read -r lib; do
+ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u | while read -r lib; do
   mkdir -p "$R$(dirname "$lib")"
   cp -L "$lib" "$R$lib"
 done

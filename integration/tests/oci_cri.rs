@@ -595,7 +595,10 @@ async fn debug_pod(
         .unwrap()
         .into_inner();
     let capture = rt
-        .exec_sync(exec("timeout 20 netshim capture -i lo -c 4 icmp", 30))
+        .exec_sync(exec(
+            "timeout 20 /usr/local/bin/netshim capture -i lo -c 4 icmp",
+            30,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -660,6 +663,37 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
         .ctd
         .ctr(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()]))
     .ok();
+    // The same tarball is a `docker save` archive: Docker loads and runs it
+    // (as 65534, netshim as the entrypoint).
+    let t = tar.to_str().unwrap();
+    let docker = |args: &[&str]| {
+        let mut c = rootful_docker(args);
+        c.stdin(std::process::Stdio::null());
+        run(&mut c)
+    };
+    docker(&["load", "-i", t]).ok();
+    let v = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "netshim:cri-test",
+        "--version",
+    ])
+    .ok();
+    assert!(v.stdout.starts_with("netshim "), "{v:#?}");
+    let u = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--entrypoint",
+        "/bin/id",
+        "netshim:cri-test",
+    ])
+    .ok();
+    assert!(u.stdout.starts_with("uid=65534"), "{u:#?}");
+    let _ = docker(&["rmi", "netshim:cri-test"]);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
