@@ -206,20 +206,45 @@ fn stdin_and_stdout_pass_through() {
 
 fn signal_status(sig: nix::sys::signal::Signal) -> Option<i32> {
     let ns = Netns::new();
+    // netshim's debug log goes to a file, to say where the time went if
+    // the run does not end (this test failed once in CI, on SIGTERM, and
+    // never since).
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut c = Command::new(netshim())
-        .args(["run", "--target-netns", &ns.target(), "--", "sleep", "60"])
+        .args([
+            "--debug",
+            "run",
+            "--target-netns",
+            &ns.target(),
+            "--",
+            "sleep",
+            "60",
+        ])
         .stdin(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
-    wait_for_child_named(c.id() as i32, "sleep");
+    let sleeper = wait_for_child_named(c.id() as i32, "sleep");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
     let t = Instant::now();
-    let st = c.wait().unwrap();
-    assert!(
-        t.elapsed() < Duration::from_secs(10),
-        "the signal did not end the command"
+    while t.elapsed() < Duration::from_secs(10) {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{sleeper}/status")).unwrap_or_default();
+    let _ = c.kill();
+    let _ = c.wait();
+    panic!(
+        "{sig} did not end the command within 10 s; the command's status: {}\nnetshim's log:\n{}",
+        status
+            .lines()
+            .filter(|l| l.starts_with("State") || l.starts_with("Sig"))
+            .collect::<Vec<_>>()
+            .join("; "),
+        std::fs::read_to_string(log.path()).unwrap_or_default()
     );
-    st.code()
 }
 
 #[test]
