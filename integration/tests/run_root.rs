@@ -207,23 +207,39 @@ fn stdin_and_stdout_pass_through() {
 fn signal_status(sig: nix::sys::signal::Signal) -> Option<i32> {
     let ns = Netns::new();
     // netshim's debug log goes to a file, to say where the time went if
-    // the run does not end (this test failed once in CI, on SIGTERM, and
-    // never since).
+    // the run does not end.
     let log = tempfile::NamedTempFile::new().unwrap();
-    let mut c = Command::new(netshim())
-        .args([
-            "--debug",
-            "run",
-            "--target-netns",
-            &ns.target(),
-            "--",
-            "sleep",
-            "60",
-        ])
-        .stdin(Stdio::null())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
+    let mut cmd = Command::new(netshim());
+    cmd.args([
+        "--debug",
+        "run",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "sleep",
+        "60",
+    ])
+    .stdin(Stdio::null())
+    .stderr(log.reopen().unwrap());
+    // A shell started in the background without job control (`cmd &` in a
+    // script, as a CI job may be) ignores SIGINT and SIGQUIT, and every
+    // program under it inherits that through exec: `sleep` too, whoever
+    // starts it (nsenter, runc or netshim). The test is about forwarding,
+    // so netshim starts with default dispositions, as from a terminal.
+    // SAFETY: between fork and exec only signal(2), async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            for s in [
+                nix::sys::signal::Signal::SIGINT,
+                nix::sys::signal::Signal::SIGQUIT,
+            ] {
+                nix::sys::signal::signal(s, nix::sys::signal::SigHandler::SigDfl)
+                    .map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+    let mut c = cmd.spawn().unwrap();
     let sleeper = wait_for_child_named(c.id() as i32, "sleep");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.id() as i32), sig).unwrap();
     let t = Instant::now();
@@ -586,4 +602,35 @@ fn a_closed_stderr_neither_fails_the_run_nor_touches_the_host() {
     }
     assert!(canary.path().join("keep").exists());
     assert!(std::path::Path::new("/etc/passwd").exists());
+}
+
+/// netshim ignores SIGPIPE (Rust's runtime does), but its command starts
+/// with SIGPIPE at its default, as from a shell or runc: `yes | head -1`
+/// ends quietly (it printed "write error: Broken pipe" before).
+#[test]
+fn the_command_starts_with_sigpipe_at_its_default() {
+    let ns = Netns::new();
+    let r = run(Command::new(netshim()).args([
+        "run",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "sh",
+        "-c",
+        "yes | head -1; grep SigIgn /proc/self/status",
+    ]))
+    .ok();
+    let mut lines = r.stdout.lines();
+    assert_eq!(lines.next(), Some("y"), "{r:#?}");
+    let ign = lines
+        .next()
+        .and_then(|l| l.strip_prefix("SigIgn:\t"))
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .unwrap_or_else(|| panic!("{r:#?}"));
+    assert_eq!(
+        ign & (1 << (libc::SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored: {r:#?}"
+    );
+    assert!(!r.stderr.contains("Broken pipe"), "{r:#?}");
 }

@@ -24,7 +24,7 @@ const RUNC: &str = "/usr/sbin/runc";
 /// are left out.
 const PROBE: &str = r#"
 echo "id: $(id)"
-grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp:)' /proc/self/status
+grep -E '^(Uid|Gid|Groups|Cap|NoNewPrivs|Seccomp:|SigBlk)' /proc/self/status
 echo "hostname: $(hostname)"
 echo "nofile: $(ulimit -n)"
 echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"

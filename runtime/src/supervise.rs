@@ -95,6 +95,31 @@ pub(crate) fn end_leftovers(init: i32, spare: Option<i32>) {
     }
 }
 
+/// Runs `make` (which creates a container's processes) with SIGPIPE at its
+/// default disposition, then puts netshim's back.
+///
+/// Rust's runtime ignores SIGPIPE in netshim, so that a closed pipe is an
+/// EPIPE error netshim can report; and an ignored signal stays ignored in
+/// children and across execve (signal(7)). Without this the command would
+/// start with SIGPIPE ignored, where a shell's or runc's command does not
+/// (`yes | head -1` in it would print write errors instead of ending
+/// quietly). While `make` runs, a write of netshim's to a closed pipe or
+/// socket ends it as it would end any program; libcontainer's set-up
+/// channels are the only writes then.
+pub(crate) fn with_default_sigpipe<T>(make: impl FnOnce() -> T) -> T {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_DFL installs no handler code; netshim is single-threaded
+    // on this path.
+    let before = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    let made = make();
+    if let Ok(h) = before {
+        // SAFETY: puts back the disposition read above (SIG_IGN from Rust's
+        // runtime, or what the caller set).
+        let _ = unsafe { signal(Signal::SIGPIPE, h) };
+    }
+    made
+}
+
 /// This process's children, from `/proc/self/task/*/children`, but `spare`.
 pub(crate) fn adopted_children(spare: Option<i32>) -> Vec<i32> {
     let mut v = Vec::new();

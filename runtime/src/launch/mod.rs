@@ -217,11 +217,13 @@ impl Launch<'_> {
         if is_dev_null(2) {
             builder.stderr = Some(discarding()?);
         }
-        let created = builder
-            .as_init(&bundle)
-            .with_systemd(false)
-            .with_detach(self.request.tty)
-            .build();
+        let created = crate::supervise::with_default_sigpipe(|| {
+            builder
+                .as_init(&bundle)
+                .with_systemd(false)
+                .with_detach(self.request.tty)
+                .build()
+        });
         let container = match created {
             Ok(c) => c,
             Err(source) => {

@@ -179,13 +179,15 @@ impl Runtime {
                 None => Ok(ExtraCgroups { back: Vec::new() }),
             };
             let built = extra.and_then(|extra| {
-                let built = builder
-                    .as_init(&read_from)
-                    .with_systemd(self.systemd_cgroup)
-                    .with_detach(detach)
-                    .with_no_pivot(opts.no_pivot)
-                    .build()
-                    .map_err(OciError::lc("create", id));
+                let built = crate::supervise::with_default_sigpipe(|| {
+                    builder
+                        .as_init(&read_from)
+                        .with_systemd(self.systemd_cgroup)
+                        .with_detach(detach)
+                        .with_no_pivot(opts.no_pivot)
+                        .build()
+                })
+                .map_err(OciError::lc("create", id));
                 extra.leave();
                 built
             });

@@ -39,12 +39,13 @@ impl Runtime {
             .with_root_path(&self.root)
             .and_then(|b| b.with_pid_file(opts.pid_file.clone()))
             .map(|b| {
-                b.with_console_socket(opts.console_socket.clone())
+                let tenant = b
+                    .with_console_socket(opts.console_socket.clone())
                     .with_preserved_fds(opts.preserve_fds)
                     .as_tenant()
                     .with_process(Some(&file))
-                    .with_detach(opts.detach)
-                    .build()
+                    .with_detach(opts.detach);
+                crate::supervise::with_default_sigpipe(|| tenant.build())
             });
         let _ = fs::remove_file(&file);
         let _ = fs::remove_dir(&staging);
