@@ -95,22 +95,24 @@ pub(crate) fn end_leftovers(init: i32, spare: Option<i32>) {
     }
 }
 
-/// Runs `make` (which creates a container's processes) with SIGPIPE at its
-/// default disposition, then puts netshim's back.
+/// Runs `make` (which creates a container's processes) with SIGPIPE
+/// caught by a handler that does nothing, then puts netshim's disposition
+/// back.
 ///
 /// Rust's runtime ignores SIGPIPE in netshim, so that a closed pipe is an
 /// EPIPE error netshim can report; and an ignored signal stays ignored in
-/// children and across execve (signal(7)). Without this the command would
-/// start with SIGPIPE ignored, where a shell's or runc's command does not
-/// (`yes | head -1` in it would print write errors instead of ending
-/// quietly). While `make` runs, a write of netshim's to a closed pipe or
-/// socket ends it as it would end any program; libcontainer's set-up
-/// channels are the only writes then.
+/// children and across execve, while a caught one is reset to its default
+/// at execve (signal(7)). With SIGPIPE ignored, the command would start
+/// with it ignored, where a shell's or runc's command does not (`yes | head
+/// -1` in it printed write errors instead of ending quietly). A handler
+/// keeps netshim's writes to a closed pipe returning EPIPE meanwhile (its
+/// log on a closed stderr, say), where the default would end netshim.
 pub(crate) fn with_default_sigpipe<T>(make: impl FnOnce() -> T) -> T {
     use nix::sys::signal::{signal, SigHandler};
-    // SAFETY: SIG_DFL installs no handler code; netshim is single-threaded
-    // on this path.
-    let before = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    extern "C" fn nothing(_: libc::c_int) {}
+    // SAFETY: the handler does nothing, which is async-signal-safe; netshim
+    // is single-threaded on this path.
+    let before = unsafe { signal(Signal::SIGPIPE, SigHandler::Handler(nothing)) };
     let made = make();
     if let Ok(h) = before {
         // SAFETY: puts back the disposition read above (SIG_IGN from Rust's
