@@ -606,7 +606,7 @@ fn a_closed_stderr_neither_fails_the_run_nor_touches_the_host() {
 
 /// netshim ignores SIGPIPE (Rust's runtime does), but its command starts
 /// with SIGPIPE at its default, as from a shell or runc: `yes | head -1`
-/// ends quietly (it printed "write error: Broken pipe" before).
+/// ends quietly (before, yes printed "yes: standard output: Broken pipe").
 #[test]
 fn the_command_starts_with_sigpipe_at_its_default() {
     let ns = Netns::new();
