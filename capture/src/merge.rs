@@ -59,8 +59,6 @@ pub enum MergeError {
 pub struct IfaceReport {
     /// `TARGET/IFACE`.
     pub name: String,
-    /// The stream (target) it belongs to.
-    pub stream: usize,
     /// isb_ifrecv: packets the kernel passed the filter, dropped included.
     pub received: u64,
     /// isb_osdrop: dropped by the kernel for lack of ring space.
@@ -307,7 +305,6 @@ impl Merger {
                 self.queues.push(Queue::default());
                 self.ifaces.push(IfaceReport {
                     name: merged_name,
-                    stream: s,
                     ..IfaceReport::default()
                 });
             }

@@ -431,6 +431,15 @@ pub fn tshark_lines(path: &std::path::Path, display_filter: Option<&str>) -> Vec
     run(&mut c).ok().stdout.lines().map(String::from).collect()
 }
 
+/// The count of tcpdump's closing line "N packets captured" on stderr.
+pub fn captured_count(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_suffix(" packets captured"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no \"packets captured\" line in: {stderr}"))
+}
+
 /// Ends a child the test started and reaps it.
 pub fn stop(mut c: std::process::Child) {
     let _ = c.kill();

@@ -369,11 +369,7 @@ fn ctrl_c_ends_a_merged_capture_with_every_line_printed() {
     stop(pb);
     let err = String::from_utf8_lossy(&out.stderr);
     let text = String::from_utf8_lossy(&out.stdout);
-    let captured: usize = err
-        .lines()
-        .find_map(|l| l.strip_suffix(" packets captured"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no count in: {err}"));
+    let captured = captured_count(&err) as usize;
     assert!(captured >= 20, "{err}");
     assert_eq!(text.lines().count(), captured, "{err}\n{text}");
     assert_eq!(out.status.code(), Some(0), "{err}");

@@ -190,11 +190,7 @@ fn sigint_mid_capture_leaves_a_valid_file_with_statistics() {
     stop(gen);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let captured: u64 = err
-        .lines()
-        .find_map(|l| l.strip_suffix(" packets captured"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no count in: {err}"));
+    let captured = captured_count(&err);
     assert!(captured > 50, "traffic flowed for 1.5 s: {err}");
     let info = capinfos(&f);
     assert!(
@@ -242,11 +238,7 @@ fn ctrl_c_to_the_process_group_loses_nothing_with_rotation() {
     stop(gen);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let captured: u64 = err
-        .lines()
-        .find_map(|l| l.strip_suffix(" packets captured"))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no count in: {err}"));
+    let captured = captured_count(&err);
     assert!(captured > 50, "{err}");
     let mut in_files = 0u64;
     for e in std::fs::read_dir(d.path()).unwrap() {

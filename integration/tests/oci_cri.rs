@@ -203,6 +203,95 @@ fn container_config() -> ContainerConfig {
     }
 }
 
+/// A pod sandbox made through CRI as a kubelet makes one, with the
+/// containers started in it, removed with [`Pod::remove`].
+struct Pod {
+    id: String,
+    name: String,
+    config: PodSandboxConfig,
+    handler: String,
+    containers: Vec<String>,
+}
+
+impl Pod {
+    async fn run(
+        rt: &mut RuntimeServiceClient<Channel>,
+        prefix: &str,
+        handler: &str,
+        log_dir: &str,
+    ) -> Pod {
+        let name = unique(prefix);
+        let config = pod_config(&name, log_dir);
+        let id = rt
+            .run_pod_sandbox(RunPodSandboxRequest {
+                config: Some(config.clone()),
+                runtime_handler: handler.into(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("RunPodSandbox under {handler}: {e}"))
+            .into_inner()
+            .pod_sandbox_id;
+        Pod {
+            id,
+            name,
+            config,
+            handler: handler.into(),
+            containers: Vec::new(),
+        }
+    }
+
+    /// CreateContainer and StartContainer; the container's ID.
+    async fn start(
+        &mut self,
+        rt: &mut RuntimeServiceClient<Channel>,
+        cfg: ContainerConfig,
+    ) -> String {
+        let handler = &self.handler;
+        let id = rt
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: self.id.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(self.config.clone()),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("CreateContainer under {handler}: {e}"))
+            .into_inner()
+            .container_id;
+        rt.start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
+        self.containers.push(id.clone());
+        id
+    }
+
+    /// Stop and remove the containers (last first), then the sandbox.
+    async fn remove(self, rt: &mut RuntimeServiceClient<Channel>) {
+        for id in self.containers.into_iter().rev() {
+            rt.stop_container(StopContainerRequest {
+                container_id: id.clone(),
+                timeout: 2,
+            })
+            .await
+            .unwrap();
+            rt.remove_container(RemoveContainerRequest { container_id: id })
+                .await
+                .unwrap();
+        }
+        rt.stop_pod_sandbox(StopPodSandboxRequest {
+            pod_sandbox_id: self.id.clone(),
+        })
+        .await
+        .unwrap();
+        rt.remove_pod_sandbox(RemovePodSandboxRequest {
+            pod_sandbox_id: self.id,
+        })
+        .await
+        .unwrap();
+    }
+}
+
 struct PodResult {
     init_status: String,
     ping: ExecSyncResponse,
@@ -216,32 +305,8 @@ async fn pod_lifecycle(
     log_dir: &str,
     address: &str,
 ) -> PodResult {
-    let name = unique("pod");
-    let config = pod_config(&name, log_dir);
-    let pod = rt
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: handler.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("RunPodSandbox under {handler}: {e}"))
-        .into_inner()
-        .pod_sandbox_id;
-    let ctr = rt
-        .create_container(CreateContainerRequest {
-            pod_sandbox_id: pod.clone(),
-            config: Some(container_config()),
-            sandbox_config: Some(config),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("CreateContainer under {handler}: {e}"))
-        .into_inner()
-        .container_id;
-    rt.start_container(StartContainerRequest {
-        container_id: ctr.clone(),
-    })
-    .await
-    .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
+    let mut pod = Pod::run(rt, "pod", handler, log_dir).await;
+    let ctr = pod.start(rt, container_config()).await;
     let status = rt
         .container_status(ContainerStatusRequest {
             container_id: ctr.clone(),
@@ -276,28 +341,9 @@ async fn pod_lifecycle(
         .unwrap()
         .into_inner();
     if handler == "netshim" {
-        check_pod_targets(&name, &ctr, address);
+        check_pod_targets(&pod.name, &ctr, address);
     }
-
-    rt.stop_container(StopContainerRequest {
-        container_id: ctr.clone(),
-        timeout: 2,
-    })
-    .await
-    .unwrap();
-    rt.remove_container(RemoveContainerRequest { container_id: ctr })
-        .await
-        .unwrap();
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod,
-    })
-    .await
-    .unwrap();
+    pod.remove(rt).await;
     PodResult {
         init_status: String::from_utf8_lossy(&init.stdout).into_owned(),
         ping,
@@ -534,17 +580,7 @@ async fn debug_pod(
     log_dir: &str,
     caps: &Capability,
 ) -> DebugResult {
-    let name = unique("dbg");
-    let config = pod_config(&name, log_dir);
-    let pod = rt
-        .run_pod_sandbox(RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: handler.into(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("RunPodSandbox under {handler}: {e}"))
-        .into_inner()
-        .pod_sandbox_id;
+    let mut pod = Pod::run(rt, "dbg", handler, log_dir).await;
     let mut app = container_config();
     app.metadata = Some(ContainerMetadata {
         name: "app".into(),
@@ -555,32 +591,10 @@ async fn debug_pod(
         "-c".into(),
         "while :; do ping -c 1 -W 1 127.0.0.1; sleep 0.2; done".into(),
     ];
-    let mut ids: Vec<String> = Vec::new();
-    for k in 0..2 {
-        let cfg = match ids.first() {
-            None if k == 0 => app.clone(),
-            Some(target) => debug_container_config(target, caps),
-            None => unreachable!("the app is made first"),
-        };
-        let id = rt
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: pod.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(config.clone()),
-            })
-            .await
-            .unwrap_or_else(|e| panic!("CreateContainer under {handler}: {e}"))
-            .into_inner()
-            .container_id;
-        rt.start_container(StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
-        ids.push(id);
-    }
+    let app_id = pod.start(rt, app).await;
+    let debugger = pod.start(rt, debug_container_config(&app_id, caps)).await;
     let exec = |cmd: &str, timeout: i64| ExecSyncRequest {
-        container_id: ids[1].clone(),
+        container_id: debugger.clone(),
         cmd: vec!["sh".into(), "-c".into(), cmd.into()],
         timeout,
     };
@@ -602,27 +616,7 @@ async fn debug_pod(
         .await
         .unwrap()
         .into_inner();
-    for id in ids.into_iter().rev() {
-        rt.stop_container(StopContainerRequest {
-            container_id: id.clone(),
-            timeout: 2,
-        })
-        .await
-        .unwrap();
-        rt.remove_container(RemoveContainerRequest { container_id: id })
-            .await
-            .unwrap();
-    }
-    rt.stop_pod_sandbox(StopPodSandboxRequest {
-        pod_sandbox_id: pod.clone(),
-    })
-    .await
-    .unwrap();
-    rt.remove_pod_sandbox(RemovePodSandboxRequest {
-        pod_sandbox_id: pod,
-    })
-    .await
-    .unwrap();
+    pod.remove(rt).await;
     DebugResult {
         status: String::from_utf8_lossy(&status.stdout).into_owned(),
         ps: String::from_utf8_lossy(&ps.stdout).into_owned(),

@@ -26,6 +26,16 @@ fn binary() -> String {
     std::env::var("NETSHIM_PODMAN").unwrap_or_else(|_| "podman".into())
 }
 
+/// Runs `podman ARGS` as the caller, its stdin empty; its output.
+fn podman(args: &[&str]) -> Result<std::process::Output, PodmanError> {
+    let bin = binary();
+    Command::new(&bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| PodmanError::Missing { bin, source })
+}
+
 /// Names of the caller's running Podman containers; `None` when there is no
 /// Podman to ask.
 pub fn list_running() -> Option<Vec<String>> {
@@ -51,21 +61,13 @@ pub fn running_with_label(
     key: &str,
     value: &str,
 ) -> Result<Vec<(String, String, String)>, PodmanError> {
-    let bin = binary();
-    let out = Command::new(&bin)
-        .args([
-            "ps",
-            "--filter",
-            &format!("label={key}={value}"),
-            "--format",
-            "{{.Names}}\t{{.ID}}\t{{.Image}}",
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| PodmanError::Missing {
-            bin: bin.clone(),
-            source,
-        })?;
+    let out = podman(&[
+        "ps",
+        "--filter",
+        &format!("label={key}={value}"),
+        "--format",
+        "{{.Names}}\t{{.ID}}\t{{.Image}}",
+    ])?;
     if !out.status.success() {
         return Err(PodmanError::Inspect {
             name: format!("label={key}={value}"),
@@ -88,22 +90,14 @@ pub fn running_with_label(
 
 /// The init PID of a running Podman container.
 pub fn container_pid(name: &str) -> Result<i32, PodmanError> {
-    let bin = binary();
-    let out = Command::new(&bin)
-        .args([
-            "container",
-            "inspect",
-            "--format",
-            "{{.State.Pid}} {{.State.Status}}",
-            "--",
-            name,
-        ])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| PodmanError::Missing {
-            bin: bin.clone(),
-            source,
-        })?;
+    let out = podman(&[
+        "container",
+        "inspect",
+        "--format",
+        "{{.State.Pid}} {{.State.Status}}",
+        "--",
+        name,
+    ])?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         if stderr.contains("no such container") || stderr.contains("no such object") {

@@ -108,7 +108,10 @@ fn prepare_all(a: &CaptureArgs, chosen: Vec<Chosen>) -> anyhow::Result<Vec<Ready
         });
     }
     if ready.is_empty() {
-        bail!("no target is left to capture in");
+        bail!(
+            "no target is left to capture in: every one was skipped (the warnings above say why); \
+             fix those, or name targets that can be joined"
+        );
     }
     Ok(ready)
 }
