@@ -99,6 +99,7 @@ cleanup() {
     for _ in $(seq 1 60); do kill -0 "$ROOTFUL_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$ROOTFUL_PID" 2>/dev/null || true
   fi
+  rm -f "$ROOTFUL_DIR-daemon.json"
   if [ -n "$TUN_ACL" ]; then setfacl -x "u:$TEST_USER" /dev/net/tun 2>/dev/null || true; fi
   # Rootless Podman keeps a pause process holding its user namespace; the
   # tests made it start, so end it, by the PID Podman records.
@@ -139,11 +140,18 @@ start_rootless_docker() {
   die "rootless dockerd did not answer within 60 s; its log is above"
 }
 
-# examples/docker/daemon.json, pointing at the binary just built.
+# examples/docker/daemon.json, pointing at the binary just built: one file
+# per daemon, each owned by the daemon's user (the `netshim install docker`
+# test edits them, and the rootful daemon must not read a file the test
+# user can write).
 write_daemon_json() {
   DAEMON_JSON=/home/$TEST_USER/.netshim-test-daemon.json
+  ROOTFUL_DAEMON_JSON=$ROOTFUL_DIR-daemon.json
   sed "s|/usr/local/bin/netshim|$REPO/target/debug/netshim|" examples/docker/daemon.json >"$DAEMON_JSON"
+  chown "$TEST_USER:" "$DAEMON_JSON"
   chmod 0644 "$DAEMON_JSON"
+  sed "s|/usr/local/bin/netshim|$REPO/target/debug/netshim|" examples/docker/daemon.json >"$ROOTFUL_DAEMON_JSON"
+  chmod 0644 "$ROOTFUL_DAEMON_JSON"
 }
 
 start_rootful_docker() {
@@ -153,7 +161,7 @@ start_rootful_docker() {
   setsid dockerd --data-root /var/lib/netshim-test-docker --exec-root "$ROOTFUL_DIR/exec" \
     --pidfile "$ROOTFUL_DIR/docker.pid" -H "$ROOTFUL_SOCK" \
     --bridge none --iptables=false --ip-masq=false --ip-forward=false \
-    --config-file "$DAEMON_JSON" >"$log" 2>&1 &
+    --config-file "$ROOTFUL_DAEMON_JSON" >"$log" 2>&1 &
   ROOTFUL_PID=$!
   for _ in $(seq 1 120); do
     if /usr/bin/docker -H "$ROOTFUL_SOCK" info >/dev/null 2>&1; then return 0; fi
@@ -259,6 +267,8 @@ export NETSHIM_TEST_USER=$TEST_USER
 export NETSHIM_TEST_RUNTIME_DIR=$TEST_RUNTIME_DIR
 export NETSHIM_TEST_DOCKER=1
 export NETSHIM_TEST_ROOTFUL_DOCKER=$ROOTFUL_SOCK
+export NETSHIM_TEST_ROOTFUL_DAEMON_JSON=$ROOTFUL_DAEMON_JSON
+export NETSHIM_TEST_ROOTLESS_DAEMON_JSON=$DAEMON_JSON
 cargo test --workspace --no-fail-fast "$@"
 
 if [ $# = 0 ]; then install_check; fi

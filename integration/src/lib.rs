@@ -5,7 +5,7 @@
 //! These tests need root and the environment `integration/run.sh` sets up.
 //! When it is missing they fail, saying so: they never pass by skipping.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -565,6 +565,12 @@ impl Containerd {
     /// Starts containerd with `extra` appended to its config (the CRI plugin
     /// is disabled unless `cri` is set).
     pub fn start(extra: &str, cri: bool) -> Containerd {
+        Self::start_with(extra, cri, |_| {})
+    }
+
+    /// [`Containerd::start`], with `prepare` called on the config file
+    /// before containerd reads it.
+    pub fn start_with(extra: &str, cri: bool, prepare: impl FnOnce(&Path)) -> Containerd {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("nsctd")
@@ -583,30 +589,61 @@ impl Containerd {
              [debug]\n  level = \"info\"\n{extra}\n"
         );
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
-            .arg("--config")
-            .arg(dir.path().join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is missing: run integration/run.sh (package containerd)");
+        prepare(&dir.path().join("config.toml"));
+        let child = Self::spawn(dir.path());
         let c = Containerd {
             dir,
             address,
             child,
         };
+        c.wait_ready();
+        c
+    }
+
+    fn spawn(dir: &Path) -> std::process::Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("containerd.log"))
+            .unwrap();
+        Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd is missing: run integration/run.sh (package containerd)")
+    }
+
+    fn wait_ready(&self) {
         for _ in 0..100 {
-            if run(&mut c.ctr(&["version"])).code == Some(0) {
-                return c;
+            if run(&mut self.ctr(&["version"])).code == Some(0) {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
         panic!(
             "the private containerd did not answer within 10 s; its log:\n{}",
-            std::fs::read_to_string(c.dir.path().join("containerd.log")).unwrap_or_default()
+            std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
         );
+    }
+
+    /// Its config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    /// Stops containerd (SIGTERM, this test's own child) and starts it
+    /// again, so that it reads its config anew.
+    pub fn restart(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path());
+        self.wait_ready();
     }
 
     /// `ctr --address ...` with `args`.

@@ -1,6 +1,7 @@
 //! netshim behind containerd's CRI API, as a kubelet drives it for a pod with
 //! `runtimeClassName: netshim`: a private containerd whose CRI plugin has
-//! the `netshim` handler of examples/containerd/config-v2.toml, a pod
+//! the `netshim` handler that `netshim install containerd` wrote (the one of
+//! examples/containerd/config-v2.toml), a pod
 //! sandbox and a non-root container with `drop: [ALL]`, `add: [NET_RAW]`,
 //! `allowPrivilegeEscalation: false` and the pod annotation; the same pod
 //! under the `runc` handler is the control.
@@ -10,6 +11,7 @@
 //! test's traffic stays on the pod's loopback.
 
 use std::collections::HashMap;
+use std::process::Command;
 
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
@@ -28,6 +30,8 @@ struct Cri {
     /// The CRI plugin's pod network namespaces (/run/netns/cni-*) that
     /// existed before this test, so that a failed run removes only its own.
     netns_before: Vec<String>,
+    /// containerd's config before `netshim install containerd`.
+    config_before: String,
 }
 
 fn cni_netns() -> Vec<String> {
@@ -44,19 +48,6 @@ fn cni_netns() -> Vec<String> {
 impl Cri {
     fn start() -> Cri {
         require_root();
-        let example = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../examples/containerd/config-v2.toml"),
-        )
-        .unwrap();
-        // The example, pointing at the binary under test (its `version`
-        // line is the base config's already).
-        let handler: String = example
-            .lines()
-            .filter(|l| !l.starts_with("version"))
-            .collect::<Vec<_>>()
-            .join("\n")
-            .replace("/usr/local/bin/netshim", &netshim().display().to_string());
         let dir = tempfile::Builder::new()
             .prefix("nscni")
             .tempdir_in("/tmp")
@@ -77,12 +68,28 @@ impl Cri {
         let extra = format!(
             "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE}\"\n  disable_apparmor = true\n  restrict_oom_score_adj = true\n\
              [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/net.d\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n{handler}\n"
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"
         );
         // restrict_oom_score_adj: these machines' root lacks CAP_SYS_RESOURCE,
         // so the sandbox's default oom_score_adj (-998) could not be set by
         // any runtime; containerd then clamps it to its own.
-        let ctd = Containerd::start(&extra, true);
+        // The `netshim` handler, as a node gets it: `netshim install
+        // containerd`, pointing at the binary under test.
+        let mut config_before = String::new();
+        let ctd = Containerd::start_with(&extra, true, |cfg| {
+            config_before = std::fs::read_to_string(cfg).unwrap();
+            let r = run(Command::new(netshim())
+                .args(["install", "containerd", "--binary"])
+                .arg(netshim())
+                .arg("--config")
+                .arg(cfg))
+            .ok();
+            assert!(
+                r.stderr
+                    .contains("containerd reads it: handler \"netshim\""),
+                "{r:#?}"
+            );
+        });
         // The images, from the harness's rootful Docker.
         let tar = ctd.dir.path().join("images.tar");
         run(rootful_docker(&[
@@ -99,6 +106,7 @@ impl Cri {
             ctd,
             cni: dir,
             netns_before: cni_netns(),
+            config_before,
         }
     }
 
@@ -740,5 +748,130 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
             let err = String::from_utf8_lossy(&rc.capture.stderr);
             assert_ne!(rc.capture.exit_code, 0, "{err}");
             assert!(err.contains("cannot open a packet socket on lo"), "{err}");
+        });
+}
+
+/// The CRI plugin's runtimes as containerd reports them (`Status`, verbose:
+/// the config it runs with).
+async fn cri_runtimes(rt: &mut RuntimeServiceClient<Channel>) -> serde_json::Value {
+    let s = rt
+        .status(StatusRequest { verbose: true })
+        .await
+        .unwrap()
+        .into_inner();
+    let cfg: serde_json::Value = serde_json::from_str(&s.info["config"]).unwrap();
+    cfg["containerd"]["runtimes"].clone()
+}
+
+#[test]
+fn netshim_install_containerd_round_trips_and_containerd_loads_it() {
+    let mut cri = Cri::start();
+    let cfg = cri.ctd.config();
+    let installed = std::fs::read_to_string(&cfg).unwrap();
+    let bin = netshim().display().to_string();
+    // What install added is the example's handler, key for key.
+    let example: toml::Table = toml::from_str(
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/containerd/config-v2.toml"),
+        )
+        .unwrap()
+        .replace("/usr/local/bin/netshim", &bin),
+    )
+    .unwrap();
+    let got: toml::Table = toml::from_str(&installed).unwrap();
+    let handler = |t: &toml::Table| {
+        t["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["netshim"].clone()
+    };
+    assert_eq!(handler(&got), handler(&example), "{installed}");
+    assert!(
+        installed.starts_with(cri.config_before.trim_end()),
+        "the rest is kept:\n{installed}"
+    );
+
+    let runtimes = |cri: &Cri| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut rt = RuntimeServiceClient::new(cri.channel().await);
+                cri_runtimes(&mut rt).await
+            })
+    };
+    // The daemon has it.
+    let r = runtimes(&cri);
+    assert!(r["netshim"].to_string().contains(&bin), "{r:#}");
+    assert!(r.get("runc").is_some(), "{r:#}");
+
+    // Twice is once; a dry run of the uninstall writes nothing.
+    let again = run(Command::new(netshim())
+        .args(["install", "containerd", "--binary", &bin, "--config"])
+        .arg(&cfg))
+    .ok();
+    assert!(again.stderr.contains("nothing to change"), "{again:#?}");
+    let dry = run(Command::new(netshim())
+        .args([
+            "install",
+            "containerd",
+            "--uninstall",
+            "--dry-run",
+            "--config",
+        ])
+        .arg(&cfg))
+    .ok();
+    assert!(
+        dry.stdout
+            .contains("-[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.netshim]"),
+        "{dry:#?}"
+    );
+    assert_eq!(std::fs::read_to_string(&cfg).unwrap(), installed);
+
+    let un = run(Command::new(netshim())
+        .args(["install", "containerd", "--uninstall", "--config"])
+        .arg(&cfg))
+    .ok();
+    println!(
+        "netshim install containerd --uninstall said:\n{}",
+        un.stderr
+    );
+    assert!(un.stderr.contains("back as it was"), "{un:#?}");
+    assert!(
+        un.stderr
+            .contains("containerd reads no handler \"netshim\""),
+        "{un:#?}"
+    );
+    let now = std::fs::read_to_string(&cfg).unwrap();
+    assert_eq!(now, cri.config_before, "the round trip changed the config");
+    println!(
+        "{}: identical to before install ({} bytes)",
+        cfg.display(),
+        now.len()
+    );
+
+    // After a restart the daemon has no such handler, and a pod asking
+    // for it is refused.
+    cri.ctd.restart();
+    let r = runtimes(&cri);
+    assert!(
+        r.get("netshim").is_none() && r.get("runc").is_some(),
+        "{r:#}"
+    );
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut rt = RuntimeServiceClient::new(cri.channel().await);
+            let log_dir = cri.ctd.dir.path().join("pods");
+            std::fs::create_dir_all(&log_dir).unwrap();
+            let e = rt
+                .run_pod_sandbox(RunPodSandboxRequest {
+                    config: Some(pod_config("uninstalled", log_dir.to_str().unwrap())),
+                    runtime_handler: "netshim".into(),
+                })
+                .await
+                .expect_err("no netshim handler after uninstall");
+            assert!(e.message().contains("netshim"), "{e:?}");
         });
 }

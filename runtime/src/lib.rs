@@ -19,9 +19,11 @@
 //!   orphans, ending a run's leftovers, exit statuses, the `/dev/null`
 //!   stand-in: what every launcher shares (tested in a forked child);
 //! - [`oci`] — the OCI runtime, one file per operation;
+//! - [`install`] — `netshim install`: the containerd and Docker config edits;
 //! - [`fuzzing`] — properties shared by the fuzz targets and `cargo test`.
 
 pub mod fuzzing;
+pub mod install;
 pub mod kernel;
 pub mod launch;
 pub mod oci;

@@ -48,6 +48,9 @@ enum Command {
         after_help = "Examples:\n  netshim doctor\n  netshim doctor --json | jq '.findings[] | select(.status != \"ok\")'"
     )]
     Doctor(doctor::DoctorArgs),
+    /// Register netshim as a runtime of containerd (a RuntimeClass handler) or Docker, or take it out.
+    #[command(after_help = cmd::install::INSTALL_EXAMPLES)]
+    Install(cmd::install::InstallArgs),
     /// Print shell completions (bash, zsh, fish) or the man page to stdout.
     #[command(
         after_help = "Examples:\n  netshim completions bash > /etc/bash_completion.d/netshim\n  netshim completions man > /usr/local/share/man/man1/netshim.1"
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => demo::main(a),
         Command::Doctor(a) => doctor::main(a),
         Command::Targets(a) => targets::main(a),
+        Command::Install(a) => cmd::install::main(a).map(|()| 0),
         Command::Completions { shell } => cmd::completions::main::<Cli>(&shell),
         Command::Probe(a) => probe::main(a),
         Command::Oci { .. } => unreachable!("handled above"),

@@ -164,6 +164,39 @@ impl Client {
             .unwrap_or_default())
     }
 
+    /// `GET /info`: the runtimes the daemon has loaded, by name, with
+    /// the binary each runs (`Runtimes.NAME.path`).
+    pub fn runtimes(&self) -> Result<std::collections::BTreeMap<String, String>, DockerError> {
+        let what = "GET /info".to_string();
+        let (status, body) = self.get("/info")?;
+        if status != 200 {
+            return Err(DockerError::Api {
+                socket: self.socket.clone(),
+                what,
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| DockerError::Protocol {
+                what: what.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(v["Runtimes"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, r)| {
+                        (
+                            k.clone(),
+                            r["path"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
     fn get(&self, path: &str) -> Result<(u16, Vec<u8>), DockerError> {
         let unreachable = |source| DockerError::Unreachable {
             socket: self.socket.clone(),

@@ -8,6 +8,7 @@ pub mod capture_write;
 pub mod completions;
 pub mod demo;
 pub mod doctor;
+pub mod install;
 pub mod probe;
 pub mod run;
 pub mod targets;
