@@ -23,7 +23,10 @@ fn round_trip(
     install: &[&str],
 ) {
     let before = std::fs::read(config).unwrap();
-    let bin = netshim().display().to_string();
+    let bin = std::fs::canonicalize(netshim())
+        .unwrap()
+        .display()
+        .to_string();
     let with = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = vec![bin.clone(), "install".into(), "docker".into()];
         v.extend(install.iter().map(|s| s.to_string()));

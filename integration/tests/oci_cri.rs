@@ -768,7 +768,10 @@ fn netshim_install_containerd_round_trips_and_containerd_loads_it() {
     let mut cri = Cri::start();
     let cfg = cri.ctd.config();
     let installed = std::fs::read_to_string(&cfg).unwrap();
-    let bin = netshim().display().to_string();
+    let bin = std::fs::canonicalize(netshim())
+        .unwrap()
+        .display()
+        .to_string();
     // What install added is the example's handler, key for key.
     let example: toml::Table = toml::from_str(
         &std::fs::read_to_string(

@@ -591,12 +591,12 @@ pub fn diff(a_name: &str, a: &str, b_name: &str, b: &str) -> String {
             ops.push((' ', a[i], i, j));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            ops.push(('+', b[j], i, j));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
             ops.push(('-', a[i], i, j));
             i += 1;
+        } else {
+            ops.push(('+', b[j], i, j));
+            j += 1;
         }
     }
     let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != ' ').collect();
