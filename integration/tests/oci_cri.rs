@@ -578,6 +578,9 @@ struct DebugResult {
     status: String,
     ps: String,
     capture: ExecSyncResponse,
+    /// With `streams`: the capture streamed and ended by SIGINT, then one
+    /// whose stream was cut, and `ps` after that.
+    streamed: Option<(Streamed, Streamed, String)>,
 }
 
 /// A pod whose non-root app pings its loopback, then a debug container in
@@ -587,6 +590,7 @@ async fn debug_pod(
     handler: &str,
     log_dir: &str,
     caps: &Capability,
+    streams: bool,
 ) -> DebugResult {
     let mut pod = Pod::run(rt, "dbg", handler, log_dir).await;
     let mut app = container_config();
@@ -624,12 +628,222 @@ async fn debug_pod(
         .await
         .unwrap()
         .into_inner();
+    let streamed = if streams {
+        let cmd = [
+            "/usr/local/bin/netshim",
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            "-",
+            "icmp",
+        ];
+        // Ctrl-C, as an operator's terminal would send it: SIGINT to the
+        // capture, which then ends its file and exits.
+        let interrupted = stream_capture(rt, &debugger, &cmd, 20, async |rt| {
+            let k = rt
+                .exec_sync(exec(
+                    "for p in $(ps -o pid,args | grep '[n]etshim capture -i lo -w -' | \
+                     while read pid rest; do echo $pid; done); do kill -INT $p; done",
+                    10,
+                ))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(k.exit_code, 0, "{k:?}");
+            false
+        })
+        .await;
+        // The operator closes the stream (kubectl ends, Wireshark quits).
+        let cut = stream_capture(rt, &debugger, &cmd, 6, async |_| true).await;
+        // The capture must not outlive its stream.
+        let mut left = String::new();
+        for _ in 0..50 {
+            let ps = rt
+                .exec_sync(exec("ps -o pid,args", 10))
+                .await
+                .unwrap()
+                .into_inner();
+            left = String::from_utf8_lossy(&ps.stdout).into_owned();
+            if !left.contains("netshim capture -i lo -w -") {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        Some((interrupted, cut, left))
+    } else {
+        None
+    };
     pod.remove(rt).await;
     DebugResult {
         status: String::from_utf8_lossy(&status.stdout).into_owned(),
         ps: String::from_utf8_lossy(&ps.stdout).into_owned(),
         capture,
+        streamed,
     }
+}
+
+/// What came of `netshim capture -w -` in a container, carried to this
+/// test as kubectl carries it: the CRI `Exec` URL of containerd's streaming
+/// server, over a WebSocket with Kubernetes' channel protocol
+/// (`v4.channel.k8s.io`: one byte of channel — 1 stdout, 2 stderr, 3 the
+/// end status — then the data), its stdout fed live into tshark.
+struct Streamed {
+    /// The bytes of stdout, as received.
+    pcapng: Vec<u8>,
+    stderr: String,
+    /// Channel 3: the exec's end status (JSON), empty if the stream was cut.
+    status: String,
+    /// tshark's lines (`frame.time_epoch`, `frame.interface_name`) with
+    /// when each reached this test: arrival minus time stamp is the latency.
+    lines: Vec<(f64, String)>,
+    tshark_code: Option<i32>,
+    tshark_stderr: String,
+}
+
+/// Runs `cmd` in `container` through the streaming API. `stop` is called
+/// (once) when tshark has printed `after` packets; it returns whether to
+/// cut the stream there (close the WebSocket) rather than read it to its
+/// end.
+async fn stream_capture(
+    rt: &mut RuntimeServiceClient<Channel>,
+    container: &str,
+    cmd: &[&str],
+    after: usize,
+    mut stop: impl AsyncFnMut(&mut RuntimeServiceClient<Channel>) -> bool,
+) -> Streamed {
+    use futures_util::StreamExt;
+    use std::io::{BufRead, Write};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+
+    let url = rt
+        .exec(ExecRequest {
+            container_id: container.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            tty: false,
+            stdin: false,
+            stdout: true,
+            stderr: true,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .url;
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "containerd's streaming server on loopback: {url}"
+    );
+    let mut req = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req)
+        .await
+        .unwrap_or_else(|e| panic!("the exec URL {url} takes a WebSocket: {e}"));
+    assert_eq!(
+        resp.headers()
+            .get("Sec-WebSocket-Protocol")
+            .map(|v| v.to_str().unwrap()),
+        Some("v4.channel.k8s.io")
+    );
+
+    let mut tshark = std::process::Command::new("tshark")
+        .args([
+            "-l",
+            "-r",
+            "-",
+            "-T",
+            "fields",
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "frame.interface_name",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tshark (package tshark)");
+    let mut to_tshark = tshark.stdin.take().unwrap();
+    let out = tshark.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            if tx.send((now, line)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut got = Streamed {
+        pcapng: Vec::new(),
+        stderr: String::new(),
+        status: String::new(),
+        lines: Vec::new(),
+        tshark_code: None,
+        tshark_stderr: String::new(),
+    };
+    let mut stopped = false;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let msg = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => panic!("the stream neither reached {after} packets nor ended in 40 s"),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => panic!("the stream failed: {e}"),
+            Ok(Some(Ok(m))) => m,
+        };
+        match msg {
+            Message::Binary(b) if b.len() > 1 => match b[0] {
+                1 => {
+                    got.pcapng.extend_from_slice(&b[1..]);
+                    to_tshark.write_all(&b[1..]).unwrap();
+                    to_tshark.flush().unwrap();
+                }
+                2 => got.stderr.push_str(&String::from_utf8_lossy(&b[1..])),
+                3 => got.status.push_str(&String::from_utf8_lossy(&b[1..])),
+                _ => {}
+            },
+            Message::Close(_) => break,
+            _ => {}
+        }
+        got.lines.extend(rx.try_iter().filter_map(|(t, l)| {
+            l.split_once('\t')
+                .map(|(ts, i)| (t - ts.parse::<f64>().unwrap(), i.to_string()))
+        }));
+        if !stopped && got.lines.len() >= after {
+            stopped = true;
+            if stop(rt).await {
+                ws.close(None).await.ok();
+                break;
+            }
+        }
+    }
+    drop(ws);
+    drop(to_tshark);
+    let status = tshark.wait().unwrap();
+    reader.join().unwrap();
+    got.lines.extend(rx.try_iter().filter_map(|(t, l)| {
+        l.split_once('\t')
+            .map(|(ts, i)| (t - ts.parse::<f64>().unwrap(), i.to_string()))
+    }));
+    got.tshark_code = status.code();
+    let mut e = String::new();
+    use std::io::Read;
+    tshark.stderr.take().unwrap().read_to_string(&mut e).ok();
+    got.tshark_stderr = e;
+    got
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
 }
 
 /// The job netshim is for: on a cluster where nothing may run as root or
@@ -707,8 +921,8 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
             // The issue's form (drop ALL, add NET_RAW), and the form Pod
             // Security admission's baseline level accepts (no add: every
             // capability of containerd's default set dropped but NET_RAW).
-            for caps in [drop_all_add_net_raw(), baseline_caps()] {
-                let ns = debug_pod(&mut rt, "netshim", &log_dir, &caps).await;
+            for (caps, streams) in [(drop_all_add_net_raw(), true), (baseline_caps(), false)] {
+                let ns = debug_pod(&mut rt, "netshim", &log_dir, &caps, streams).await;
                 let st = status_fields(&ns.status);
                 assert_eq!(
                     st["Uid"].split_whitespace().next(),
@@ -735,9 +949,12 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
                     .count();
                 assert_eq!(icmp, 4, "{out}\n{err}");
                 assert!(err.contains("4 packets captured"), "{err}");
+                if let Some((int, cut, left)) = &ns.streamed {
+                    check_streams(int, cut, left);
+                }
             }
 
-            let rc = debug_pod(&mut rt, "runc", &log_dir, &drop_all_add_net_raw()).await;
+            let rc = debug_pod(&mut rt, "runc", &log_dir, &drop_all_add_net_raw(), false).await;
             assert_eq!(
                 status_fields(&rc.status)["CapAmb"],
                 "0000000000000000",
@@ -749,6 +966,73 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
             assert_ne!(rc.capture.exit_code, 0, "{err}");
             assert!(err.contains("cannot open a packet socket on lo"), "{err}");
         });
+}
+
+/// `kubectl debug … -- netshim capture -w - | wireshark -k -i -`, at the
+/// CRI level: the pcapng arrives live, tshark reads it, Ctrl-C (SIGINT)
+/// ends it with a whole file and status Success, and a closed stream ends
+/// the capture.
+fn check_streams(int: &Streamed, cut: &Streamed, left: &str) {
+    assert_eq!(
+        int.tshark_code,
+        Some(0),
+        "tshark read the streamed file: {}",
+        int.tshark_stderr
+    );
+    // Nothing but its warning about running as root.
+    assert!(
+        int.tshark_stderr
+            .lines()
+            .all(|l| l.trim().is_empty() || l.starts_with("Running as user")),
+        "{}",
+        int.tshark_stderr
+    );
+    assert!(int.lines.len() >= 20, "{} packets", int.lines.len());
+    assert!(int.lines.iter().all(|(_, i)| i == "lo"), "{:?}", int.lines);
+    assert!(
+        int.status.contains("Success"),
+        "the exec ended with status 0: {:?} {}",
+        int.status,
+        int.stderr
+    );
+    let counted = captured_count(&int.stderr);
+    assert_eq!(
+        counted as usize,
+        int.lines.len(),
+        "netshim counted what tshark read: {}",
+        int.stderr
+    );
+    // Whole blocks to the end, the last an Interface Statistics Block.
+    let mut o = 0;
+    let mut last = 0;
+    while o + 12 <= int.pcapng.len() {
+        last = u32::from_le_bytes(int.pcapng[o..o + 4].try_into().unwrap());
+        o += u32::from_le_bytes(int.pcapng[o + 4..o + 8].try_into().unwrap()) as usize;
+    }
+    assert_eq!(o, int.pcapng.len(), "the stream ends on a block boundary");
+    assert_eq!(last, 5, "the stream ends with the statistics block");
+    let lat: Vec<f64> = int.lines.iter().map(|(l, _)| *l).collect();
+    let (med, max) = (median(lat.clone()), lat.iter().cloned().fold(0.0, f64::max));
+    println!(
+        "streamed through CRI Exec: {} packets, {} bytes, latency from time stamp to tshark: median {:.1} ms, max {:.1} ms",
+        int.lines.len(),
+        int.pcapng.len(),
+        med * 1e3,
+        max * 1e3
+    );
+    assert!(
+        max < 2.0,
+        "each packet reached tshark within 2 s of its time stamp (max {max:.3} s)"
+    );
+    assert!(
+        cut.lines.len() >= 6,
+        "{} packets before the stream was cut",
+        cut.lines.len()
+    );
+    assert!(
+        !left.contains("netshim capture -i lo -w -"),
+        "the capture ended with its stream:\n{left}"
+    );
 }
 
 /// The CRI plugin's runtimes as containerd reports them (`Status`, verbose:
