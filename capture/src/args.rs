@@ -62,6 +62,9 @@ pub struct EngineArgs {
     /// [`crate::engine::HEARTBEAT`]: the stream is one of several netshim
     /// merges, and says how far it is complete.
     pub heartbeat: bool,
+    /// Give up a pipe output whose reader takes nothing for this many
+    /// seconds ([`crate::output::Output::set_stall_timeout`]).
+    pub stall_timeout: Option<u32>,
     /// `capture --sealed`: the packet sockets made in the target, one per
     /// interface; the engine runs in an empty network namespace.
     pub sockets: Vec<HandedSocket>,
@@ -92,6 +95,7 @@ impl Default for EngineArgs {
             confine: false,
             no_report: false,
             heartbeat: false,
+            stall_timeout: None,
             sockets: Vec::new(),
             names: Vec::new(),
         }
@@ -164,6 +168,9 @@ impl EngineArgs {
             .and_then(|w| FORMATS.iter().find(|(f, _)| *f == w))
         {
             kv("write", f);
+        }
+        if let Some(t) = self.stall_timeout {
+            kv("stall-timeout", &t.to_string());
         }
         for s in &self.sockets {
             kv("socket", &format!("{}:{}:{}", s.fd, s.ifindex, s.name));
@@ -284,6 +291,9 @@ impl EngineArgs {
                 ("confine", None) => a.confine = true,
                 ("no-report", None) => a.no_report = true,
                 ("heartbeat", None) => a.heartbeat = true,
+                ("stall-timeout", v) => {
+                    a.stall_timeout = Some(u32::try_from(num(v)?).map_err(|_| bad("too large"))?)
+                }
                 _ => return Err(ArgsError::Unknown(word.to_string())),
             }
         }
@@ -331,6 +341,7 @@ mod tests {
             confine: true,
             no_report: true,
             heartbeat: true,
+            stall_timeout: Some(60),
             sockets: vec![HandedSocket {
                 fd: 3,
                 ifindex: 2,

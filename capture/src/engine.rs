@@ -417,6 +417,9 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         last_idb: None,
         names: HashMap::new(),
     };
+    w.out
+        .set_stall_timeout(opts.stall_timeout)
+        .map_err(CaptureError::OutputSetup)?;
     w.start();
     let interactive_print =
         format.is_none() && nix::unistd::isatty(std::io::stdout().as_raw_fd()).unwrap_or(false);

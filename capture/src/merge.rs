@@ -559,6 +559,8 @@ pub struct Control<'a> {
     pub grace: Duration,
     /// Flush after every batch (a pipe to a live reader).
     pub low_latency: bool,
+    /// [`Output::set_stall_timeout`] of the merged output.
+    pub stall_timeout: Option<u32>,
 }
 
 /// Merges the streams into `out` until every one has ended (or `stop` was
@@ -576,6 +578,12 @@ pub fn run(
         regular: false,
         committed: 0,
     })?;
+    out.set_stall_timeout(ctl.stall_timeout)
+        .map_err(|e| OutputError::Io {
+            source: e,
+            regular: false,
+            committed: 0,
+        })?;
     let mut m = Merger::new(window, limit);
     let mut report = MergeReport::default();
     m.header(&mut out);
@@ -921,6 +929,7 @@ mod tests {
                 stop: &mut stop,
                 grace: Duration::from_secs(5),
                 low_latency: false,
+                stall_timeout: None,
             },
         )
         .unwrap();

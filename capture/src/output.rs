@@ -7,6 +7,32 @@
 
 use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::FileTypeExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set by SIGALRM: a write to a stalled pipe ran out of time.
+static STALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_alarm(_: libc::c_int) {
+    STALLED.store(true, Ordering::Relaxed);
+}
+
+/// Arms (or, with 0, disarms) the process's real-time interval timer.
+fn alarm_in(secs: u32) {
+    let t = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: libc::time_t::from(secs as i32),
+            tv_usec: 0,
+        },
+    };
+    // SAFETY: setitimer reads the struct passed by reference and, with a
+    // null old value, writes nothing.
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut()) };
+}
 
 /// Flush once this much is buffered: large enough for few write() calls,
 /// small enough to add little to the engine's memory.
@@ -22,6 +48,9 @@ pub struct Output {
     committed: u64,
     /// Flush when the buffer holds this much.
     high_water: usize,
+    /// A pipe or FIFO whose reader may take no byte for this many seconds
+    /// before the output is given up ([`Output::set_stall_timeout`]).
+    stall: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +59,8 @@ pub enum OutputError {
     NoSpace { committed: u64 },
     #[error("the output's reader went away (broken pipe)")]
     BrokenPipe,
+    #[error("the output's reader took nothing for {secs} s (--stall-timeout): it is gone or stuck, so the capture ends (a runtime keeps a process whose `kubectl exec` stream closed, blocked on its full pipe)")]
+    Stalled { secs: u32 },
     #[error("writing the output failed: {source}{}", if *.regular { format!("; the file was cut back to its last whole packet ({} bytes)", .committed) } else { String::new() })]
     Io {
         source: io::Error,
@@ -50,7 +81,38 @@ impl Output {
             ends: Vec::with_capacity(4096),
             committed,
             high_water: HIGH_WATER,
+            stall: None,
         })
+    }
+
+    /// When the output is a pipe or FIFO: give it up, with
+    /// [`OutputError::Stalled`], once a write has been blocked for `secs`
+    /// seconds without the reader taking a byte. A closed `kubectl exec`
+    /// stream leaves the process running with a pipe nobody reads (the
+    /// runtime's shim keeps its end open), and the capture would block on
+    /// it forever. Files and terminals are never given up; 0 or `None`
+    /// turns it off.
+    pub fn set_stall_timeout(&mut self, secs: Option<u32>) -> io::Result<()> {
+        let fifo = self.file.metadata()?.file_type().is_fifo();
+        self.stall = secs.filter(|s| *s > 0 && fifo);
+        if self.stall.is_some() {
+            use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+            // Without SA_RESTART, so that the signal interrupts a blocked
+            // write(2): it returns what it wrote, or EINTR if nothing
+            // (signal(7), "Interruption of system calls").
+            let sa = SigAction::new(
+                SigHandler::Handler(on_alarm),
+                SaFlags::empty(),
+                SigSet::empty(),
+            );
+            // SAFETY: the handler only stores to an atomic, which is
+            // async-signal-safe.
+            unsafe { sigaction(Signal::SIGALRM, &sa) }.map_err(io::Error::from)?;
+            let mut set = SigSet::empty();
+            set.add(Signal::SIGALRM);
+            set.thread_unblock().map_err(io::Error::from)?;
+        }
+        Ok(())
     }
 
     /// The buffer to encode one block into; finish it with `end_block`.
@@ -76,10 +138,24 @@ impl Output {
         let whole = self.ends.last().copied().unwrap_or(0);
         let mut done = 0;
         while done < whole {
-            match self.file.write(&self.buf[done..whole]) {
+            if let Some(secs) = self.stall {
+                STALLED.store(false, Ordering::Relaxed);
+                alarm_in(secs);
+            }
+            let r = self.file.write(&self.buf[done..whole]);
+            if self.stall.is_some() {
+                alarm_in(0);
+            }
+            match r {
                 Ok(0) => return Err(self.fail(done, io::Error::from(io::ErrorKind::WriteZero))),
+                // Some bytes went: the reader is slow, not gone.
                 Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    if let Some(secs) = self.stall.filter(|_| STALLED.load(Ordering::Relaxed)) {
+                        let _ = self.fail(done, e);
+                        return Err(OutputError::Stalled { secs });
+                    }
+                }
                 Err(e) => return Err(self.fail(done, e)),
             }
         }
@@ -130,6 +206,53 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_nobody_reads_is_given_up_after_the_stall_timeout() {
+        // Everything is allocated before the fork: the child of a
+        // multi-threaded test process must not allocate.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut o = Output::new(File::from(w)).unwrap();
+        static CHUNK: [u8; 16 << 10] = [7u8; 16 << 10];
+        // In a child: SIGALRM and its timer are the process's.
+        // SAFETY: the child only writes to the pipe, within the buffer's
+        // capacity, and exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let t = std::time::Instant::now();
+                let mut result = o
+                    .set_stall_timeout(Some(1))
+                    .map_err(|_| OutputError::BrokenPipe);
+                // The pipe (64 KiB) fills; then nothing is read.
+                for _ in 0..64 {
+                    if result.is_err() {
+                        break;
+                    }
+                    o.buf().extend_from_slice(&CHUNK);
+                    o.end_block();
+                    result = o.flush();
+                }
+                let ok = matches!(result, Err(OutputError::Stalled { secs: 1 }))
+                    && t.elapsed() < std::time::Duration::from_secs(5);
+                // SAFETY: _exit ends the child without running the
+                // parent's atexit handlers or destructors.
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                drop(r);
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+    }
+
+    #[test]
+    fn a_regular_file_has_no_stall_timeout() {
+        let f = tempfile::tempfile().unwrap();
+        let mut o = Output::new(f).unwrap();
+        o.set_stall_timeout(Some(1)).unwrap();
+        assert_eq!(o.stall, None);
+    }
     use std::io::Read;
 
     #[test]

@@ -655,10 +655,35 @@ async fn debug_pod(
         })
         .await;
         // The operator closes the stream (kubectl ends, Wireshark quits).
-        let cut = stream_capture(rt, &debugger, &cmd, 6, async |_| true).await;
-        // The capture must not outlive its stream.
+        // containerd keeps the exec running, its stdout a pipe its shim
+        // holds open and nobody reads (kubernetes/kubernetes#89031): the
+        // capture fills it, and --stall-timeout ends it. Large pings fill
+        // the pipe in a second or two.
+        let cut_cmd = [
+            "/usr/local/bin/netshim",
+            "capture",
+            "-i",
+            "lo",
+            "-w",
+            "-",
+            "--stall-timeout",
+            "3",
+            "icmp",
+        ];
+        let cut = stream_capture(rt, &debugger, &cut_cmd, 6, async |rt| {
+            let p = rt
+                .exec_sync(exec("ping -c 20 -s 60000 127.0.0.1 >/dev/null 2>&1 &", 10))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(p.exit_code, 0, "{p:?}");
+            true
+        })
+        .await;
+        let closed = std::time::Instant::now();
+        // The capture must not outlive its stream for long.
         let mut left = String::new();
-        for _ in 0..50 {
+        for _ in 0..150 {
             let ps = rt
                 .exec_sync(exec("ps -o pid,args", 10))
                 .await
@@ -670,6 +695,10 @@ async fn debug_pod(
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
+        println!(
+            "the capture whose stream was closed ended {:.1} s later",
+            closed.elapsed().as_secs_f64()
+        );
         Some((interrupted, cut, left))
     } else {
         None

@@ -69,6 +69,12 @@ pub struct CaptureArgs {
     /// order (and counted).
     #[arg(long = "reorder-window", value_name = "MS", default_value_t = 200)]
     pub(crate) reorder_ms: u64,
+    /// With -w - to a pipe: end the capture when the reader has taken
+    /// nothing for SECS seconds (a closed `kubectl exec` stream leaves the
+    /// capture blocked on a pipe nobody reads); 0 never. [default: 60 with
+    /// -w -, else 0]
+    #[arg(long = "stall-timeout", value_name = "SECS")]
+    pub(crate) stall_timeout: Option<u32>,
     /// Interface to capture on; repeat for several; `any` for all. Default:
     /// the first interface that is up and not loopback.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
@@ -242,7 +248,19 @@ fn engine_args(a: &CaptureArgs, filter: Option<Compiled>) -> EngineArgs {
             FormatArg::Pcap => Format::Pcap,
         }),
         filter,
+        stall_timeout: stall_timeout(a),
         ..EngineArgs::default()
+    }
+}
+
+/// `--stall-timeout`: 60 s by default for `-w -` (a binary stream nobody
+/// pages through), off otherwise (`| less` may rightly wait).
+pub(crate) fn stall_timeout(a: &CaptureArgs) -> Option<u32> {
+    match (a.stall_timeout, a.write.as_deref()) {
+        (Some(0), _) => None,
+        (Some(s), _) => Some(s),
+        (None, Some("-")) => Some(60),
+        (None, _) => None,
     }
 }
 

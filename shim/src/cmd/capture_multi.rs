@@ -211,6 +211,9 @@ pub(crate) fn main(
     // the merge writes a packet once no stream can still precede it, well
     // before the reorder window in the usual case.
     args.heartbeat = true;
+    // The engines' pipes are read by this process; the stall timeout is
+    // the merged output's.
+    args.stall_timeout = None;
     let (out, writer): (OwnedFd, Option<Pid>) = match a.write.as_deref() {
         None => {
             let (fd, child) = lines_output(a)?;
@@ -266,6 +269,7 @@ pub(crate) fn main(
             stop: &mut stop,
             grace: GRACE,
             low_latency,
+            stall_timeout: crate::cmd::capture::stall_timeout(a),
         },
     );
     let statuses = wait_runners(&runners);
