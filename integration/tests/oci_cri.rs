@@ -228,8 +228,22 @@ impl Pod {
         handler: &str,
         log_dir: &str,
     ) -> Pod {
+        let ann = HashMap::from([(ANN.to_string(), "NET_RAW".to_string())]);
+        Pod::run_annotated(rt, prefix, handler, log_dir, ann).await
+    }
+
+    /// [`Pod::run`] with these pod annotations (none: a pod that asks
+    /// netshim for nothing).
+    async fn run_annotated(
+        rt: &mut RuntimeServiceClient<Channel>,
+        prefix: &str,
+        handler: &str,
+        log_dir: &str,
+        annotations: HashMap<String, String>,
+    ) -> Pod {
         let name = unique(prefix);
-        let config = pod_config(&name, log_dir);
+        let mut config = pod_config(&name, log_dir);
+        config.annotations = annotations;
         let id = rt
             .run_pod_sandbox(RunPodSandboxRequest {
                 config: Some(config.clone()),
@@ -272,6 +286,30 @@ impl Pod {
         .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
         self.containers.push(id.clone());
         id
+    }
+
+    /// CreateContainer and StartContainer, returning StartContainer's
+    /// error (the container is removed with the pod either way).
+    async fn try_start(
+        &mut self,
+        rt: &mut RuntimeServiceClient<Channel>,
+        cfg: ContainerConfig,
+    ) -> Result<String, tonic::Status> {
+        let id = rt
+            .create_container(CreateContainerRequest {
+                pod_sandbox_id: self.id.clone(),
+                config: Some(cfg),
+                sandbox_config: Some(self.config.clone()),
+            })
+            .await?
+            .into_inner()
+            .container_id;
+        self.containers.push(id.clone());
+        rt.start_container(StartContainerRequest {
+            container_id: id.clone(),
+        })
+        .await?;
+        Ok(id)
     }
 
     /// Stop and remove the containers (last first), then the sandbox.
@@ -939,6 +977,42 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
     .ok();
     assert!(u.stdout.starts_with("uid=65534"), "{u:#?}");
     let _ = docker(&["rmi", "netshim:cri-test"]);
+    // And root's Podman loads it too.
+    let podman = |args: &[&str]| {
+        run(std::process::Command::new("podman")
+            .args(args)
+            .current_dir("/tmp"))
+    };
+    let l = podman(&["load", "-i", t]).ok();
+    let loaded = l
+        .stdout
+        .lines()
+        .find_map(|x| x.strip_prefix("Loaded image: "))
+        .unwrap_or_else(|| panic!("podman load names the image: {l:#?}"))
+        .trim()
+        .to_string();
+    assert!(loaded.ends_with("netshim:cri-test"), "{l:#?}");
+    let v = podman(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        // As in run_root.rs: crun refuses these hosts' hybrid cgroups, and
+        // root here lacks CAP_SYS_RESOURCE for Podman's raised ulimits.
+        "--runtime",
+        "runc",
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=4096:4096",
+        "--network",
+        "none",
+        &loaded,
+        "--version",
+    ])
+    .ok();
+    assert!(v.stdout.starts_with("netshim "), "{v:#?}");
+    let _ = podman(&["rmi", &loaded]);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1189,5 +1263,121 @@ fn netshim_install_containerd_round_trips_and_containerd_loads_it() {
                 .await
                 .expect_err("no netshim handler after uninstall");
             assert!(e.message().contains("netshim"), "{e:?}");
+        });
+}
+
+/// Bad requests through CRI: a container that asks (by annotation) for a
+/// restricted capability, or for NET_RAW its bounding set lacks, is refused
+/// by StartContainer with netshim's reason in the CRI error; under the
+/// runc handler the same containers start (runc reads no annotation). A
+/// pod without the annotation gets exactly runc's capabilities.
+#[test]
+fn cri_refusals_carry_the_reason_and_a_pod_without_the_annotation_is_runc() {
+    let cri = Cri::start();
+    let log_dir = cri.ctd.dir.path().join("pods");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let log_dir = log_dir.to_str().unwrap().to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let mut rt = RuntimeServiceClient::new(cri.channel().await);
+            let restricted = || {
+                let mut c = container_config();
+                c.metadata = Some(ContainerMetadata {
+                    name: "restricted".into(),
+                    attempt: 0,
+                });
+                c.annotations = HashMap::from([(ANN.to_string(), "NET_RAW,SYS_ADMIN".to_string())]);
+                c
+            };
+            let unbounded = || {
+                let mut c = container_config();
+                c.metadata = Some(ContainerMetadata {
+                    name: "unbounded".into(),
+                    attempt: 0,
+                });
+                c.linux
+                    .as_mut()
+                    .unwrap()
+                    .security_context
+                    .as_mut()
+                    .unwrap()
+                    .capabilities = Some(Capability {
+                    drop_capabilities: vec!["ALL".into()],
+                    ..Default::default()
+                });
+                c
+            };
+            let mut pod = Pod::run(&mut rt, "refused", "netshim", &log_dir).await;
+            let e = pod
+                .try_start(&mut rt, restricted())
+                .await
+                .expect_err("SYS_ADMIN is refused");
+            println!("restricted: {}", e.message());
+            assert!(
+                e.message().contains("refusing ambient CAP_SYS_ADMIN")
+                    && e.message().contains("restricted capability"),
+                "{e:?}"
+            );
+            let e = pod
+                .try_start(&mut rt, unbounded())
+                .await
+                .expect_err("NET_RAW outside the bounding set is refused");
+            println!("not in bounding: {}", e.message());
+            assert!(
+                e.message().contains("refusing ambient CAP_NET_RAW")
+                    && e.message().contains("bounding set does not hold it"),
+                "{e:?}"
+            );
+            pod.remove(&mut rt).await;
+
+            let mut pod = Pod::run(&mut rt, "refused", "runc", &log_dir).await;
+            pod.try_start(&mut rt, restricted())
+                .await
+                .expect("runc starts it");
+            pod.try_start(&mut rt, unbounded())
+                .await
+                .expect("runc starts it");
+            pod.remove(&mut rt).await;
+
+            // No annotation: netshim adds nothing; the process's capability
+            // sets are runc's, field for field.
+            let mut caps = Vec::new();
+            for handler in ["netshim", "runc"] {
+                let mut pod =
+                    Pod::run_annotated(&mut rt, "plain", handler, &log_dir, HashMap::new()).await;
+                let id = pod.start(&mut rt, container_config()).await;
+                let st = rt
+                    .exec_sync(ExecSyncRequest {
+                        container_id: id,
+                        cmd: vec!["cat".into(), "/proc/self/status".into()],
+                        timeout: 10,
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner();
+                let f = status_fields(&String::from_utf8_lossy(&st.stdout));
+                caps.push(
+                    [
+                        "CapInh",
+                        "CapPrm",
+                        "CapEff",
+                        "CapBnd",
+                        "CapAmb",
+                        "NoNewPrivs",
+                        "Uid",
+                    ]
+                    .map(|k| format!("{k}={}", f[k])),
+                );
+                pod.remove(&mut rt).await;
+            }
+            println!(
+                "without the annotation: netshim {:?}, runc {:?}",
+                caps[0], caps[1]
+            );
+            assert_eq!(caps[0], caps[1]);
+            assert!(caps[0].contains(&"CapAmb=0000000000000000".to_string()));
         });
 }
