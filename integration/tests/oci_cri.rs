@@ -534,20 +534,57 @@ fn cri_pod_with_runtime_handler_netshim_gets_ambient_net_raw() {
 }
 
 const DEBUG_IMAGE: &str = "docker.io/library/netshim:cri-test";
+const TCPDUMP_IMAGE: &str = "docker.io/library/netshim-tcpdump:cri-test";
+
+/// A toolbox image as operators bring their own: Debian's tcpdump (no file
+/// capabilities, which no_new_privs would ignore anyway), its libraries and
+/// a static busybox; imported into the harness's rootful Docker and saved
+/// into containerd.
+fn import_tcpdump_image(cri: &Cri) {
+    let root = cri.ctd.dir.path().join("tcpdump-root");
+    let script = format!(
+        "set -e; R={r}; mkdir -p $R/bin $R/usr/bin $R/etc $R/tmp; cp /bin/busybox $R/bin/; \
+         for a in sh sleep timeout cat; do ln -s busybox $R/bin/$a; done; \
+         cp /usr/bin/tcpdump $R/usr/bin/; \
+         for l in $(ldd /usr/bin/tcpdump | grep -o '/[^ ]*'); do mkdir -p $R$(dirname $l); cp -L $l $R$l; done; \
+         printf 'root:x:0:0::/:/bin/sh\\nnobody:x:65534:65534::/:/bin/sh\\n' > $R/etc/passwd; \
+         tar -C $R -cf $R.tar .",
+        r = root.display()
+    );
+    sh(&script).ok();
+    let tar = format!("{}.tar", root.display());
+    let img = TCPDUMP_IMAGE.trim_start_matches("docker.io/library/");
+    run(&mut rootful_docker(&[
+        "import",
+        "--change",
+        "ENV PATH=/usr/bin:/bin",
+        &tar,
+        img,
+    ]))
+    .ok();
+    let saved = format!("{}.saved.tar", root.display());
+    run(&mut rootful_docker(&["save", "-o", &saved, img])).ok();
+    let _ = run(&mut rootful_docker(&["rmi", img]));
+    run(&mut cri.ctd.ctr(&["-n", "k8s.io", "images", "import", &saved])).ok();
+}
 
 /// A container as the kubelet makes an ephemeral debug container for
 /// `kubectl debug POD --target=app --custom=examples/kubernetes/debug-netshim.json`:
 /// in the app's PID namespace (TARGET) and the pod's network, UID 65534,
 /// no_new_privs, every capability dropped but NET_RAW, seccomp
 /// RuntimeDefault.
-fn debug_container_config(target: &str, caps: &Capability) -> ContainerConfig {
+fn debug_container_config(target: &str, caps: &Capability, image: &str) -> ContainerConfig {
     ContainerConfig {
         metadata: Some(ContainerMetadata {
-            name: "debugger".into(),
+            name: if image == DEBUG_IMAGE {
+                "debugger".into()
+            } else {
+                "toolbox".into()
+            },
             attempt: 0,
         }),
         image: Some(ImageSpec {
-            image: DEBUG_IMAGE.into(),
+            image: image.into(),
             ..Default::default()
         }),
         command: vec!["/bin/sleep".into(), "1000".into()],
@@ -616,6 +653,8 @@ struct DebugResult {
     status: String,
     ps: String,
     capture: ExecSyncResponse,
+    /// tcpdump in a second debug container, from a toolbox image.
+    tcpdump: ExecSyncResponse,
     /// With `streams`: the capture streamed and ended by SIGINT, then one
     /// whose stream was cut, and `ps` after that.
     streamed: Option<(Streamed, Streamed, String)>,
@@ -642,7 +681,26 @@ async fn debug_pod(
         "while :; do ping -c 1 -W 1 127.0.0.1; sleep 0.2; done".into(),
     ];
     let app_id = pod.start(rt, app).await;
-    let debugger = pod.start(rt, debug_container_config(&app_id, caps)).await;
+    let debugger = pod
+        .start(rt, debug_container_config(&app_id, caps, DEBUG_IMAGE))
+        .await;
+    // An operator's own toolbox image: the distribution's tcpdump.
+    let toolbox = pod
+        .start(rt, debug_container_config(&app_id, caps, TCPDUMP_IMAGE))
+        .await;
+    let tcpdump = rt
+        .exec_sync(ExecSyncRequest {
+            container_id: toolbox,
+            cmd: [
+                "timeout", "20", "tcpdump", "-i", "lo", "-n", "-c", "4", "icmp",
+            ]
+            .map(String::from)
+            .to_vec(),
+            timeout: 30,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     let exec = |cmd: &str, timeout: i64| ExecSyncRequest {
         container_id: debugger.clone(),
         cmd: vec!["sh".into(), "-c".into(), cmd.into()],
@@ -746,6 +804,7 @@ async fn debug_pod(
         status: String::from_utf8_lossy(&status.stdout).into_owned(),
         ps: String::from_utf8_lossy(&ps.stdout).into_owned(),
         capture,
+        tcpdump,
         streamed,
     }
 }
@@ -977,6 +1036,7 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
     .ok();
     assert!(u.stdout.starts_with("uid=65534"), "{u:#?}");
     let _ = docker(&["rmi", "netshim:cri-test"]);
+    import_tcpdump_image(&cri);
     // And root's Podman loads it too.
     let podman = |args: &[&str]| {
         run(std::process::Command::new("podman")
@@ -1052,6 +1112,18 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
                     .count();
                 assert_eq!(icmp, 4, "{out}\n{err}");
                 assert!(err.contains("4 packets captured"), "{err}");
+                // The toolbox's own tcpdump, as UID 65534, captures too.
+                let t_out = String::from_utf8_lossy(&ns.tcpdump.stdout);
+                let t_err = String::from_utf8_lossy(&ns.tcpdump.stderr);
+                assert_eq!(ns.tcpdump.exit_code, 0, "{t_out}\n{t_err}");
+                assert_eq!(
+                    t_out
+                        .lines()
+                        .filter(|l| l.contains("IP 127.0.0.1 > 127.0.0.1: ICMP echo"))
+                        .count(),
+                    4,
+                    "{t_out}\n{t_err}"
+                );
                 if let Some((int, cut, left)) = &ns.streamed {
                     check_streams(int, cut, left);
                 }
@@ -1068,6 +1140,9 @@ fn an_ephemeral_debug_container_captures_the_apps_traffic_without_root() {
             let err = String::from_utf8_lossy(&rc.capture.stderr);
             assert_ne!(rc.capture.exit_code, 0, "{err}");
             assert!(err.contains("cannot open a packet socket on lo"), "{err}");
+            let t_err = String::from_utf8_lossy(&rc.tcpdump.stderr);
+            assert_ne!(rc.tcpdump.exit_code, 0, "{t_err}");
+            assert!(t_err.contains("Operation not permitted"), "{t_err}");
         });
 }
 
