@@ -29,13 +29,16 @@ pub enum Format {
 /// (TPACKET_V3's block retire timer).
 pub const RETIRE_MS: u32 = 20;
 
-/// A packet is in a retired block at most [`RETIRE_MS`] after its time
-/// stamp; 15 ms more for the timer's and the scheduler's slack.
-const RETIRE_SLACK_NS: u64 = (RETIRE_MS as u64 + 15) * 1_000_000;
+/// How long a packet may take from its time stamp to its place in a ring
+/// block (through the stack, on another CPU): a packet later than this is
+/// still written by the merge, out of order, and counted.
+const IN_FLIGHT_NS: u64 = 3_000_000;
 
 /// How often an engine whose stream netshim merges says how far its stream
-/// is complete (see [`crate::format::pcapng_progress`]).
-pub const HEARTBEAT: Duration = Duration::from_millis(25);
+/// is complete (see [`crate::format::pcapng_progress`] and
+/// [`crate::ring::Ring::complete_until`]): the merge holds a packet at most
+/// about this long for a quiet stream.
+pub const HEARTBEAT: Duration = Duration::from_millis(5);
 
 /// `-Q`: which directions to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -486,9 +489,6 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
 
     let mut last_beat = Instant::now();
     'outer: loop {
-        // Packets stamped before this have been retired by the kernel (the
-        // ring's block timer) and are drained in this pass.
-        let complete_until = now_ns().saturating_sub(RETIRE_SLACK_NS);
         // Drain every ring the kernel has handed blocks of.
         for ifc in ifaces.iter_mut() {
             let which = opts.which;
@@ -534,6 +534,15 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             }
         }
         if opts.heartbeat && last_beat.elapsed() >= HEARTBEAT && written < limit {
+            // Every packet stamped before this has been drained: no ring's
+            // current block holds one (or only later ones).
+            let now = now_ns();
+            let complete_until = ifaces
+                .iter()
+                .map(|i| i.ring.complete_until(now))
+                .min()
+                .unwrap_or(now)
+                .saturating_sub(IN_FLIGHT_NS);
             format::pcapng_progress(w.out.buf(), complete_until);
             w.out.end_block();
             last_beat = Instant::now();

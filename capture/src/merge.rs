@@ -18,7 +18,6 @@
 //! [`MAX_HELD_BYTES`] held, the oldest packet is written at once.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -519,28 +518,47 @@ fn whole_blocks(b: &[u8]) -> Result<usize, &'static str> {
 }
 
 /// Reads stream `i` on a thread of its own, handing on whole blocks.
-fn reader(i: usize, mut src: File, tx: mpsc::Sender<Event>) {
-    let mut buf = vec![0u8; 256 << 10];
-    let mut pending: Vec<u8> = Vec::new();
+fn reader(i: usize, src: File, tx: mpsc::Sender<Event>) {
+    const READ: usize = 256 << 10;
+    // Read straight into the chunk that is handed on (no second copy); a
+    // block cut by the read's end moves to the next chunk.
+    let mut pending: Vec<u8> = Vec::with_capacity(READ);
     let why = loop {
-        match src.read(&mut buf) {
-            Ok(0) => break (!pending.is_empty()).then(|| "it ends inside a block".to_string()),
-            Ok(n) => {
-                pending.extend_from_slice(&buf[..n]);
-                match whole_blocks(&pending) {
-                    Ok(0) => {}
-                    Ok(whole) => {
-                        let rest = pending.split_off(whole);
-                        let chunk = std::mem::replace(&mut pending, rest);
-                        if tx.send(Event::Chunk(i, chunk)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(why) => break Some(why.to_string()),
+        pending.reserve(READ);
+        let spare = pending.spare_capacity_mut();
+        // SAFETY: read(2) writes at most spare.len() bytes into the
+        // vector's spare capacity, and the length grows by what it wrote.
+        let n = unsafe { libc::read(src.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break Some(e.to_string());
+        }
+        if n == 0 {
+            break (!pending.is_empty()).then(|| "it ends inside a block".to_string());
+        }
+        // SAFETY: the first n bytes of the spare capacity were written.
+        unsafe { pending.set_len(pending.len() + n as usize) };
+        match whole_blocks(&pending) {
+            Ok(0) => {}
+            Ok(whole) => {
+                let chunk = if whole * 4 < pending.capacity() {
+                    // A small chunk (a quiet stream) in a right-sized
+                    // vector, so that held packets do not pin big buffers.
+                    let c = pending[..whole].to_vec();
+                    pending.drain(..whole);
+                    c
+                } else {
+                    let rest = pending.split_off(whole);
+                    std::mem::replace(&mut pending, rest)
+                };
+                if tx.send(Event::Chunk(i, chunk)).is_err() {
+                    return;
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => break Some(e.to_string()),
+            Err(why) => break Some(why.to_string()),
         }
     };
     let _ = tx.send(Event::End(i, why));

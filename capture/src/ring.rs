@@ -70,6 +70,9 @@ struct TpacketStatsV3 {
 const BLOCK_STATUS: usize = 8;
 const BLOCK_NUM_PKTS: usize = 12;
 const BLOCK_FIRST_PKT: usize = 16;
+/// `ts_first_pkt` (seconds, then nanoseconds): set when the kernel opens
+/// the block (prb_open_block), before any packet goes in.
+const BLOCK_TS_FIRST: usize = 32;
 const SOCKADDR_LL_OFFSET: usize = 48;
 
 /// How to set up one ring.
@@ -349,6 +352,37 @@ impl Ring {
             }
         }
         n
+    }
+
+    /// The time before which every packet of this ring has been handed
+    /// over, asked right after [`Ring::drain`] with `now_ns` read before
+    /// the call. If the block the kernel is filling holds no packet, that
+    /// is `now_ns` (less what is still on its way through the stack, which
+    /// the caller allows for); otherwise the time the kernel opened that
+    /// block, whose packets come out when it is retired. A block retired
+    /// since the drain gives its opening time too.
+    pub fn complete_until(&self, now_ns: u64) -> u64 {
+        let i = self.next;
+        let base = self.block_ptr(i);
+        if self.status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            // SAFETY: num_pkts is a naturally aligned u32 inside the
+            // mapping, which the kernel updates (under its queue lock) as it
+            // adds packets to the block it owns: read it atomically.
+            let num = unsafe { &*(base.add(BLOCK_NUM_PKTS) as *const AtomicU32) };
+            if num.load(Ordering::Acquire) == 0 {
+                return now_ns;
+            }
+        }
+        // SAFETY: two aligned u32 inside the mapping, written when the
+        // block was opened and not again until it is handed back and
+        // reopened; volatile reads of memory the kernel shares.
+        let (sec, nsec) = unsafe {
+            (
+                std::ptr::read_volatile(base.add(BLOCK_TS_FIRST) as *const u32),
+                std::ptr::read_volatile(base.add(BLOCK_TS_FIRST + 4) as *const u32),
+            )
+        };
+        (u64::from(sec) * 1_000_000_000 + u64::from(nsec)).min(now_ns)
     }
 
     /// Packets the filter accepted and packets dropped since the last call
