@@ -352,6 +352,12 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     } else {
         choose(&opts.interfaces)?
     };
+    // Before the rings are mapped (they are resident from the start): let
+    // go of the pages starting touched. netshim is one binary with its OCI
+    // runtime and command line; the loop needs little of it, and the
+    // engine's peak resident size is then that of the loop and its rings.
+    let shed = crate::shed::shed_startup_pages();
+    tracing::debug!(bytes = shed, "let go of the binary's start-up pages");
     let block = ring::block_size_for(opts.snaplen);
     let ring_bytes = (opts.buffer_kib as usize * 1024).max(2 * block);
     let mut ifaces = Vec::new();

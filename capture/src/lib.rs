@@ -14,6 +14,7 @@ pub mod output;
 pub mod read;
 pub mod ring;
 pub mod rotate;
+pub mod shed;
 pub mod summary;
 
 pub use args::EngineArgs;
