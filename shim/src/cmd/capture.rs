@@ -709,6 +709,22 @@ mod tests {
                     count: Some(5),
                     buffer_kib: 8192,
                     write: Some(Format::Pcapng),
+                    // A stream to a pipe is given up when nobody reads it.
+                    stall_timeout: Some(60),
+                    ..EngineArgs::default()
+                },
+            ),
+            (
+                vec!["-w", "-", "--stall-timeout", "0"],
+                EngineArgs {
+                    write: Some(Format::Pcapng),
+                    ..EngineArgs::default()
+                },
+            ),
+            (
+                vec!["--stall-timeout", "5"],
+                EngineArgs {
+                    stall_timeout: Some(5),
                     ..EngineArgs::default()
                 },
             ),
