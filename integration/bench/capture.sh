@@ -11,8 +11,13 @@
 # netshim's one-line printer with `tcpdump -n`.
 #
 # Each tool runs ROUNDS times, interleaved with the others, and the table
-# shows medians: on shared virtual machines the kernel-side (system) time of
-# a single run swings by 3x, while user time is steady, so both are shown.
+# shows medians, with the spread (min–max over the rounds) of each ratio to
+# the base tool in the same round: on shared virtual machines the
+# kernel-side (system) time of a single run swings by 3x, while user time is
+# steady, so both are shown. User and system time come from the kernel's
+# accounting (/proc/PID/stat); `perf stat -e cycles:u,cycles:k` would split
+# them by cycles, but these virtual machines expose no PMU ("<not
+# supported>").
 #
 #   sudo ./integration/bench/capture.sh [SECONDS] [RING_KiB] [ROUNDS]   (default 5, 4096, 3)
 set -euo pipefail
@@ -109,26 +114,36 @@ per_packet() { # LIST-OF-TICKS LIST-OF-WRITTEN -> median ns/packet
   paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) |
     awk '{ if ($2 > 0) printf "%.1f ", $1 * 1e7 / $2 }' | median
 }
+# Per round: the tool's ns per packet ÷ the base's in the same round; "min–max".
+ratio_spread() { # TICKS-T WRITTEN-T TICKS-BASE WRITTEN-BASE
+  paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) \
+    <(tr ' ' '\n' <<<"$3" | grep .) <(tr ' ' '\n' <<<"$4" | grep .) |
+    awk '{ if ($2 > 0 && $3 > 0) printf "%.2f\n", ($1 / $2) / ($3 / $4) }' |
+    sort -n | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%s–%s", lo, hi}'
+}
 sum_lists() { paste -d' ' <(tr ' ' '\n' <<<"$1" | grep .) <(tr ' ' '\n' <<<"$2" | grep .) | awk '{printf "%d ", $1 + $2}'; }
 
 table() {
   local base=$1
   shift
-  printf '| %-14s | %9s | %9s | %8s | %8s | %8s | %8s | %8s | %7s |\n' tool offered written dropped \
-    "user ns" "sys ns" "ns/pkt" "÷ base" "RSS MiB"
-  printf '|----------------|----------:|----------:|---------:|---------:|---------:|---------:|---------:|--------:|\n'
-  local bpp
-  bpp=$(per_packet "$(sum_lists "${USER[$base]}" "${SYS[$base]}")" "${WRITTEN[$base]}")
+  printf '| %-14s | %9s | %9s | %8s | %8s | %8s | %8s | %8s | %11s | %7s | %11s |\n' tool offered written dropped \
+    "user ns" "sys ns" "ns/pkt" "÷ base" "spread" "RSS MiB" "RSS spread"
+  printf '|----------------|----------:|----------:|---------:|---------:|---------:|---------:|---------:|------------:|--------:|------------:|\n'
+  local bpp btot
+  btot=$(sum_lists "${USER[$base]}" "${SYS[$base]}")
+  bpp=$(per_packet "$btot" "${WRITTEN[$base]}")
   for t in "$@"; do
     local off wr pp
     off=$(median <<<"${OFFERED[$t]}")
     wr=$(median <<<"${WRITTEN[$t]}")
     pp=$(per_packet "$(sum_lists "${USER[$t]}" "${SYS[$t]}")" "${WRITTEN[$t]}")
-    printf '| %-14s | %9s | %9s | %8s | %8s | %8s | %8s | %8s | %7s |\n' "$t" "$off" "$wr" \
+    printf '| %-14s | %9s | %9s | %8s | %8s | %8s | %8s | %8s | %11s | %7s | %11s |\n' "$t" "$off" "$wr" \
       "$(median <<<"$(paste -d' ' <(tr ' ' '\n' <<<"${OFFERED[$t]}" | grep .) <(tr ' ' '\n' <<<"${WRITTEN[$t]}" | grep .) | awk '{printf "%d ", $1 - $2}')")" \
       "$(per_packet "${USER[$t]}" "${WRITTEN[$t]}")" "$(per_packet "${SYS[$t]}" "${WRITTEN[$t]}")" "$pp" \
       "$(awk -v a="$pp" -v b="$bpp" 'BEGIN {printf "%.2f", (b > 0) ? a / b : 0}')" \
-      "$(median <<<"${RSS[$t]}" | awk '{printf "%.1f", $1 / 1024}')"
+      "$(ratio_spread "$(sum_lists "${USER[$t]}" "${SYS[$t]}")" "${WRITTEN[$t]}" "$btot" "${WRITTEN[$base]}")" \
+      "$(median <<<"${RSS[$t]}" | awk '{printf "%.1f", $1 / 1024}')" \
+      "$(ratio_spread "${RSS[$t]}" "$(sed 's/[0-9]\+/1/g' <<<"${RSS[$t]}")" "${RSS[$base]}" "$(sed 's/[0-9]\+/1/g' <<<"${RSS[$base]}")")"
   done
 }
 

@@ -207,7 +207,7 @@ pub(crate) fn main(
     args.low_latency = true;
     args.status_line = false;
     args.no_report = true;
-    // Each engine says every 25 ms how far its stream is complete, so that
+    // Each engine says every 5 ms how far its stream is complete, so that
     // the merge writes a packet once no stream can still precede it, well
     // before the reorder window in the usual case.
     args.heartbeat = true;
