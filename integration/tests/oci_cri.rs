@@ -725,15 +725,13 @@ async fn debug_pod(
         .unwrap()
         .into_inner();
     let streamed = if streams {
-        let cmd = [
-            "/usr/local/bin/netshim",
-            "capture",
-            "-i",
-            "lo",
-            "-w",
-            "-",
-            "icmp",
-        ];
+        let capture = |extra: &[&'static str]| -> Vec<&'static str> {
+            let mut c = vec!["/usr/local/bin/netshim", "capture", "-i", "lo", "-w", "-"];
+            c.extend_from_slice(extra);
+            c.push("icmp");
+            c
+        };
+        let cmd = capture(&[]);
         // Ctrl-C, as an operator's terminal would send it: SIGINT to the
         // capture, which then ends its file and exits.
         let interrupted = stream_capture(rt, &debugger, &cmd, 20, async |rt| {
@@ -755,17 +753,7 @@ async fn debug_pod(
         // holds open and nobody reads (kubernetes/kubernetes#89031): the
         // capture fills it, and --stall-timeout ends it. Large pings fill
         // the pipe in a second or two.
-        let cut_cmd = [
-            "/usr/local/bin/netshim",
-            "capture",
-            "-i",
-            "lo",
-            "-w",
-            "-",
-            "--stall-timeout",
-            "3",
-            "icmp",
-        ];
+        let cut_cmd = capture(&["--stall-timeout", "3"]);
         let cut = stream_capture(rt, &debugger, &cut_cmd, 6, async |rt| {
             let p = rt
                 .exec_sync(exec("ping -c 20 -s 60000 127.0.0.1 >/dev/null 2>&1 &", 10))

@@ -144,21 +144,7 @@ impl Client {
 
     /// `GET /containers/json`: the running containers with their labels.
     pub fn running(&self) -> Result<Vec<Listed>, DockerError> {
-        let what = "GET /containers/json".to_string();
-        let (status, body) = self.get("/containers/json")?;
-        if status != 200 {
-            return Err(DockerError::Api {
-                socket: self.socket.clone(),
-                what,
-                status,
-                body: String::from_utf8_lossy(&body).trim().to_string(),
-            });
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| DockerError::Protocol {
-                what: what.clone(),
-                detail: e.to_string(),
-            })?;
+        let v = self.get_json("/containers/json")?;
         Ok(v.as_array()
             .map(|a| a.iter().filter_map(listed).collect())
             .unwrap_or_default())
@@ -167,21 +153,7 @@ impl Client {
     /// `GET /info`: the runtimes the daemon has loaded, by name, with
     /// the binary each runs (`Runtimes.NAME.path`).
     pub fn runtimes(&self) -> Result<std::collections::BTreeMap<String, String>, DockerError> {
-        let what = "GET /info".to_string();
-        let (status, body) = self.get("/info")?;
-        if status != 200 {
-            return Err(DockerError::Api {
-                socket: self.socket.clone(),
-                what,
-                status,
-                body: String::from_utf8_lossy(&body).trim().to_string(),
-            });
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| DockerError::Protocol {
-                what: what.clone(),
-                detail: e.to_string(),
-            })?;
+        let v = self.get_json("/info")?;
         Ok(v["Runtimes"]
             .as_object()
             .map(|m| {
@@ -195,6 +167,24 @@ impl Client {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    /// `GET path`, answered 200 with JSON.
+    fn get_json(&self, path: &str) -> Result<serde_json::Value, DockerError> {
+        let what = format!("GET {path}");
+        let (status, body) = self.get(path)?;
+        if status != 200 {
+            return Err(DockerError::Api {
+                socket: self.socket.clone(),
+                what,
+                status,
+                body: String::from_utf8_lossy(&body).trim().to_string(),
+            });
+        }
+        serde_json::from_slice(&body).map_err(|e| DockerError::Protocol {
+            what,
+            detail: e.to_string(),
+        })
     }
 
     fn get(&self, path: &str) -> Result<(u16, Vec<u8>), DockerError> {
