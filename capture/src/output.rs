@@ -25,7 +25,7 @@ fn alarm_in(secs: u32) {
             tv_usec: 0,
         },
         it_value: libc::timeval {
-            tv_sec: libc::time_t::from(secs as i32),
+            tv_sec: secs as libc::time_t,
             tv_usec: 0,
         },
     };
