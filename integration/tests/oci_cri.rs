@@ -284,24 +284,10 @@ impl Pod {
         rt: &mut RuntimeServiceClient<Channel>,
         cfg: ContainerConfig,
     ) -> String {
-        let handler = &self.handler;
-        let id = rt
-            .create_container(CreateContainerRequest {
-                pod_sandbox_id: self.id.clone(),
-                config: Some(cfg),
-                sandbox_config: Some(self.config.clone()),
-            })
+        let handler = self.handler.clone();
+        self.try_start(rt, cfg)
             .await
-            .unwrap_or_else(|e| panic!("CreateContainer under {handler}: {e}"))
-            .into_inner()
-            .container_id;
-        rt.start_container(StartContainerRequest {
-            container_id: id.clone(),
-        })
-        .await
-        .unwrap_or_else(|e| panic!("StartContainer under {handler}: {e}"));
-        self.containers.push(id.clone());
-        id
+            .unwrap_or_else(|e| panic!("CreateContainer/StartContainer under {handler}: {e}"))
     }
 
     /// CreateContainer and StartContainer, returning StartContainer's
