@@ -312,6 +312,16 @@ fn docker(a: DockerArgs) -> anyhow::Result<()> {
     };
     let client = docker::Client::new(&socket);
     if wrote && !a.no_reload {
+        // Signal nothing but a dockerd: the socket is the caller's choice.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "dockerd" {
+            bail!(
+                "the process listening on {} (PID {pid}, {:?}) is not dockerd, so netshim does not \
+                 signal it: reload the daemon yourself (`systemctl reload docker`), or use --no-reload",
+                socket.display(),
+                comm.trim()
+            );
+        }
         // dockerd reloads `runtimes` from its config file on SIGHUP
         // (dockerd(8), "Configuration reload behavior").
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)
