@@ -30,7 +30,9 @@ echo "nofile: $(ulimit -n)"
 echo "oom_score_adj: $(cat /proc/self/oom_score_adj)"
 echo "cgroup:"; cat /proc/self/cgroup
 echo "net:"; ls /sys/class/net
-echo "mounts:"; awk '{ o=""; for (i=7; $i != "-"; i++) o=o" "$i; print $5, $6, $(i+1), o }' /proc/self/mountinfo | grep -v -E '^/(proc|sys)/[a-z]' | sort
+echo "mounts:"; awk '{ o=""; for (i=7; $i != "-"; i++) o=o" "$i; print $5, $6, $(i+1), o }' /proc/self/mountinfo | awk '$1 !~ /^\/(proc|sys)\/[a-z]/ || $1 ~ /^\/sys\/fs\/cgroup/' | sort
+echo "cgroup mounts show the container's own cgroup:"; awk '$5 ~ /^\/sys\/fs\/cgroup\// { print $4, $5 }' /proc/self/mountinfo | while read root mp; do n=${mp##*/}; c=$(grep -E "^[0-9]+:(name=)?$n:" /proc/self/cgroup | cut -d: -f3); [ "$root" = "$c" ] && echo "$n yes" || echo "$n no: $root, in $c"; done
+echo "cgroup files writable:"; for f in /sys/fs/cgroup/memory/memory.soft_limit_in_bytes /sys/fs/cgroup/pids/pids.max; do [ -e $f ] && { [ -w $f ] && echo "$f yes" || echo "$f no"; }; done
 echo "dev:"; ls -ln /dev | awk '{print $1, $5, $6, $NF}' | sort
 "#;
 
@@ -53,7 +55,7 @@ fn bundle(args: &[&str], edit: impl FnOnce(&mut Value, &Path)) -> Bundle {
     let root = busybox_rootfs(&path);
     for a in [
         "hostname", "awk", "sort", "ls", "uname", "mkdir", "head", "wc", "tr", "sed", "stat",
-        "test", "env", "touch",
+        "test", "env", "touch", "grep", "cut", "seq",
     ] {
         let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(a));
     }
@@ -778,7 +780,90 @@ fn rows() -> Vec<Row> {
                 }
             },
         },
+        Row {
+            name: "joins another container's PID namespace, where its PID is free on the host",
+            differs: None,
+            check: joined_pid_namespace,
+        },
     ]
+}
+
+/// A container that joins the PID namespace of a running one, as a kubelet's
+/// debug container with `--target` or a pod sharing its PID namespace does.
+/// The holder forks until the joiner's PID will be one no host process
+/// has, which libcontainer 0.7's own cgroup v1 mount looked up in the
+/// host's `/proc` and failed on.
+fn joined_pid_namespace(rt: &Rt, id: &str) -> Seen {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gap = (40..last)
+        .find(|p| !Path::new(&format!("/proc/{p}")).exists())
+        .expect("no free PID below the host's last one");
+    let holder = bundle(
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "while :; do p=$(sh -c 'echo $$'); [ \"$p\" -ge {} ] && break; done; exec sleep 100",
+                gap - 1
+            ),
+        ],
+        |_, _| {},
+    );
+    let hid = format!("{id}h");
+    let hp = holder.path.to_str().unwrap();
+    assert_eq!(rt.run(&["create", "--bundle", hp, &hid]).code, Some(0));
+    assert_eq!(rt.run(&["start", &hid]).code, Some(0));
+    let st = rt.run(&["state", &hid]);
+    let host_pid = st
+        .stdout
+        .parse::<Value>()
+        .ok()
+        .and_then(|v| v["pid"].as_i64());
+    let host_pid = host_pid.unwrap_or_else(|| panic!("{}: the holder's state: {st:?}", rt.name));
+    let ready = (0..200).any(|_| {
+        let c = std::fs::read(format!("/proc/{host_pid}/cmdline")).unwrap_or_default();
+        c.starts_with(b"sleep") || {
+            std::thread::sleep(std::time::Duration::from_millis(25));
+            false
+        }
+    });
+    assert!(
+        ready,
+        "{}: the holder did not reach PID {gap} in time",
+        rt.name
+    );
+    let ns = format!("/proc/{host_pid}/ns/pid");
+    let script = format!(
+        "{PROBE}echo \"init's PID is the host's free one: $([ $$ = {gap} ] && echo yes || echo no)\"\n"
+    );
+    let b = bundle(&["sh", "-c", &script], |s, _| {
+        for n in s["linux"]["namespaces"].as_array_mut().unwrap() {
+            if n["type"] == "pid" {
+                n["path"] = json!(ns);
+            }
+        }
+    });
+    let mut seen = foreground(rt, &b, id);
+    rt.run(&["kill", &hid, "KILL"]);
+    for _ in 0..100 {
+        if state(rt, &hid, &holder.path).is_some_and(|s| s["status"] == "stopped") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(rt.run(&["delete", &hid]).code, Some(0), "{}", rt.name);
+    seen.leftovers = leftovers(rt, id);
+    assert!(
+        seen.code != Some(0) || seen.stdout.contains("free one: yes"),
+        "{}: the row did not test what it says: {}",
+        rt.name,
+        seen.stdout
+    );
+    seen
 }
 
 #[test]

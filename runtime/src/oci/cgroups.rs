@@ -162,6 +162,189 @@ pub(super) fn disable_oom_killer(spec: &Value, pid: i32) -> Result<(), String> {
     }
 }
 
+/// The v1 controllers libcontainer's cgroupfs manager moves a container into
+/// (libcgroups 0.7, `v1::controller_type::CONTROLLERS`).
+const MANAGED_V1: [&str; 12] = [
+    "cpu",
+    "cpuacct",
+    "cpuset",
+    "devices",
+    "hugetlb",
+    "memory",
+    "pids",
+    "perf_event",
+    "blkio",
+    "net_prio",
+    "net_cls",
+    "freezer",
+];
+
+/// Rootful on a cgroup v1 host, a `cgroup` mount written out as runc makes
+/// it: a tmpfs at the destination, and in it, for each v1 hierarchy mounted
+/// under `/sys/fs/cgroup`, a bind of the container's own cgroup there with
+/// the mount's options (runc's default spec asks `ro,nosuid,noexec,nodev`).
+///
+/// libcontainer does this itself when handed the `cgroup` mount, but (0.7)
+/// binds read-write, ignoring the options, so a root container could rewrite
+/// its own limits; and it looks its PID up in the host's `/proc` before
+/// `pivot_root`, which fails when the container joins an existing PID
+/// namespace and its PID there is not also a PID on the host (a kubelet's
+/// debug container with `--target`, a pod sharing its PID namespace).
+/// Mounts netshim writes out are plain binds, which libcontainer makes as
+/// asked.
+///
+/// The source in each hierarchy is where the container's init will be:
+/// libcontainer's manager puts it at `cgroup_path` under the hierarchy's
+/// root for the controllers it manages; [`ExtraCgroups`] puts it in the
+/// named ones; elsewhere it stays in the runtime's own cgroup.
+/// With a cgroup namespace runc mounts each hierarchy itself (still with
+/// the options); a bind of the container's cgroup shows the same in the
+/// container's mountinfo (root `/`, same filesystem and options), and
+/// libcontainer would again bind read-write. Left as it is: a host with v2
+/// only, systemd cgroup paths.
+pub(super) fn write_out_v1_cgroup_mounts(spec: &mut Value, cgroup_path: &Path) {
+    if cgroup2_at_root() || cgroup_path.to_string_lossy().contains(':') {
+        return;
+    }
+    let (Ok(mountinfo), Ok(own)) = (
+        fs::read_to_string("/proc/self/mountinfo"),
+        fs::read_to_string("/proc/self/cgroup"),
+    ) else {
+        return;
+    };
+    v1_cgroup_mounts_in(spec, cgroup_path, &mountinfo, &own);
+}
+
+/// [`write_out_v1_cgroup_mounts`] from the runtime's mountinfo and
+/// `/proc/self/cgroup` texts.
+pub(super) fn v1_cgroup_mounts_in(
+    spec: &mut Value,
+    cgroup_path: &Path,
+    mountinfo: &str,
+    own: &str,
+) {
+    let hierarchies = v1_hierarchies(cgroup_path, mountinfo, own);
+    if hierarchies.is_empty() {
+        return;
+    }
+    let Some(mounts) = spec.get_mut("mounts").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let mut out = Vec::with_capacity(mounts.len() + hierarchies.len());
+    for m in mounts.drain(..) {
+        if m.get("type").and_then(Value::as_str) != Some("cgroup") {
+            out.push(m);
+            continue;
+        }
+        let dest = m
+            .get("destination")
+            .and_then(Value::as_str)
+            .unwrap_or("/sys/fs/cgroup")
+            .trim_end_matches('/')
+            .to_string();
+        let mut opts = vec![Value::String("rbind".into())];
+        opts.extend(
+            m.get("options")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|o| o.as_str().is_some_and(|o| o != "bind" && o != "rbind"))
+                .cloned(),
+        );
+        out.push(serde_json::json!({
+            "destination": dest,
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["noexec", "nosuid", "nodev", "mode=755"]
+        }));
+        for (names, source) in &hierarchies {
+            for name in names {
+                out.push(serde_json::json!({
+                    "destination": format!("{dest}/{name}"),
+                    "type": "bind",
+                    "source": source,
+                    "options": opts,
+                }));
+            }
+        }
+    }
+    *mounts = out;
+}
+
+/// The host's v1 hierarchies under `/sys/fs/cgroup`, in mount order: the
+/// names the container sees each under (the mount point's own name, then
+/// for co-mounted controllers each controller's name where the host has it
+/// e.g. `cpu` and `cpuacct` for `cpu,cpuacct`), and the container's directory.
+fn v1_hierarchies(cgroup_path: &Path, mountinfo: &str, own: &str) -> Vec<(Vec<String>, PathBuf)> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut out = Vec::new();
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut r = right.split(' ');
+        let (fstype, _, superopts) = (r.next(), r.next(), r.next().unwrap_or(""));
+        if fstype != Some("cgroup") {
+            continue;
+        }
+        let Some(point) = left.split(' ').nth(4).map(PathBuf::from) else {
+            continue;
+        };
+        let Some(name) = point
+            .strip_prefix(root)
+            .ok()
+            .filter(|p| p.components().count() == 1)
+            .map(|p| p.to_string_lossy().into_owned())
+        else {
+            continue;
+        };
+        let opts: Vec<&str> = superopts.split(',').collect();
+        // This hierarchy's line of /proc/self/cgroup: the one naming one of
+        // its controllers (or its `name=`).
+        let Some((key, own_path)) = own.lines().find_map(|l| {
+            let mut f = l.splitn(3, ':');
+            let _ = f.next();
+            let (key, path) = (f.next()?, f.next()?);
+            (!key.is_empty() && key.split(',').any(|k| opts.contains(&k)))
+                .then(|| (key.to_string(), path.to_string()))
+        }) else {
+            continue;
+        };
+        let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
+        let own_dir = match own_path.trim_start_matches('/') {
+            "" => point.clone(),
+            p => point.join(p),
+        };
+        let source = if key.split(',').any(|k| MANAGED_V1.contains(&k)) {
+            if cgroup_path.as_os_str().is_empty() {
+                own_dir
+            } else {
+                point.join(rel)
+            }
+        } else if key.starts_with("name=") && !cgroup_path.as_os_str().is_empty() {
+            if cgroup_path.is_absolute() {
+                point.join(rel)
+            } else {
+                own_dir.join(rel)
+            }
+        } else {
+            own_dir
+        };
+        // runc links each co-mounted controller's name to the hierarchy;
+        // a bind is the nearest a list of mounts can come.
+        let mut names = vec![name.clone()];
+        if name.contains(',') {
+            names.extend(
+                name.split(',')
+                    .filter(|c| !c.starts_with("name="))
+                    .map(String::from),
+            );
+        }
+        out.push((names, source));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +355,88 @@ mod tests {
         assert_eq!(memory_cgroup_in(text).as_deref(), Some("/c1"));
         assert_eq!(memory_cgroup_in("0::/only-v2\n"), None);
         assert_eq!(memory_cgroup_in("3:memoryx:/no\n"), None);
+    }
+
+    const MOUNTINFO: &str = "\
+25 1 0:22 / /sys rw,nosuid,nodev,noexec,relatime shared:7 - sysfs sysfs rw
+30 25 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:10 - cgroup cgroup rw,xattr,name=systemd
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:15 - cgroup cgroup rw,cpu,cpuacct
+35 30 0:31 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:16 - cgroup cgroup rw,memory
+36 30 0:32 / /sys/fs/cgroup/rdma rw,nosuid,nodev,noexec,relatime shared:17 - cgroup cgroup rw,rdma
+37 30 0:33 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:18 - cgroup2 cgroup2 rw
+";
+    const OWN: &str = "7:rdma:/\n5:memory:/system.slice/x.service\n4:cpu,cpuacct:/system.slice/x.service\n1:name=systemd:/system.slice/x.service\n0::/system.slice/x.service\n";
+
+    fn spec_with(mounts: Value) -> Value {
+        serde_json::json!({"mounts": mounts, "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}})
+    }
+
+    #[test]
+    fn a_v1_cgroup_mount_is_written_out_as_runc_makes_it() {
+        let mut spec = spec_with(serde_json::json!([
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]},
+            {"destination": "/etc/hosts", "type": "bind", "source": "/h", "options": ["rbind", "ro"]}
+        ]));
+        v1_cgroup_mounts_in(&mut spec, Path::new("/k8s.io/c1"), MOUNTINFO, OWN);
+        let m = spec["mounts"].as_array().unwrap();
+        let dests: Vec<&str> = m
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            dests,
+            [
+                "/proc",
+                "/sys/fs/cgroup",
+                "/sys/fs/cgroup/systemd",
+                "/sys/fs/cgroup/cpu,cpuacct",
+                "/sys/fs/cgroup/cpu",
+                "/sys/fs/cgroup/cpuacct",
+                "/sys/fs/cgroup/memory",
+                "/sys/fs/cgroup/rdma",
+                "/etc/hosts"
+            ]
+        );
+        assert_eq!(m[1]["type"], "tmpfs");
+        let src = |i: usize| m[i]["source"].as_str().unwrap().to_string();
+        // Managed and named hierarchies: the container's cgroup; others
+        // (rdma): the runtime's own, where the init stays.
+        assert_eq!(src(2), "/sys/fs/cgroup/systemd/k8s.io/c1");
+        assert_eq!(src(3), "/sys/fs/cgroup/cpu,cpuacct/k8s.io/c1");
+        assert_eq!(src(5), "/sys/fs/cgroup/cpu,cpuacct/k8s.io/c1");
+        assert_eq!(src(6), "/sys/fs/cgroup/memory/k8s.io/c1");
+        assert_eq!(src(7), "/sys/fs/cgroup/rdma");
+        assert_eq!(
+            m[6]["options"],
+            serde_json::json!(["rbind", "nosuid", "noexec", "nodev", "relatime", "ro"])
+        );
+    }
+
+    #[test]
+    fn relative_paths_follow_where_each_manager_puts_the_init() {
+        let mut spec = spec_with(serde_json::json!([
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+        ]));
+        v1_cgroup_mounts_in(&mut spec, Path::new("c1"), MOUNTINFO, OWN);
+        let m = spec["mounts"].as_array().unwrap();
+        // libcontainer's manager: from the hierarchy's root; the named ones
+        // (joined by netshim as runc joins them): from the runtime's own.
+        assert_eq!(
+            m[1]["source"],
+            "/sys/fs/cgroup/systemd/system.slice/x.service/c1"
+        );
+        assert_eq!(m[5]["source"], "/sys/fs/cgroup/memory/c1");
+    }
+
+    #[test]
+    fn hosts_without_v1_are_left_to_libcontainer() {
+        let mounts = serde_json::json!([{"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup"}]);
+        let mut spec = spec_with(mounts.clone());
+        let v2_only = "37 30 0:33 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw\n";
+        v1_cgroup_mounts_in(&mut spec, Path::new("/a"), v2_only, "0::/\n");
+        assert_eq!(spec["mounts"], mounts);
     }
 }

@@ -3,7 +3,7 @@
 //! then checked before anything runs.
 
 use super::bundle::{annotations_of, bind_cgroup_view, creates_netns, private_dir, write_private};
-use super::cgroups::{disable_oom_killer, ExtraCgroups};
+use super::cgroups::{disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups};
 use super::*;
 
 /// Checks what the kernel shows for a created (not yet started) process:
@@ -136,6 +136,11 @@ impl Runtime {
         let new_netns = creates_netns(&spec);
         if self.cgroup_view {
             bind_cgroup_view(&mut spec);
+        } else if privileged() && !self.systemd_cgroup {
+            if let Some(p) = spec.pointer("/linux/cgroupsPath").and_then(Value::as_str) {
+                let p = PathBuf::from(p);
+                write_out_v1_cgroup_mounts(&mut spec, &p);
+            }
         }
 
         let staging = self.staging(id);
