@@ -27,12 +27,17 @@ const ANN: &str = "netshim.io/ambient-capabilities";
 struct Cri {
     ctd: Containerd,
     cni: std::path::PathBuf,
-    /// The CRI plugin's pod network namespaces (/run/netns/cni-*) that
-    /// existed before this test, so that a failed run removes only its own.
-    netns_before: Vec<String>,
     /// containerd's config before `netshim install containerd`.
     config_before: String,
 }
+
+/// The CRI tests run in parallel, each with its own containerd, and share
+/// the CNI bridge and /run/netns. The last of them to end removes what the
+/// pods of all of them left (a failed assertion leaves its pod): the
+/// bridge, and the pod network namespaces (/run/netns/cni-*) that did not
+/// exist when the first began. One that ended earlier would remove the
+/// namespace of a pod another test is still starting.
+static LIVE: std::sync::Mutex<(usize, Vec<String>)> = std::sync::Mutex::new((0, Vec::new()));
 
 fn cni_netns() -> Vec<String> {
     std::fs::read_dir("/run/netns")
@@ -102,10 +107,17 @@ impl Cri {
         .stdin(std::process::Stdio::null()))
         .ok();
         run(&mut ctd.ctr(&["-n", "k8s.io", "images", "import", tar.to_str().unwrap()])).ok();
+        // Counted from here on: no pod exists before, and Drop runs.
+        {
+            let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+            if live.0 == 0 {
+                live.1 = cni_netns();
+            }
+            live.0 += 1;
+        }
         Cri {
             ctd,
             cni: dir,
-            netns_before: cni_netns(),
             config_before,
         }
     }
@@ -145,14 +157,19 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 impl Drop for Cri {
     fn drop(&mut self) {
-        // The bridge is the one host-side change the pods made.
-        let _ = sh(&format!("ip link del {BRIDGE} 2>/dev/null"));
-        // A pod that was not removed (a failed assertion) leaves its netns.
-        for n in cni_netns() {
-            if !self.netns_before.contains(&n) {
-                let _ = sh(&format!("ip netns del {n}"));
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        live.0 -= 1;
+        if live.0 == 0 {
+            // The bridge is the one host-side change the pods made.
+            let _ = sh(&format!("ip link del {BRIDGE} 2>/dev/null"));
+            // A pod that was not removed (a failed assertion) leaves its netns.
+            for n in cni_netns() {
+                if !live.1.contains(&n) {
+                    let _ = sh(&format!("ip netns del {n}"));
+                }
             }
         }
+        drop(live);
         let _ = std::fs::remove_dir_all(&self.cni);
         // The pods' parent cgroup, empty once they are gone (rmdir only).
         let _ = sh(
