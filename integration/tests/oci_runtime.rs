@@ -285,6 +285,41 @@ fn runtime_cli_errors_are_those_containerd_matches_and_clear() {
     );
     assert!(!std::path::Path::new(root).join("m1").exists());
 
+    // The container's init fails (a bind mount of a missing source): its
+    // own record of the cause, which libcontainer hands the runtime only as
+    // "failed to prepare rootfs", is in the error containerd reads.
+    let bad = dir.path().join("bad-mount");
+    std::fs::create_dir(&bad).unwrap();
+    let bad_rootfs = busybox_rootfs(&bad);
+    let mut spec = non_root_spec(&bad_rootfs, &["true"], &[]);
+    spec["mounts"].as_array_mut().unwrap().push(serde_json::json!(
+        {"destination": "/x", "type": "bind", "source": "/nonexistent-netshim-test", "options": ["rbind"]}
+    ));
+    std::fs::write(bad.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
+    let r = run(Command::new(netshim())
+        .args(["--root", root, "--log"])
+        .arg(&log)
+        .args(["--log-format", "json", "create", "--bundle"])
+        .arg(&bad)
+        .arg("m2"));
+    assert_eq!(r.code, Some(1), "{r:#?}");
+    let last: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .last()
+            .expect("a log line"),
+    )
+    .unwrap();
+    let msg = last["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("failed to prepare rootfs (the container's init logged: ")
+            && msg.contains("NotFound"),
+        "{last}"
+    );
+    assert!(r.stderr.contains("NotFound"), "{r:#?}");
+    assert!(!std::path::Path::new(root).join("m2").exists());
+
     // A create/start/state/kill/delete cycle straight from the command line.
     let rootfs = busybox_rootfs(dir.path());
     let spec = non_root_spec(&rootfs, &["sleep", "1000"], &[(ANN, "NET_RAW")]);

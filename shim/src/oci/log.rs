@@ -57,6 +57,38 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for FileLog {
     }
 }
 
+/// The `--log` file and its length when this command opened it: what was
+/// appended since is this command's (and its children's) record.
+static OPENED: std::sync::OnceLock<(std::path::PathBuf, u64)> = std::sync::OnceLock::new();
+
+/// The most telling error libcontainer's forked processes (the container's
+/// init, before it runs the user's process) wrote to the log file during
+/// this command: they report only a summary to this process ("failed to
+/// prepare rootfs"), and their own record has the cause. The first error
+/// record with a debug-printed cause (`err=`), else the first error.
+pub(super) fn child_error_detail(summary: &str) -> Option<String> {
+    let (path, start) = OPENED.get()?;
+    let mut f = std::fs::File::open(path).ok()?;
+    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*start)).ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut f, &mut text).ok()?;
+    let errors: Vec<String> = text.lines().filter_map(error_msg).collect();
+    let pick = errors
+        .iter()
+        .find(|m| m.contains(" err="))
+        .or_else(|| errors.first())?;
+    (!summary.contains(pick.as_str())).then(|| pick.clone())
+}
+
+/// The message of an error record, in either format.
+fn error_msg(line: &str) -> Option<String> {
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(line) {
+        return (v["level"] == "error").then(|| v["msg"].as_str().map(String::from))?;
+    }
+    let (_, rest) = line.split_once(" level=error msg=")?;
+    Some(rest.trim().trim_matches('"').replace("\\\"", "\""))
+}
+
 pub(super) fn init_logging(cli: &OciCli) -> anyhow::Result<()> {
     use tracing_subscriber::prelude::*;
     use tracing_subscriber::EnvFilter;
@@ -73,6 +105,8 @@ pub(super) fn init_logging(cli: &OciCli) -> anyhow::Result<()> {
                 .append(true)
                 .open(path)
                 .with_context(|| format!("cannot open the log file {}", path.display()))?;
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let _ = OPENED.set((path.clone(), len));
             let layer = FileLog {
                 file: Mutex::new(file),
                 json: cli.log_format == "json",
@@ -99,4 +133,25 @@ pub(super) fn init_logging(cli: &OciCli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_records_are_read_in_both_formats() {
+        let json = r#"{"level":"error","msg":"failed to prepare rootfs err=Mount(x)","time":"t"}"#;
+        assert_eq!(
+            error_msg(json).as_deref(),
+            Some("failed to prepare rootfs err=Mount(x)")
+        );
+        assert_eq!(
+            error_msg(r#"{"level":"warning","msg":"m","time":"t"}"#),
+            None
+        );
+        let text = r#"time="t" level=error msg="a \"quoted\" cause""#;
+        assert_eq!(error_msg(text).as_deref(), Some(r#"a "quoted" cause"#));
+        assert_eq!(error_msg(r#"time="t" level=info msg="m""#), None);
+    }
 }

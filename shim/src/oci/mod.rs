@@ -216,7 +216,10 @@ pub fn main(argv: Vec<OsString>) -> std::process::ExitCode {
     match dispatch(cli) {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
-            let text = crate::render(&e);
+            let mut text = crate::render(&e);
+            if let Some(detail) = log::child_error_detail(&text) {
+                text = format!("{text} (the container's init logged: {detail})");
+            }
             if has_log {
                 tracing::error!("{text}");
             }
