@@ -25,7 +25,7 @@ const BPF_SRC_MASK: u16 = 0x08;
 pub enum FilterError {
     #[error("invalid filter expression {expr:?}: {message}")]
     Syntax { expr: String, message: String },
-    #[error("libpcap could not make a compiler handle: {0}")]
+    #[error("{0}")]
     Handle(String),
     #[error("libpcap returned an instruction netshim cannot read: {0:?}")]
     Unreadable(String),
@@ -36,39 +36,176 @@ pub const LINKTYPE_ETHERNET: i32 = 1;
 /// Raw IP (DLT_RAW on Linux): tun, WireGuard and IP tunnel interfaces.
 pub const DLT_RAW: i32 = 12;
 
+/// libpcap, opened when a filter is first compiled rather than linked:
+/// `netshim run`, the OCI runtime and the engine never compile one, and
+/// linking it would load libpcap and what it links (on Debian 12: libdbus,
+/// libsystemd, libgcrypt, liblzma, libzstd, liblz4, libcap, libgpg-error)
+/// into every one of them, and stop them from starting at all on a host
+/// without libpcap.
+mod libpcap {
+    use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
+    use std::sync::OnceLock;
+
+    /// `struct bpf_insn` (pcap/bpf.h), the kernel's `struct sock_filter`.
+    #[repr(C)]
+    pub struct BpfInsn {
+        pub code: u16,
+        pub jt: u8,
+        pub jf: u8,
+        pub k: u32,
+    }
+
+    /// `struct bpf_program` (pcap/bpf.h).
+    #[repr(C)]
+    pub struct BpfProgram {
+        pub bf_len: c_uint,
+        pub bf_insns: *mut BpfInsn,
+    }
+
+    type OpenDead = unsafe extern "C" fn(c_int, c_int) -> *mut c_void;
+    type Compile =
+        unsafe extern "C" fn(*mut c_void, *mut BpfProgram, *const c_char, c_int, u32) -> c_int;
+    type GetErr = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+    type FreeCode = unsafe extern "C" fn(*mut BpfProgram);
+    type Close = unsafe extern "C" fn(*mut c_void);
+
+    pub struct Lib {
+        pub open_dead: OpenDead,
+        pub compile: Compile,
+        pub geterr: GetErr,
+        pub freecode: FreeCode,
+        pub close: Close,
+    }
+
+    /// The sonames distributions ship libpcap under, newest ABI first
+    /// (Debian's libpcap0.8 package installs libpcap.so.0.8).
+    const NAMES: [&str; 3] = ["libpcap.so.0.8", "libpcap.so.1", "libpcap.so"];
+
+    static LIB: OnceLock<Result<Lib, String>> = OnceLock::new();
+
+    fn dlerror() -> String {
+        // SAFETY: dlerror returns NULL or a NUL-terminated string owned by
+        // libc, valid until the next dl* call on this thread; it is copied
+        // at once.
+        let e = unsafe { libc::dlerror() };
+        if e.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-NULL, NUL-terminated (above).
+            unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+        }
+    }
+
+    fn open() -> Result<Lib, String> {
+        let mut why = Vec::new();
+        for name in NAMES {
+            let c = CString::new(name).expect("no NUL in a soname");
+            // SAFETY: a NUL-terminated name; the handle is kept for the
+            // process's life (the library is never closed).
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+            if h.is_null() {
+                why.push(dlerror());
+                continue;
+            }
+            let sym = |n: &str| -> Result<*mut c_void, String> {
+                let c = CString::new(n).expect("no NUL in a symbol name");
+                // SAFETY: a live handle and a NUL-terminated name.
+                let p = unsafe { libc::dlsym(h, c.as_ptr()) };
+                if p.is_null() {
+                    Err(format!("{name} has no {n}: {}", dlerror()))
+                } else {
+                    Ok(p)
+                }
+            };
+            // SAFETY: each symbol is libpcap's function of that name, whose
+            // C signature (pcap/pcap.h, stable since libpcap 0.8) is the
+            // pointer type it is turned into.
+            return unsafe {
+                Ok(Lib {
+                    open_dead: std::mem::transmute::<*mut c_void, OpenDead>(sym("pcap_open_dead")?),
+                    compile: std::mem::transmute::<*mut c_void, Compile>(sym("pcap_compile")?),
+                    geterr: std::mem::transmute::<*mut c_void, GetErr>(sym("pcap_geterr")?),
+                    freecode: std::mem::transmute::<*mut c_void, FreeCode>(sym("pcap_freecode")?),
+                    close: std::mem::transmute::<*mut c_void, Close>(sym("pcap_close")?),
+                })
+            };
+        }
+        Err(format!(
+            "libpcap, which compiles filter expressions, is not installed ({}); install it \
+             (Debian and Ubuntu: apt-get install libpcap0.8; Fedora: dnf install libpcap) \
+             or capture without a filter",
+            why.join("; ")
+        ))
+    }
+
+    pub fn get() -> Result<&'static Lib, String> {
+        LIB.get_or_init(open).as_ref().map_err(Clone::clone)
+    }
+}
+
+/// The netmask `ip broadcast` is compiled against: 0, as tcpdump passes
+/// when it cannot look one up for the interface.
+const NETMASK: u32 = 0;
+
 /// Compiles `expr` (tcpdump syntax) for `linktype`, with accept lengths set
 /// to `snaplen`. An empty expression gives `None`: no filter at all.
 pub fn compile(expr: &str, linktype: i32, snaplen: u32) -> Result<Option<Vec<Insn>>, FilterError> {
     if expr.trim().is_empty() {
         return Ok(None);
     }
-    let dead = pcap::Capture::dead(pcap::Linktype(linktype))
-        .map_err(|e| FilterError::Handle(e.to_string()))?;
-    let prog = dead.compile(expr, true).map_err(|e| FilterError::Syntax {
+    let lib = libpcap::get().map_err(FilterError::Handle)?;
+    let text = std::ffi::CString::new(expr).map_err(|_| FilterError::Syntax {
         expr: expr.to_string(),
-        message: e.to_string(),
+        message: "it contains a NUL byte".into(),
     })?;
-    // The pcap crate keeps bpf_insn's fields private but prints them as
-    // "code jt jf k": read them from there rather than reinterpret memory.
-    let mut out = Vec::with_capacity(prog.get_instructions().len());
-    for i in prog.get_instructions() {
-        let text = i.to_string();
-        let f: Vec<u32> = text
-            .split_whitespace()
-            .map(|x| x.parse().map_err(|_| FilterError::Unreadable(text.clone())))
-            .collect::<Result<_, _>>()?;
-        let [code, jt, jf, k] = f[..] else {
-            return Err(FilterError::Unreadable(text));
-        };
-        out.push(Insn {
-            code: code as u16,
-            jt: jt as u8,
-            jf: jf as u8,
-            k,
-        });
+    // SAFETY: pcap_open_dead allocates a handle that is closed below on
+    // every path.
+    let dead = unsafe { (lib.open_dead)(linktype, 65535) };
+    if dead.is_null() {
+        return Err(FilterError::Handle(format!(
+            "pcap_open_dead({linktype}) failed"
+        )));
     }
-    patch_snaplen(&mut out, snaplen);
-    Ok(Some(out))
+    let mut prog = libpcap::BpfProgram {
+        bf_len: 0,
+        bf_insns: std::ptr::null_mut(),
+    };
+    // SAFETY: a live handle, a program for libpcap to fill and a
+    // NUL-terminated expression.
+    let rc = unsafe { (lib.compile)(dead, &mut prog, text.as_ptr(), 1, NETMASK) };
+    let result = if rc != 0 {
+        // SAFETY: the handle's error buffer, NUL-terminated, copied before
+        // the handle is closed.
+        let msg = unsafe { std::ffi::CStr::from_ptr((lib.geterr)(dead)) };
+        Err(FilterError::Syntax {
+            expr: expr.to_string(),
+            message: msg.to_string_lossy().into_owned(),
+        })
+    } else {
+        let insns = if prog.bf_insns.is_null() {
+            &[][..]
+        } else {
+            // SAFETY: on success libpcap's program holds bf_len instructions
+            // at bf_insns, alive until pcap_freecode below.
+            unsafe { std::slice::from_raw_parts(prog.bf_insns, prog.bf_len as usize) }
+        };
+        let mut out: Vec<Insn> = insns
+            .iter()
+            .map(|i| Insn {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        // SAFETY: the program libpcap filled, freed once.
+        unsafe { (lib.freecode)(&mut prog) };
+        patch_snaplen(&mut out, snaplen);
+        Ok(Some(out))
+    };
+    // SAFETY: the handle opened above, closed once.
+    unsafe { (lib.close)(dead) };
+    result
 }
 
 /// A filter compiled once, by the caller: its text (recorded in each pcapng

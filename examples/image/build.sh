@@ -32,8 +32,15 @@ trap 'rm -rf "$W"' EXIT
 R=$W/rootfs
 mkdir -p "$R/usr/local/bin" "$R/bin" "$R/etc" "$R/tmp" "$R/proc" "$R/sys" "$R/dev"
 strip -o "$R/usr/local/bin/netshim" "$BIN"
-# Every library ldd resolves, and the loader, at the same paths.
-ldd "$BIN" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u | while read -r lib; do
+# Every library ldd resolves, and the loader, at the same paths; and
+# libpcap with its own, which netshim opens (dlopen) to compile filters.
+PCAP=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p | awk '$1 == "libpcap.so.0.8" || $1 == "libpcap.so.1" {print $NF; exit}')
+[ -n "$PCAP" ] || { echo "missing libpcap (apt-get install libpcap0.8)" >&2; exit 2; }
+{
+  ldd "$BIN"
+  echo "	libpcap => $PCAP (0)"
+  ldd "$PCAP"
+} | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' | sort -u | while read -r lib; do
   mkdir -p "$R$(dirname "$lib")"
   cp -L "$lib" "$R$lib"
 done

@@ -634,3 +634,36 @@ fn the_command_starts_with_sigpipe_at_its_default() {
     );
     assert!(!r.stderr.contains("Broken pipe"), "{r:#?}");
 }
+
+/// libpcap is opened only to compile a filter: on a host without it (here:
+/// hidden under /dev/null in a mount namespace of the test's own),
+/// `netshim run` works, and a capture with a filter says what to install.
+#[test]
+fn without_libpcap_run_works_and_a_filter_says_what_to_install() {
+    let ns = Netns::new();
+    let ldd = run(Command::new("ldd").arg(netshim())).ok();
+    assert!(!ldd.stdout.contains("libpcap"), "{}", ldd.stdout);
+    let found = sh("ldconfig -p | awk '/libpcap\\.so/ {print $NF}' | sort -u").ok();
+    let libs: Vec<&str> = found.stdout.lines().collect();
+    assert!(!libs.is_empty(), "libpcap is installed here: {found:?}");
+    let hide: String = libs
+        .iter()
+        .map(|l| format!("mount --bind /dev/null {l} && "))
+        .collect();
+    let bin = netshim();
+    let bin = bin.display();
+    let target = ns.target();
+    let r = sh(&format!(
+        "unshare -m --propagation private sh -c '{hide} \
+         {bin} run --target-netns {target} -- echo ran && \
+         {bin} capture --target-netns {target} -i lo -c 1 icmp; echo capture=$?'"
+    ));
+    assert!(r.stdout.contains("ran\n"), "{r:#?}");
+    assert!(r.stdout.contains("capture=1"), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("libpcap, which compiles filter expressions, is not installed")
+            && r.stderr.contains("apt-get install libpcap0.8"),
+        "{r:#?}"
+    );
+}
