@@ -115,11 +115,12 @@ impl Drop for Cleanup {
             let _ = waitpid(Pid::from_raw(pid), None);
             end_leftovers(pid, self.spare);
         }
-        if let Some(c) = self.container.as_mut() {
-            if let Err(e) = c.delete(true) {
-                tracing::warn!(id = %self.id, error = %e, "could not delete the run's container");
-            }
-        }
+        // Not libcontainer's `delete`: its processes are ended and waited
+        // for above, a run's spec has no hooks and a run has no cgroup, so
+        // what is left is the state directory, removed here. `delete` would
+        // also build a cgroup manager to look for a cgroup (~670 syscalls,
+        // ~1.3 ms of each run on a cgroup v1 host).
+        self.container = None;
         let cdir = self.state.containers().join(&self.id);
         if cdir.exists() {
             let _ = crate::statedir::remove_tree(&cdir);
