@@ -255,25 +255,25 @@ fn runtime_cli_errors_are_those_containerd_matches_and_clear() {
     )
     .unwrap();
     let log = dir.path().join("log.json");
-    let r = run(Command::new(netshim())
-        .args(["--root", root, "--log"])
-        .arg(&log)
-        .args(["--log-format", "json", "create", "--bundle"])
-        .arg(&bundle)
-        .arg("m1"));
+    // `create` with a JSON log file; its result and the log's last line.
+    let create_logged = |bundle: &std::path::Path, id: &str| {
+        let r = run(Command::new(netshim())
+            .args(["--root", root, "--log"])
+            .arg(&log)
+            .args(["--log-format", "json", "create", "--bundle"])
+            .arg(bundle)
+            .arg(id));
+        let text = std::fs::read_to_string(&log).unwrap();
+        let last: serde_json::Value =
+            serde_json::from_str(text.lines().last().expect("a log line")).expect("JSON log lines");
+        (r, last)
+    };
+    let (r, last) = create_logged(&bundle, "m1");
     assert_eq!(r.code, Some(1), "{r:#?}");
     assert!(
         r.stderr.contains("malformed") && r.stderr.contains("config.json"),
         "{r:#?}"
     );
-    let last: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("a log line"),
-    )
-    .expect("JSON log lines");
     assert_eq!(last["level"], "error");
     assert!(
         last["msg"].as_str().unwrap().contains("malformed"),
@@ -296,21 +296,8 @@ fn runtime_cli_errors_are_those_containerd_matches_and_clear() {
         {"destination": "/x", "type": "bind", "source": "/nonexistent-netshim-test", "options": ["rbind"]}
     ));
     std::fs::write(bad.join("config.json"), serde_json::to_vec(&spec).unwrap()).unwrap();
-    let r = run(Command::new(netshim())
-        .args(["--root", root, "--log"])
-        .arg(&log)
-        .args(["--log-format", "json", "create", "--bundle"])
-        .arg(&bad)
-        .arg("m2"));
+    let (r, last) = create_logged(&bad, "m2");
     assert_eq!(r.code, Some(1), "{r:#?}");
-    let last: serde_json::Value = serde_json::from_str(
-        std::fs::read_to_string(&log)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("a log line"),
-    )
-    .unwrap();
     let msg = last["msg"].as_str().unwrap();
     assert!(
         msg.contains("failed to prepare rootfs (the container's init logged: ")
