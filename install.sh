@@ -78,7 +78,8 @@ fi
 
 # libpcap is opened (dlopen) only to compile capture filters, so it is not
 # in ldd's list and netshim runs without it: say so, and go on.
-"$(command -v ldconfig || echo /sbin/ldconfig)" -p | grep -qE 'libpcap\.so\.(0\.8|1) ' ||
+# (No early exit in the pipe: with pipefail, ldconfig's SIGPIPE would count.)
+"$(command -v ldconfig || echo /sbin/ldconfig)" -p | grep -E 'libpcap\.so\.(0\.8|1) ' >/dev/null ||
   say "note: libpcap.so.0.8 is missing: netshim runs, but capture filters need it (apt-get install libpcap0.8)"
 
 STAGE=$(mktemp -d)

@@ -34,7 +34,7 @@ mkdir -p "$R/usr/local/bin" "$R/bin" "$R/etc" "$R/tmp" "$R/proc" "$R/sys" "$R/de
 strip -o "$R/usr/local/bin/netshim" "$BIN"
 # Every library ldd resolves, and the loader, at the same paths; and
 # libpcap with its own, which netshim opens (dlopen) to compile filters.
-PCAP=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p | awk '$1 == "libpcap.so.0.8" || $1 == "libpcap.so.1" {print $NF; exit}')
+PCAP=$("$(command -v ldconfig || echo /sbin/ldconfig)" -p | awk '($1 == "libpcap.so.0.8" || $1 == "libpcap.so.1") && !n++ {print $NF}')
 [ -n "$PCAP" ] || { echo "missing libpcap (apt-get install libpcap0.8)" >&2; exit 2; }
 {
   ldd "$BIN"
