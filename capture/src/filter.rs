@@ -70,6 +70,8 @@ mod libpcap {
     type Close = unsafe extern "C" fn(*mut c_void);
 
     pub struct Lib {
+        /// The soname it was opened by.
+        pub name: &'static str,
         pub open_dead: OpenDead,
         pub compile: Compile,
         pub geterr: GetErr,
@@ -122,6 +124,7 @@ mod libpcap {
             // pointer type it is turned into.
             return unsafe {
                 Ok(Lib {
+                    name,
                     open_dead: std::mem::transmute::<*mut c_void, OpenDead>(sym("pcap_open_dead")?),
                     compile: std::mem::transmute::<*mut c_void, Compile>(sym("pcap_compile")?),
                     geterr: std::mem::transmute::<*mut c_void, GetErr>(sym("pcap_geterr")?),
@@ -141,6 +144,12 @@ mod libpcap {
     pub fn get() -> Result<&'static Lib, String> {
         LIB.get_or_init(open).as_ref().map_err(Clone::clone)
     }
+}
+
+/// Which libpcap filters are compiled with (its soname), or why none can
+/// be opened and what to install.
+pub fn libpcap() -> Result<&'static str, String> {
+    libpcap::get().map(|l| l.name)
 }
 
 /// The netmask `ip broadcast` is compiled against: 0, as tcpdump passes

@@ -656,10 +656,17 @@ fn without_libpcap_run_works_and_a_filter_says_what_to_install() {
     let r = sh(&format!(
         "unshare -m --propagation private sh -c '{hide} \
          {bin} run --target-netns {target} -- echo ran && \
-         {bin} capture --target-netns {target} -i lo -c 1 icmp; echo capture=$?'"
+         {bin} capture --target-netns {target} -i lo -c 1 icmp; echo capture=$?; \
+         {bin} doctor | grep \"warn] libpcap\"'"
     ));
     assert!(r.stdout.contains("ran\n"), "{r:#?}");
     assert!(r.stdout.contains("capture=1"), "{r:#?}");
+    // doctor says so too, as a warning: nothing else needs libpcap.
+    assert!(
+        r.stdout
+            .contains("[warn] libpcap (compiles filter expressions)"),
+        "{r:#?}"
+    );
     assert!(
         r.stderr
             .contains("libpcap, which compiles filter expressions, is not installed")

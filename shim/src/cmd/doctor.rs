@@ -252,6 +252,24 @@ pub fn main(a: DoctorArgs) -> anyhow::Result<u8> {
         },
         None,
     ));
+    // libpcap is opened only to compile filters: without it, everything
+    // but a filter works.
+    let pcap = netshim_capture::filter::libpcap();
+    f.push(finding(
+        "capture",
+        "libpcap (compiles filter expressions)",
+        if pcap.is_ok() {
+            Status::Ok
+        } else {
+            Status::Warn
+        },
+        match &pcap {
+            Ok(name) => format!("{name} opens"),
+            Err(e) => e.clone(),
+        },
+        pcap.is_err()
+            .then_some("apt-get install libpcap0.8 (Debian, Ubuntu); dnf install libpcap (Fedora)"),
+    ));
 
     // Subordinate IDs, for rootless engines and the demo.
     if !root {
