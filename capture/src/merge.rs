@@ -21,7 +21,6 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::format::{block, option, pcapng_shb};
@@ -494,12 +493,6 @@ pub struct MergeReport {
     pub output_error: Option<OutputError>,
 }
 
-enum Event {
-    /// Whole pcapng blocks of stream `i`, back to back.
-    Chunk(usize, Vec<u8>),
-    End(usize, Option<String>),
-}
-
 /// The length of the whole blocks at the start of `b`, or why they are
 /// not pcapng (the engine writes little-endian pcapng).
 fn whole_blocks(b: &[u8]) -> Result<usize, &'static str> {
@@ -517,51 +510,87 @@ fn whole_blocks(b: &[u8]) -> Result<usize, &'static str> {
     Ok(o)
 }
 
-/// Reads stream `i` on a thread of its own, handing on whole blocks.
-fn reader(i: usize, src: File, tx: mpsc::Sender<Event>) {
+/// What one read of an engine's stream gave.
+enum Got {
+    /// Whole pcapng blocks, back to back.
+    Chunk(Vec<u8>),
+    /// Nothing more for now (the pipe is empty).
+    Nothing,
+    /// The stream ended: cleanly, or why not.
+    End(Option<String>),
+}
+
+/// One engine's stream, read without blocking by the merge's own thread.
+/// (Reader threads cost a thread switch and a channel hand-over per chunk,
+/// and wake-ups for every progress block, with nothing to gain: the merge
+/// is one thread's work either way.)
+struct StreamReader {
+    src: File,
+    /// Bytes read and not yet handed on: at most a block cut by a read's end.
+    pending: Vec<u8>,
+}
+
+impl StreamReader {
     const READ: usize = 256 << 10;
-    // Read straight into the chunk that is handed on (no second copy); a
-    // block cut by the read's end moves to the next chunk.
-    let mut pending: Vec<u8> = Vec::with_capacity(READ);
-    let why = loop {
-        pending.reserve(READ);
-        let spare = pending.spare_capacity_mut();
-        // SAFETY: read(2) writes at most spare.len() bytes into the
-        // vector's spare capacity, and the length grows by what it wrote.
-        let n = unsafe { libc::read(src.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break Some(e.to_string());
-        }
-        if n == 0 {
-            break (!pending.is_empty()).then(|| "it ends inside a block".to_string());
-        }
-        // SAFETY: the first n bytes of the spare capacity were written.
-        unsafe { pending.set_len(pending.len() + n as usize) };
-        match whole_blocks(&pending) {
-            Ok(0) => {}
-            Ok(whole) => {
-                let chunk = if whole * 4 < pending.capacity() {
-                    // A small chunk (a quiet stream) in a right-sized
-                    // vector, so that held packets do not pin big buffers.
-                    let c = pending[..whole].to_vec();
-                    pending.drain(..whole);
-                    c
-                } else {
-                    let rest = pending.split_off(whole);
-                    std::mem::replace(&mut pending, rest)
-                };
-                if tx.send(Event::Chunk(i, chunk)).is_err() {
-                    return;
+
+    fn new(src: File) -> std::io::Result<StreamReader> {
+        let fd = src.as_raw_fd();
+        let flags = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL)?;
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        Ok(StreamReader {
+            src,
+            pending: Vec::with_capacity(Self::READ),
+        })
+    }
+
+    /// Reads until a whole block is in hand, the pipe is empty or the
+    /// stream ends.
+    fn read(&mut self) -> Got {
+        loop {
+            // Read straight into the chunk that is handed on (no second
+            // copy); a block cut by the read's end moves to the next chunk.
+            self.pending.reserve(Self::READ);
+            let spare = self.pending.spare_capacity_mut();
+            // SAFETY: read(2) writes at most spare.len() bytes into the
+            // vector's spare capacity, and the length grows by what it wrote.
+            let n =
+                unsafe { libc::read(self.src.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                match e.kind() {
+                    std::io::ErrorKind::Interrupted => continue,
+                    std::io::ErrorKind::WouldBlock => return Got::Nothing,
+                    _ => return Got::End(Some(e.to_string())),
                 }
             }
-            Err(why) => break Some(why.to_string()),
+            if n == 0 {
+                return Got::End(
+                    (!self.pending.is_empty()).then(|| "it ends inside a block".to_string()),
+                );
+            }
+            // SAFETY: the first n bytes of the spare capacity were written.
+            unsafe { self.pending.set_len(self.pending.len() + n as usize) };
+            match whole_blocks(&self.pending) {
+                Ok(0) => {}
+                Ok(whole) => {
+                    let chunk = if whole * 4 < self.pending.capacity() {
+                        // A small chunk (a quiet stream) in a right-sized
+                        // vector, so that held packets do not pin big
+                        // buffers.
+                        let c = self.pending[..whole].to_vec();
+                        self.pending.drain(..whole);
+                        c
+                    } else {
+                        let rest = self.pending.split_off(whole);
+                        std::mem::replace(&mut self.pending, rest)
+                    };
+                    return Got::Chunk(chunk);
+                }
+                Err(why) => return Got::End(Some(why.to_string())),
+            }
         }
-    };
-    let _ = tx.send(Event::End(i, why));
+    }
 }
 
 /// How [`run`] is told to stop, and tells its caller.
@@ -579,6 +608,35 @@ pub struct Control<'a> {
     pub low_latency: bool,
     /// [`Output::set_stall_timeout`] of the merged output.
     pub stall_timeout: Option<u32>,
+}
+
+/// Feeds a chunk of whole blocks of stream `i` to the merge; true when the
+/// stream turned out malformed (its reason is in the report, the stream is
+/// ended and the engines should be stopped). A stream already ended is
+/// read on, so that its engine is not blocked while it stops, and ignored.
+fn feed_chunk(
+    m: &mut Merger,
+    i: usize,
+    chunk: Vec<u8>,
+    out: &mut Output,
+    report: &mut MergeReport,
+) -> bool {
+    let chunk = Rc::new(chunk);
+    let mut o = 0;
+    while o < chunk.len() {
+        let len = u32_at(&chunk, o + 4).unwrap_or(0) as usize;
+        let at = o;
+        o += len;
+        if !m.streams[i].live {
+            return false;
+        }
+        if let Err(e) = m.feed_in(i, &chunk, at, len, out) {
+            report.stream_errors.push(e.to_string());
+            m.end_stream(i);
+            return true;
+        }
+    }
+    false
 }
 
 /// Merges the streams into `out` until every one has ended (or `stop` was
@@ -605,16 +663,18 @@ pub fn run(
     let mut m = Merger::new(window, limit);
     let mut report = MergeReport::default();
     m.header(&mut out);
-    let (tx, rx) = mpsc::channel();
-    let mut threads = Vec::new();
-    for (i, input) in inputs.into_iter().enumerate() {
+    // One per stream, until its end was read.
+    let mut readers: Vec<Option<StreamReader>> = Vec::new();
+    for input in inputs {
         m.add_stream(&input.label, &input.description);
-        let tx = tx.clone();
         let fd = input.src.as_raw_fd();
         tracing::debug!(target = %input.label, fd, "merging stream");
-        threads.push(std::thread::spawn(move || reader(i, input.src, tx)));
+        let r = StreamReader::new(input.src).map_err(|source| MergeError::Read {
+            target: input.label.clone(),
+            source,
+        })?;
+        readers.push(Some(r));
     }
-    drop(tx);
     let mut stopping: Option<Instant> = None;
     let stop = |ctl: &mut Control, stopping: &mut Option<Instant>| {
         if stopping.is_none() {
@@ -641,37 +701,64 @@ pub fn run(
             })
             .unwrap_or(Duration::from_millis(50))
             .clamp(Duration::from_millis(1), Duration::from_millis(50));
-        match rx.recv_timeout(wait) {
-            Ok(Event::Chunk(i, chunk)) => {
-                let chunk = Rc::new(chunk);
-                let mut o = 0;
-                while o < chunk.len() {
-                    let len = u32_at(&chunk, o + 4).unwrap_or(0) as usize;
-                    let at = o;
-                    o += len;
-                    if !m.streams[i].live {
-                        break;
-                    }
-                    if let Err(e) = m.feed_in(i, &chunk, at, len, &mut out) {
-                        report.stream_errors.push(e.to_string());
-                        // Its engine is stopped with the others; its
-                        // stream is read no further.
+        let mut fds: Vec<(usize, libc::pollfd)> = readers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| {
+                r.as_ref().map(|r| {
+                    (
+                        i,
+                        libc::pollfd {
+                            fd: r.src.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        },
+                    )
+                })
+            })
+            .collect();
+        if fds.is_empty() {
+            break;
+        }
+        let mut pfds: Vec<libc::pollfd> = fds.iter().map(|(_, p)| *p).collect();
+        let ms = wait.as_micros().div_ceil(1000) as libc::c_int;
+        // SAFETY: pfds is a live array of pfds.len() pollfd structs. A
+        // signal (EINTR) just ends the wait: the loop looks at the flag.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+        if n > 0 {
+            for (f, p) in fds.iter_mut().zip(&pfds) {
+                f.1.revents = p.revents;
+            }
+        } else {
+            fds.clear();
+        }
+        for (i, p) in fds {
+            if p.revents == 0 {
+                continue;
+            }
+            // Up to 1 MiB of a busy stream per wake-up, then the others.
+            for _ in 0..4 {
+                let Some(r) = readers[i].as_mut() else { break };
+                match r.read() {
+                    Got::Nothing => break,
+                    Got::End(why) => {
+                        if let Some(why) = why {
+                            report
+                                .stream_errors
+                                .push(format!("the stream of {}: {why}", m.streams[i].label));
+                        }
                         m.end_stream(i);
-                        stop(&mut ctl, &mut stopping);
+                        readers[i] = None;
                         break;
+                    }
+                    Got::Chunk(chunk) => {
+                        if feed_chunk(&mut m, i, chunk, &mut out, &mut report) {
+                            // Its engine is stopped with the others.
+                            stop(&mut ctl, &mut stopping);
+                        }
                     }
                 }
             }
-            Ok(Event::End(i, why)) => {
-                if let Some(why) = why {
-                    report
-                        .stream_errors
-                        .push(format!("the stream of {}: {why}", m.streams[i].label));
-                }
-                m.end_stream(i);
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
         m.release(now_ns(), &mut out);
         let due = ctl.low_latency || out.wants_flush() || last_flush.elapsed().as_secs() >= 1;
@@ -697,9 +784,12 @@ pub fn run(
             report.output_error = Some(e);
         }
     }
-    // Threads still reading an engine that did not end are left to end
-    // with the process.
-    drop(rx);
+    // A stream whose engine did not end stays open until the process
+    // exits (as its reader thread once kept it): closed now, the engine
+    // would die of SIGPIPE while its runner is still waiting for it.
+    for r in readers.into_iter().flatten() {
+        std::mem::forget(r.src);
+    }
     report.written = m.written();
     report.late = m.late();
     report.interfaces = m.ifaces.clone();
