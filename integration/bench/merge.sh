@@ -54,17 +54,8 @@ EOF
 done
 
 rx() { ip netns exec "nsm$1-$$" cat "/sys/class/net/vc$1/statistics/rx_packets"; }
-# User and system ticks of a process and all its descendants.
-tree_ticks() {
-  local pids=$1 all=$1 next
-  while [ -n "$pids" ]; do
-    next=$(for p in $pids; do cat "/proc/$p/task/$p/children" 2>/dev/null; done | xargs)
-    all="$all $next"
-    pids=$next
-  done
-  for p in $all; do awk '{print $14, $15}' "/proc/$p/stat" 2>/dev/null; done |
-    awk '{u += $1; s += $2} END {print u + 0, s + 0}'
-}
+# shellcheck source=integration/bench/lib.sh
+source integration/bench/lib.sh
 
 declare -A OFFERED WRITTEN USER SYS LATE
 # measure NAME IFACES... -- COMMAND...
