@@ -640,8 +640,8 @@ fn feed_chunk(
 }
 
 /// Merges the streams into `out` until every one has ended (or `stop` was
-/// called and the grace time passed). Must be called with no other thread
-/// forking: it starts one reading thread per input.
+/// called and the grace time passed). It reads every input from the
+/// calling thread (poll and non-blocking reads) and starts no thread.
 pub fn run(
     inputs: Vec<Input>,
     out: File,

@@ -161,9 +161,9 @@ fn start_engines(
             std::os::fd::AsRawFd::as_raw_fd(&rd),
             nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20),
         );
-        // SAFETY: netshim is single-threaded until every engine is started
-        // (the merge's threads start after); the child runs the same path
-        // as a capture of one target and leaves with _exit.
+        // SAFETY: netshim is single-threaded here (the merge starts no
+        // thread either); the child runs the same path as a capture of one
+        // target and leaves with _exit.
         match unsafe { nix::unistd::fork() }.context("forking an engine's runner")? {
             nix::unistd::ForkResult::Parent { child } => {
                 drop(wr);
