@@ -23,6 +23,28 @@ fn pcapng_blocks(path: &Path) -> Vec<(u32, Vec<u8>)> {
     v
 }
 
+/// Waits until a packet socket is open in the network namespace `name`
+/// (`/proc/net/packet` read there lists one): the engine of a capture in
+/// it is up. Fixed sleeps missed every packet when engines started slowly
+/// on a loaded machine.
+fn wait_for_engine_in(name: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let out = Command::new("ip")
+            .args(["netns", "exec", name, "cat", "/proc/net/packet"])
+            .output()
+            .expect("reading /proc/net/packet in the namespace");
+        if String::from_utf8_lossy(&out.stdout).lines().count() > 1 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no engine opened a packet socket in {name} within 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Each packet's interface name and epoch time, as tshark reads them.
 fn packets(path: &Path) -> Vec<(String, f64)> {
     let r = run(Command::new("tshark").arg("-r").arg(path).args([
@@ -190,14 +212,17 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
     require_root();
     let a = Netns::with_peer();
     let pa = a.ping_from_peer(30);
-    // A short-lived target: a process in a network namespace of its own,
-    // pinging its loopback, gone after about 2 s.
+    // A short-lived target: a process in a network namespace of its own
+    // that, once the capture's engine has a packet socket there (at most
+    // 30 s), pings its loopback and is gone about 2 s later.
     let short = Command::new("unshare")
         .args([
             "-n",
             "sh",
             "-c",
-            "ip link set lo up; ping -q -i 0.1 -c 20 127.0.0.1 >/dev/null",
+            "ip link set lo up; i=0; \
+             while [ $(wc -l < /proc/net/packet) -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+             ping -q -i 0.1 -c 20 127.0.0.1 >/dev/null",
         ])
         .spawn()
         .unwrap();
@@ -222,6 +247,7 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
         .spawn()
         .unwrap();
     let npid = child.id() as i32;
+    wait_for_engine_in(&a.name);
     let mut short = short;
     short.wait().unwrap();
     // The capture goes on after the short target's exit.
@@ -268,7 +294,9 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
                     "sh",
                     "-c",
                     &format!(
-                        "ip link set lo up; ping -q -i 0.1 -c {} 127.0.0.1 >/dev/null",
+                        "ip link set lo up; i=0; \
+                         while [ $(wc -l < /proc/net/packet) -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+                         ping -q -i 0.1 -c {} 127.0.0.1 >/dev/null",
                         10 + 10 * k
                     ),
                 ])
@@ -358,6 +386,8 @@ fn ctrl_c_ends_a_merged_capture_with_every_line_printed() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    wait_for_engine_in(&a.name);
+    wait_for_engine_in(&b.name);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     nix::sys::signal::killpg(
         nix::unistd::Pid::from_raw(c.id() as i32),

@@ -72,10 +72,10 @@ fn mount_id(dir: &std::os::fd::OwnedFd) -> io::Result<u64> {
 /// host directory left in a run's bundle, say) is not entered, and the
 /// removal fails there with EBUSY, having removed nothing beyond the
 /// mount. Symbolic links are removed, never followed. This is the only
-/// recursive removal netshim does, because a bundle's rootfs holds binds of
-/// the host's top-level directories while a run is set up: a plain
-/// recursive removal from inside that mount namespace would empty the
-/// host's `/etc`.
+/// recursive removal netshim does, because a bundle's rootfs holds a bind
+/// of the host's `/` while a run lasts (in netshim's private mount
+/// namespace and the container's): a plain recursive removal from inside
+/// either would empty the host.
 pub fn remove_tree(path: &Path) -> io::Result<()> {
     use nix::fcntl::{open, OFlag};
     use nix::sys::stat::Mode;

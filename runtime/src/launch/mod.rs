@@ -11,7 +11,7 @@ use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::container::Container;
@@ -60,8 +60,14 @@ pub enum LaunchError {
     ReadCreds(#[source] io::Error),
     #[error("cannot join the target's user namespace: {0}; check that you own it (`netshim run --debug` shows the plan)")]
     EnterUserns(#[source] Errno),
+    #[error("cannot make netshim's private mount namespace (unshare CLONE_NEWNS; needs CAP_SYS_ADMIN over the current one): {0}")]
+    PrivateMounts(#[source] Errno),
     #[error("cannot prepare netshim's private view of /sys/fs/cgroup (a mount namespace of its own): {0}")]
     CgroupView(#[source] Errno),
+    #[error(
+        "cannot bind the host's / on the run's rootfs in netshim's private mount namespace: {0}"
+    )]
+    HostRoot(#[source] Errno),
     #[error("waiting for the process failed: {0}")]
     Wait(#[source] Errno),
     #[error("cannot set up the terminal: {0}")]
@@ -101,6 +107,9 @@ struct Cleanup {
     /// The init process while it may still run.
     init: Option<i32>,
     spare: Option<i32>,
+    /// The bundle's rootfs holds the bind of the host's `/` (in this
+    /// process's private mount namespace).
+    rootfs_bound: bool,
 }
 
 impl Drop for Cleanup {
@@ -121,11 +130,17 @@ impl Drop for Cleanup {
         // also build a cgroup manager to look for a cgroup (~670 syscalls,
         // ~1.3 ms of each run on a cgroup v1 host).
         self.container = None;
+        let bundle = self.state.bundles().join(&self.id);
+        if self.rootfs_bound {
+            // Detached first: the removal below never enters a mount point
+            // (statedir::remove_tree), so the bind would only stop it.
+            let _ = nix::mount::umount2(&bundle.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        }
         let cdir = self.state.containers().join(&self.id);
         if cdir.exists() {
             let _ = crate::statedir::remove_tree(&cdir);
         }
-        if let Err(e) = crate::statedir::remove_tree(&self.state.bundles().join(&self.id)) {
+        if let Err(e) = crate::statedir::remove_tree(&bundle) {
             tracing::warn!(id = %self.id, error = %e, "could not remove the run's bundle");
         }
     }
@@ -147,6 +162,7 @@ impl Launch<'_> {
             container: None,
             init: None,
             spare: self.spare,
+            rootfs_bound: false,
         };
         let bundle_err = |source| LaunchError::Bundle {
             path: bundle.clone(),
@@ -156,7 +172,8 @@ impl Launch<'_> {
             .mode(0o700)
             .create(&bundle)
             .map_err(bundle_err)?;
-        spec::prepare_rootfs(&bundle.join("rootfs"), Path::new("/")).map_err(bundle_err)?;
+        let rootfs = bundle.join("rootfs");
+        spec::prepare_rootfs(&rootfs).map_err(bundle_err)?;
 
         // libcontainer joins namespaces by path in its child processes, which
         // inherit our descriptors: /proc/self/fd/N names them there.
@@ -174,7 +191,7 @@ impl Launch<'_> {
             userns_path,
             cgroups_path: cgroups_path(&id),
         };
-        let spec = spec::build(&self.request, &place, Path::new("/")).map_err(bundle_err)?;
+        let spec = spec::build(&self.request, &place).map_err(bundle_err)?;
         spec.save(bundle.join("config.json"))
             .map_err(|e| bundle_err(io::Error::other(e)))?;
 
@@ -184,7 +201,10 @@ impl Launch<'_> {
         if let (true, Plan::JoinUserns { userns }) = (pre_join, self.plan) {
             crate::privilege::enter::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
         }
-        crate::privilege::enter::private_cgroup_view(!pre_join).map_err(LaunchError::CgroupView)?;
+        crate::privilege::enter::private_mount_namespace().map_err(LaunchError::PrivateMounts)?;
+        crate::privilege::enter::run_cgroup_view(!pre_join).map_err(LaunchError::CgroupView)?;
+        crate::privilege::enter::bind_host_root(&rootfs).map_err(LaunchError::HostRoot)?;
+        cleanup.rootfs_bound = true;
 
         let console = if self.request.tty {
             Some(tty::ConsoleSocket::bind(&bundle.join("console.sock")).map_err(LaunchError::Tty)?)

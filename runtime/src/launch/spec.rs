@@ -4,25 +4,21 @@
 //! the host's `/` itself: it populates `/dev` (device nodes, `/dev/ptmx`,
 //! `/dev/kcore` symlinks), and devtmpfs is shared by every mount namespace,
 //! so doing that on the host's `/dev` would change the host. Instead the
-//! rootfs is an empty directory of netshim's own in which each top-level
-//! host directory is bind-mounted (recursively; `/tmp` too, since commands
-//! and files may live there), `/dev` is a fresh tmpfs, and the host's
-//! top-level symlinks (`/bin -> usr/bin` on merged-/usr systems) are
-//! recreated.
+//! rootfs is an empty directory of netshim's own on which netshim, in its
+//! private mount namespace, binds the host's `/` recursively
+//! ([`crate::privilege::enter::bind_host_root`]); the spec then mounts only
+//! a fresh tmpfs on `/dev`, with `/dev/pts` and `/dev/shm` in it. `/proc`
+//! and `/sys` are the host's, as they come with that bind (the host mounts
+//! them `nosuid,nodev,noexec`).
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::symlink;
 use std::path::Path;
 
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
 use crate::kernel::caps::Cap;
-
-/// Host top-level directories not bound as they are: `/dev` gets a fresh
-/// tmpfs, `/proc` and `/sys` are bound with nosuid/nodev/noexec.
-const PRIVATE_DIRS: [&str; 3] = ["dev", "proc", "sys"];
 
 /// What one `netshim run` asks for.
 #[derive(Debug, Clone)]
@@ -57,8 +53,8 @@ pub fn default_env(term: Option<&str>) -> Vec<String> {
     env
 }
 
-/// Builds the spec. `host_root` lists what to bind: normally `/`.
-pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Result<Spec> {
+/// Builds the spec.
+pub fn build(req: &RunRequest, place: &Placement) -> io::Result<Spec> {
     let caps: Vec<String> = req.caps.iter().map(|c| c.to_string()).collect();
     let mut namespaces = vec![
         json!({"type": "mount"}),
@@ -67,22 +63,12 @@ pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Resul
     if let Some(u) = &place.userns_path {
         namespaces.push(json!({"type": "user", "path": u}));
     }
-    let mut mounts = vec![
-        json!({"destination": "/proc", "type": "bind", "source": "/proc", "options": ["rbind", "nosuid", "nodev", "noexec"]}),
-        json!({"destination": "/sys", "type": "bind", "source": "/sys", "options": ["rbind", "nosuid", "nodev", "noexec"]}),
+    // Over the bind of the host's `/` that the rootfs already is.
+    let mounts = vec![
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
-    for name in host_dirs(host_root)? {
-        let src = host_root.join(&name);
-        mounts.push(json!({
-            "destination": format!("/{name}"),
-            "type": "bind",
-            "source": src,
-            "options": ["rbind"],
-        }));
-    }
     let mut linux = json!({
         "namespaces": namespaces,
         "maskedPaths": [],
@@ -114,37 +100,10 @@ pub fn build(req: &RunRequest, place: &Placement, host_root: &Path) -> io::Resul
     serde_json::from_value(spec).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Top-level directories of the host to bind (everything but the private ones).
-fn host_dirs(host_root: &Path) -> io::Result<Vec<String>> {
-    let mut v = Vec::new();
-    for e in fs::read_dir(host_root)? {
-        let e = e?;
-        let Ok(name) = e.file_name().into_string() else {
-            continue;
-        };
-        if PRIVATE_DIRS.contains(&name.as_str()) {
-            continue;
-        }
-        if e.file_type()?.is_dir() {
-            v.push(name);
-        }
-    }
-    v.sort();
-    Ok(v)
-}
-
-/// Creates the bundle's rootfs: an empty directory plus the host's top-level
-/// symlinks, so `/bin/sh` resolves as on the host.
-pub fn prepare_rootfs(rootfs: &Path, host_root: &Path) -> io::Result<()> {
-    fs::create_dir_all(rootfs)?;
-    for e in fs::read_dir(host_root)? {
-        let e = e?;
-        if e.file_type()?.is_symlink() {
-            let target = fs::read_link(e.path())?;
-            symlink(target, rootfs.join(e.file_name()))?;
-        }
-    }
-    Ok(())
+/// Creates the bundle's rootfs: an empty directory, on which
+/// [`crate::privilege::enter::bind_host_root`] binds the host's `/`.
+pub fn prepare_rootfs(rootfs: &Path) -> io::Result<()> {
+    fs::create_dir_all(rootfs)
 }
 
 #[cfg(test)]
@@ -172,7 +131,7 @@ mod tests {
             userns_path: Some("/proc/self/fd/8".into()),
             cgroups_path: None,
         };
-        let spec = build(&req(), &place, Path::new("/")).unwrap();
+        let spec = build(&req(), &place).unwrap();
         let p = spec.process().as_ref().unwrap();
         assert_eq!(p.user().uid(), 65534);
         assert_eq!(p.no_new_privileges(), Some(true));
@@ -220,7 +179,7 @@ mod tests {
             userns_path: None,
             cgroups_path: Some("/netshim/x".into()),
         };
-        let spec = build(&req(), &place, Path::new("/")).unwrap();
+        let spec = build(&req(), &place).unwrap();
         let mounts = spec.mounts().as_ref().unwrap();
         let dev = mounts
             .iter()
@@ -230,25 +189,11 @@ mod tests {
         assert!(mounts
             .iter()
             .all(|m| m.source().as_deref() != Some(Path::new("/dev"))));
-        assert!(mounts.iter().any(|m| m.destination() == Path::new("/usr")));
+        // Nothing of the host is bound by the spec: the rootfs is the bind.
+        assert!(mounts.iter().all(|m| m.typ().as_deref() != Some("bind")));
         assert_eq!(
             spec.linux().as_ref().unwrap().cgroups_path().as_deref(),
             Some(Path::new("/netshim/x"))
         );
-    }
-
-    #[test]
-    fn rootfs_mirrors_top_level_symlinks() {
-        let host = tempfile::tempdir().unwrap();
-        fs::create_dir(host.path().join("usr")).unwrap();
-        fs::create_dir(host.path().join("dev")).unwrap();
-        symlink("usr/bin", host.path().join("bin")).unwrap();
-        let root = tempfile::tempdir().unwrap();
-        prepare_rootfs(&root.path().join("rootfs"), host.path()).unwrap();
-        assert_eq!(
-            fs::read_link(root.path().join("rootfs/bin")).unwrap(),
-            Path::new("usr/bin")
-        );
-        assert_eq!(host_dirs(host.path()).unwrap(), vec!["usr".to_string()]);
     }
 }

@@ -50,15 +50,28 @@ pub fn enter_userns(userns: &NsFile) -> Result<(), Errno> {
 /// the user namespace owning the new mount namespace; it is made `MS_SLAVE`
 /// recursively first, so nothing done here reaches the host's mounts.
 pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
-    use std::path::Path;
-
-    let root = Path::new("/sys/fs/cgroup");
-    let is_v2 = statfs(root)?.filesystem_type() == CGROUP2_SUPER_MAGIC;
-    if !privileged && is_v2 {
+    if !privileged && cgroup_v2_at_root()? {
         return Ok(());
     }
+    private_mount_namespace()?;
+    cover_cgroups(privileged)
+}
+
+fn cgroup_v2_at_root() -> Result<bool, Errno> {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    Ok(statfs("/sys/fs/cgroup")?.filesystem_type() == CGROUP2_SUPER_MAGIC)
+}
+
+/// Moves the calling process into a mount namespace of its own, in which
+/// every mount is a slave of the one it was copied from.
+///
+/// Kernel rules: `unshare(CLONE_NEWNS)` needs `CAP_SYS_ADMIN` in the user
+/// namespace that owns the caller's mount namespace, and an `fs` struct no
+/// other thread shares. The copies start in their originals' peer groups;
+/// `MS_REC | MS_SLAVE` on `/` makes them receive the host's mount events and
+/// send none, so nothing mounted here reaches the host.
+pub fn private_mount_namespace() -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
     mount(
         None::<&str>,
@@ -66,7 +79,96 @@ pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
         None::<&str>,
         MsFlags::MS_REC | MsFlags::MS_SLAVE,
         None::<&str>,
+    )
+}
+
+/// [`private_cgroup_view`] for a `netshim run`, whose caller has already
+/// made its private mount namespace ([`private_mount_namespace`]): the
+/// view is changed when [`private_cgroup_view`] would change it.
+pub fn run_cgroup_view(privileged: bool) -> Result<(), Errno> {
+    if !privileged && cgroup_v2_at_root()? {
+        return Ok(());
+    }
+    cover_cgroups(privileged)
+}
+
+/// Shows the host's whole file tree at `rootfs` (an empty directory of the
+/// run's bundle), in the caller's private mount namespace only: one
+/// recursive bind of `/`, made before libcontainer creates the container's
+/// mount namespace as a copy of this one. libcontainer then mounts only
+/// `/dev` (a fresh tmpfs, so it never populates the host's devtmpfs),
+/// `/dev/pts` and `/dev/shm` over it. One bind here replaces one
+/// libcontainer bind per top-level host directory, each of which costs ~60
+/// system calls of libpathrs' checked path walk (~1,000 per run).
+///
+/// Kernel rules: binding needs `CAP_SYS_ADMIN` in the user namespace owning
+/// the caller's mount namespace (root, or the owner of the joined user
+/// namespace). In a mount namespace owned by a less privileged user
+/// namespace the copied mounts are locked together; a bind of `/` must then
+/// be recursive (`MS_REC`), which it is, so that no locked mount is
+/// uncovered. The caller's namespace is a slave of the host's
+/// ([`private_mount_namespace`]), so the bind stays in it.
+///
+/// `/proc` and `/sys` in the bind are then made `nosuid,nodev,noexec`, as
+/// runc's default spec mounts them, whatever the host's own flags (a
+/// remount of a bind changes that mount alone). A remount must keep the
+/// flags it does not mean to change (in a less privileged mount namespace
+/// the kernel refuses to clear a locked `ro` or change locked atime
+/// flags), so they are read back with `statvfs` and passed again.
+pub fn bind_host_root(rootfs: &std::path::Path) -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    use std::os::unix::fs::MetadataExt;
+    mount(
+        Some("/"),
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
     )?;
+    let dev_of = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.dev())
+            .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))
+    };
+    let root_dev = dev_of(rootfs)?;
+    for sub in ["proc", "sys"] {
+        let path = rootfs.join(sub);
+        // Only a mount point: a remount of a plain directory would remount
+        // the mount holding it, the rootfs.
+        if dev_of(&path)? == root_dev {
+            continue;
+        }
+        let have = statvfs(&path)?.flags();
+        let mut flags = MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV
+            | MsFlags::MS_NOEXEC;
+        for (st, ms) in [
+            (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        ] {
+            if have.contains(st) {
+                flags |= ms;
+            }
+        }
+        mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)?;
+    }
+    Ok(())
+}
+
+/// The part of [`private_cgroup_view`] done inside the private mount
+/// namespace.
+fn cover_cgroups(privileged: bool) -> Result<(), Errno> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    use std::path::Path;
+
+    let root = Path::new("/sys/fs/cgroup");
+    let is_v2 = cgroup_v2_at_root()?;
     if privileged {
         match umount2(root, MntFlags::MNT_DETACH) {
             Ok(()) => {
