@@ -674,3 +674,77 @@ fn without_libpcap_run_works_and_a_filter_says_what_to_install() {
         "{r:#?}"
     );
 }
+
+/// Root joins a user namespace in which host root is not mapped (as a
+/// rootless container's): the join-userns plan. The container's init,
+/// an unprivileged stranger to root's files there, must still resolve the
+/// run's rootfs under root's state directory (0711 on the way, config.json
+/// 0600). Before that, libcontainer failed with "failed to prepare rootfs"
+/// (EACCES on its bind of the rootfs).
+#[test]
+fn root_joins_a_user_namespace_where_root_is_unmapped() {
+    require_root();
+    let mut holder = Command::new("unshare")
+        .args(["--user", "--net", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    std::thread::sleep(Duration::from_millis(300));
+    for (file, text) in [
+        ("uid_map", "0 200000 65536"),
+        ("setgroups", "deny"),
+        ("gid_map", "0 200000 65536"),
+    ] {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
+    }
+    let target = format!("pid:{pid}");
+    let r = netshim_run(&target, &["cat", "/proc/self/status"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let r = r.ok();
+    assert_least_privilege(&r.stdout);
+    let mode = |p: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    };
+    assert_eq!(mode("/run/netshim"), 0o711);
+    assert_eq!(mode("/run/netshim/bundles"), 0o711);
+    assert_eq!(mode("/run/netshim/containers"), 0o700);
+}
+
+/// What a run sees of the host: its whole file tree (one recursive bind of
+/// `/`), `/proc` and `/sys` mounted nosuid,nodev,noexec whatever the host's
+/// flags, and a `/dev` of its own.
+#[test]
+fn the_run_sees_the_hosts_tree_with_proc_and_sys_restricted() {
+    let ns = Netns::new();
+    let r = netshim_run(&ns.target(), &["cat", "/proc/self/mountinfo"]).ok();
+    let top = |dest: &str| {
+        r.stdout
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(dest))
+            .unwrap_or_else(|| panic!("no mount on {dest}: {}", r.stdout))
+            .to_string()
+    };
+    for dest in ["/proc", "/sys"] {
+        let l = top(dest);
+        let opts = l.split(' ').nth(5).unwrap();
+        for o in ["nosuid", "nodev", "noexec"] {
+            assert!(opts.split(',').any(|x| x == o), "{dest} lacks {o}: {l}");
+        }
+    }
+    assert!(top("/dev").contains(" - tmpfs "), "{}", top("/dev"));
+    // Top-level entries of the host, files and directories alike.
+    let host: Vec<String> = std::fs::read_dir("/")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let seen = netshim_run(&ns.target(), &["ls", "-A", "/"]).ok();
+    for name in &host {
+        assert!(
+            seen.stdout.lines().any(|l| l == name),
+            "/{name} missing: {}",
+            seen.stdout
+        );
+    }
+}

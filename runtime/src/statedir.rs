@@ -150,6 +150,22 @@ fn remove_contents(dir: std::os::fd::OwnedFd, mnt: u64, path: &Path) -> io::Resu
 /// existing one: a directory (not a symlink) owned by this user and not
 /// writable by group or others.
 pub fn private_dir(path: &Path) -> Result<(), StateDirError> {
+    dir_of_ours(path, 0o700)
+}
+
+/// [`private_dir`], but others may pass through (mode 0711): they can
+/// neither list it nor create in it. For the directories above a run's
+/// rootfs, which the container's init must resolve by path. In a target's
+/// user namespace where host root is not mapped (a rootless container's,
+/// joined by root) that init is an unprivileged stranger to root's files:
+/// the kernel grants `CAP_DAC_OVERRIDE` only over inodes whose owner is
+/// mapped, so a 0700 directory of root's fails its `mount(rootfs, rootfs)`
+/// with EACCES. An existing directory is given this mode.
+pub fn traversable_dir(path: &Path) -> Result<(), StateDirError> {
+    dir_of_ours(path, 0o711)
+}
+
+fn dir_of_ours(path: &Path, mode: u32) -> Result<(), StateDirError> {
     let uid = nix::unistd::geteuid().as_raw();
     let io_err = |source| StateDirError::Io {
         path: path.into(),
@@ -157,7 +173,7 @@ pub fn private_dir(path: &Path) -> Result<(), StateDirError> {
     };
     fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(mode)
         .create(path)
         .map_err(io_err)?;
     let md = fs::symlink_metadata(path).map_err(io_err)?;
@@ -166,6 +182,9 @@ pub fn private_dir(path: &Path) -> Result<(), StateDirError> {
             path: path.into(),
             uid,
         });
+    }
+    if md.permissions().mode() & 0o777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
     }
     Ok(())
 }
@@ -192,9 +211,9 @@ impl StateDirs {
 
     pub fn at(root: PathBuf) -> Result<StateDirs, StateDirError> {
         let s = StateDirs { root };
-        for d in [s.root.clone(), s.containers(), s.bundles()] {
-            private_dir(&d)?;
-        }
+        traversable_dir(&s.root)?;
+        private_dir(&s.containers())?;
+        traversable_dir(&s.bundles())?;
         Ok(s)
     }
 
@@ -423,8 +442,15 @@ mod tests {
     fn state_dirs_are_private_and_checked() {
         let t = tempfile::tempdir().unwrap();
         let s = StateDirs::at(t.path().join("ns")).unwrap();
-        let mode = fs::metadata(&s.root).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        // Others may pass through to a run's rootfs, not list or read.
+        assert_eq!(mode(&s.root), 0o711);
+        assert_eq!(mode(&s.bundles()), 0o711);
+        assert_eq!(mode(&s.containers()), 0o700);
+        // A state root an earlier version made 0700 is opened up the same.
+        fs::set_permissions(&s.root, fs::Permissions::from_mode(0o700)).unwrap();
+        StateDirs::at(s.root.clone()).unwrap();
+        assert_eq!(mode(&s.root), 0o711);
         assert!(s.containers().is_dir() && s.bundles().is_dir());
         fs::set_permissions(&s.root, fs::Permissions::from_mode(0o777)).unwrap();
         let e = StateDirs::at(s.root.clone()).unwrap_err();

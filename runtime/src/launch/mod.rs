@@ -10,7 +10,7 @@ use crate::supervise::is_dev_null;
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 
 use libcontainer::container::builder::ContainerBuilder;
@@ -168,8 +168,12 @@ impl Launch<'_> {
             path: bundle.clone(),
             source,
         };
+        // 0711, and its state root and `bundles` too: the container's init
+        // resolves the rootfs by path, and in a user namespace where host
+        // root is unmapped it may only pass through root's directories
+        // (statedir::traversable_dir). config.json is kept to root (0600).
         fs::DirBuilder::new()
-            .mode(0o700)
+            .mode(0o711)
             .create(&bundle)
             .map_err(bundle_err)?;
         let rootfs = bundle.join("rootfs");
@@ -194,6 +198,11 @@ impl Launch<'_> {
         let spec = spec::build(&self.request, &place).map_err(bundle_err)?;
         spec.save(bundle.join("config.json"))
             .map_err(|e| bundle_err(io::Error::other(e)))?;
+        fs::set_permissions(
+            bundle.join("config.json"),
+            fs::Permissions::from_mode(0o600),
+        )
+        .map_err(bundle_err)?;
 
         // libcontainer's init process is our grandchild.
         crate::supervise::become_subreaper().map_err(LaunchError::Wait)?;
