@@ -216,8 +216,14 @@ impl Netns {
             .iter()
             .map(|p| format!("echo netshim-test > /dev/udp/{}/{p}", self.addr))
             .collect();
+        // Source ports from 40000-40999, a range none of tcpdump's
+        // port-based dissectors claims: tests compare netshim's lines with
+        // tcpdump's, and a random ephemeral port once hit 49152, which
+        // tcpdump decodes as Broadcom's LI shim. (The range is a sysctl of
+        // the peer's own network namespace.)
         let script = format!(
-            "end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do {}; sleep 0.002; done",
+            "echo '40000 40999' > /proc/sys/net/ipv4/ip_local_port_range; \
+             end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do {}; sleep 0.002; done",
             sends.join("; ")
         );
         Command::new("ip")
