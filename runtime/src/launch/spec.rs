@@ -8,8 +8,8 @@
 //! private mount namespace, binds the host's `/` recursively
 //! ([`crate::privilege::enter::bind_host_root`]); the spec then mounts only
 //! a fresh tmpfs on `/dev`, with `/dev/pts` and `/dev/shm` in it. `/proc`
-//! and `/sys` are the host's, as they come with that bind (the host mounts
-//! them `nosuid,nodev,noexec`).
+//! and `/sys` are the host's, as they come with that bind, remounted
+//! `nosuid,nodev,noexec` there.
 
 use std::fs;
 use std::io;

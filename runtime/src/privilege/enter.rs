@@ -54,7 +54,7 @@ pub fn private_cgroup_view(privileged: bool) -> Result<(), Errno> {
         return Ok(());
     }
     private_mount_namespace()?;
-    cover_cgroups(privileged)
+    run_cgroup_view(privileged)
 }
 
 fn cgroup_v2_at_root() -> Result<bool, Errno> {
@@ -80,16 +80,6 @@ pub fn private_mount_namespace() -> Result<(), Errno> {
         MsFlags::MS_REC | MsFlags::MS_SLAVE,
         None::<&str>,
     )
-}
-
-/// [`private_cgroup_view`] for a `netshim run`, whose caller has already
-/// made its private mount namespace ([`private_mount_namespace`]): the
-/// view is changed when [`private_cgroup_view`] would change it.
-pub fn run_cgroup_view(privileged: bool) -> Result<(), Errno> {
-    if !privileged && cgroup_v2_at_root()? {
-        return Ok(());
-    }
-    cover_cgroups(privileged)
 }
 
 /// Shows the host's whole file tree at `rootfs` (an empty directory of the
@@ -161,14 +151,19 @@ pub fn bind_host_root(rootfs: &std::path::Path) -> Result<(), Errno> {
 }
 
 /// The part of [`private_cgroup_view`] done inside the private mount
-/// namespace.
-fn cover_cgroups(privileged: bool) -> Result<(), Errno> {
+/// namespace, for a caller that has made it already (a `netshim run`,
+/// [`private_mount_namespace`]); nothing changes where
+/// [`private_cgroup_view`] would change nothing.
+pub fn run_cgroup_view(privileged: bool) -> Result<(), Errno> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
     use std::path::Path;
 
     let root = Path::new("/sys/fs/cgroup");
     let is_v2 = cgroup_v2_at_root()?;
+    if !privileged && is_v2 {
+        return Ok(());
+    }
     if privileged {
         match umount2(root, MntFlags::MNT_DETACH) {
             Ok(()) => {
