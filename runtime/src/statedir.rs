@@ -150,7 +150,7 @@ fn remove_contents(dir: std::os::fd::OwnedFd, mnt: u64, path: &Path) -> io::Resu
 /// existing one: a directory (not a symlink) owned by this user and not
 /// writable by group or others.
 pub fn private_dir(path: &Path) -> Result<(), StateDirError> {
-    dir_of_ours(path, 0o700)
+    dir_of_ours(path, 0o700).map(|_| ())
 }
 
 /// [`private_dir`], but others may pass through (mode 0711): they can
@@ -160,12 +160,24 @@ pub fn private_dir(path: &Path) -> Result<(), StateDirError> {
 /// joined by root) that init is an unprivileged stranger to root's files:
 /// the kernel grants `CAP_DAC_OVERRIDE` only over inodes whose owner is
 /// mapped, so a 0700 directory of root's fails its `mount(rootfs, rootfs)`
-/// with EACCES. An existing directory is given this mode.
+/// with EACCES. An existing directory gets the search bits it lacks.
 pub fn traversable_dir(path: &Path) -> Result<(), StateDirError> {
-    dir_of_ours(path, 0o711)
+    let have = dir_of_ours(path, 0o711)?;
+    if have & 0o111 != 0o111 {
+        fs::set_permissions(path, fs::Permissions::from_mode(have | 0o111)).map_err(|source| {
+            StateDirError::Io {
+                path: path.into(),
+                source,
+            }
+        })?;
+    }
+    Ok(())
 }
 
-fn dir_of_ours(path: &Path, mode: u32) -> Result<(), StateDirError> {
+/// Makes `path` with `mode` if missing and checks it is a directory of
+/// ours that others cannot write; returns its permission bits. An existing
+/// directory keeps its mode (an OCI runtime's `--root` is the caller's).
+fn dir_of_ours(path: &Path, mode: u32) -> Result<u32, StateDirError> {
     let uid = nix::unistd::geteuid().as_raw();
     let io_err = |source| StateDirError::Io {
         path: path.into(),
@@ -183,10 +195,7 @@ fn dir_of_ours(path: &Path, mode: u32) -> Result<(), StateDirError> {
             uid,
         });
     }
-    if md.permissions().mode() & 0o777 != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io_err)?;
-    }
-    Ok(())
+    Ok(md.permissions().mode() & 0o7777)
 }
 
 /// Where netshim keeps its state: `/run/netshim` for root,
@@ -417,7 +426,13 @@ mod tests {
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o700
         );
+        // An existing directory keeps its mode (an OCI runtime's --root).
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o711)).unwrap();
         private_dir(&p).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o711
+        );
         fs::set_permissions(&p, fs::Permissions::from_mode(0o777)).unwrap();
         assert!(matches!(private_dir(&p), Err(StateDirError::Unsafe { .. })));
         let link = dir.path().join("link");
