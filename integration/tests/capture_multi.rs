@@ -45,6 +45,17 @@ fn wait_for_engine_in(name: &str) {
     }
 }
 
+/// A shell script for a short-lived target in a network namespace of its
+/// own: once a capture's engine has a packet socket there (at most 30 s),
+/// it pings its loopback `count` times, 0.1 s apart, and exits.
+fn pings_once_captured(count: u32) -> String {
+    format!(
+        "ip link set lo up; i=0; \
+         while [ $(wc -l < /proc/net/packet) -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+         ping -q -i 0.1 -c {count} 127.0.0.1 >/dev/null"
+    )
+}
+
 /// Each packet's interface name and epoch time, as tshark reads them.
 fn packets(path: &Path) -> Vec<(String, f64)> {
     let r = run(Command::new("tshark").arg("-r").arg(path).args([
@@ -216,14 +227,7 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
     // that, once the capture's engine has a packet socket there (at most
     // 30 s), pings its loopback and is gone about 2 s later.
     let short = Command::new("unshare")
-        .args([
-            "-n",
-            "sh",
-            "-c",
-            "ip link set lo up; i=0; \
-             while [ $(wc -l < /proc/net/packet) -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
-             ping -q -i 0.1 -c 20 127.0.0.1 >/dev/null",
-        ])
+        .args(["-n", "sh", "-c", &pings_once_captured(20)])
         .spawn()
         .unwrap();
     let spid = short.id() as i32;
@@ -289,17 +293,7 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
     let shorts: Vec<std::process::Child> = (0..2)
         .map(|k| {
             Command::new("unshare")
-                .args([
-                    "-n",
-                    "sh",
-                    "-c",
-                    &format!(
-                        "ip link set lo up; i=0; \
-                         while [ $(wc -l < /proc/net/packet) -lt 2 ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
-                         ping -q -i 0.1 -c {} 127.0.0.1 >/dev/null",
-                        10 + 10 * k
-                    ),
-                ])
+                .args(["-n", "sh", "-c", &pings_once_captured(10 + 10 * k)])
                 .spawn()
                 .unwrap()
         })

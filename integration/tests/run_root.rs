@@ -689,7 +689,13 @@ fn root_joins_a_user_namespace_where_root_is_unmapped() {
         .spawn()
         .unwrap();
     let pid = holder.id();
-    std::thread::sleep(Duration::from_millis(300));
+    // The maps can be written once unshare has made the namespace.
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+        assert!(Instant::now() < deadline, "unshare made no user namespace");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for (file, text) in [
         ("uid_map", "0 200000 65536"),
         ("setgroups", "deny"),
