@@ -81,6 +81,18 @@ impl CreateArgs {
     }
 }
 
+impl OciCommand {
+    /// Whether the command forks a process that enters a container
+    /// (`create`, `run`, `exec`): those run from a sealed copy of netshim.
+    /// `start` only lets the process `create` made go on.
+    pub(super) fn starts_a_container_process(&self) -> bool {
+        matches!(
+            self,
+            OciCommand::Create(_) | OciCommand::Run { .. } | OciCommand::Exec(_)
+        )
+    }
+}
+
 #[derive(Subcommand)]
 pub(super) enum OciCommand {
     /// Create a container from a bundle; it waits for `start`.

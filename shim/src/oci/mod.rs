@@ -204,10 +204,21 @@ fn dispatch(cli: OciCli) -> anyhow::Result<u8> {
 /// Runs the OCI runtime command line `argv` (argv[0] included). Errors go to
 /// the log file and to stderr, as runc reports them; the exit status is 1.
 pub fn main(argv: Vec<OsString>) -> std::process::ExitCode {
-    let cli = match OciCli::try_parse_from(argv) {
+    let cli = match OciCli::try_parse_from(&argv) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if cli.command.starts_a_container_process() {
+        // Before anything else, and before any container process exists:
+        // from here on the container can only ever reach the sealed copy
+        // (privilege/selfexec.rs says why; CVE-2019-5736).
+        if let Err(e) = netshim_runtime::privilege::selfexec::reexec_sealed(&argv) {
+            eprintln!(
+                "netshim: cannot re-execute from a sealed copy of netshim's binary, and will not start a container from the binary on disk: {e} (memfd_create and /proc must be available)"
+            );
+            return std::process::ExitCode::from(1);
+        }
+    }
     if let Err(e) = init_logging(&cli) {
         eprintln!("netshim: {}", crate::render(&e));
         return std::process::ExitCode::from(1);
