@@ -82,6 +82,7 @@ impl Runtime {
     /// a copy of its config.json, creates the container with libcontainer,
     /// checks the ambient set and brings up loopback.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Container, OciError> {
+        validate_id(id)?;
         self.create_inner(id, opts, true)
     }
 
@@ -91,6 +92,7 @@ impl Runtime {
         opts: &CreateOptions,
         detach: bool,
     ) -> Result<Container, OciError> {
+        validate_id(id)?;
         if self.root.join(id).exists() {
             return Err(OciError::Exists(id.into()));
         }
@@ -240,7 +242,7 @@ impl Runtime {
         })();
         let _ = crate::statedir::remove_tree(&staging);
         // Empty unless another create is under way: runc leaves nothing.
-        let _ = fs::remove_dir(self.root.join(".netshim"));
+        let _ = fs::remove_dir(self.root.join(STAGING));
         result
     }
 
