@@ -3,7 +3,9 @@
 //! then checked before anything runs.
 
 use super::bundle::{annotations_of, bind_cgroup_view, creates_netns, private_dir, write_private};
-use super::cgroups::{disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups};
+use super::cgroups::{
+    clean_cgroups_path, disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups,
+};
 use super::*;
 
 /// Checks what the kernel shows for a created (not yet started) process:
@@ -126,6 +128,20 @@ impl Runtime {
         if privileged() && !self.systemd_cgroup && spec.pointer("/linux/cgroupsPath").is_none() {
             if let Some(linux) = spec.get_mut("linux").and_then(Value::as_object_mut) {
                 linux.insert("cgroupsPath".into(), Value::String(id.to_string()));
+            }
+        }
+        // runc cleans cgroupsPath for its cgroupfs driver so that `..` cannot
+        // climb out of a hierarchy; everything below, libcontainer included,
+        // sees the cleaned path.
+        if !self.systemd_cgroup {
+            if let Some(p) = spec.pointer_mut("/linux/cgroupsPath") {
+                if let Some(given) = p.as_str() {
+                    let cleaned = clean_cgroups_path(given);
+                    if cleaned != given {
+                        tracing::debug!(id, given, cleaned, "cgroupsPath cleaned");
+                        *p = Value::String(cleaned);
+                    }
+                }
             }
         }
         // libcontainer parses it again; parse here first for a clear message.
