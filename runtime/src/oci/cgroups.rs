@@ -2,6 +2,7 @@
 //! the named v1 and hybrid v2 hierarchies, and `disableOOMKiller`.
 
 use super::*;
+use std::os::unix::fs::DirBuilderExt;
 
 /// The hierarchies runc's cgroupfs driver joins and libcontainer's does
 /// not: the named v1 ones (`name=systemd`, mounted without a controller)
@@ -119,7 +120,10 @@ impl ExtraCgroups {
         let mut me = ExtraCgroups { back: Vec::new() };
         for (key, point, dir) in extra_hierarchies(cgroup_path) {
             let back = point.join(own_cgroup(&own, &key).trim_start_matches('/'));
-            let joined = fs::create_dir_all(&dir)
+            let joined = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))
                 .and_then(|()| {
                     fs::write(dir.join("cgroup.procs"), std::process::id().to_string())

@@ -95,6 +95,12 @@ impl Runtime {
         detach: bool,
     ) -> Result<Container, OciError> {
         validate_id(id)?;
+        // What libcontainer creates (the state directory and files, the pid
+        // file) takes this process's umask, and so does the container's init
+        // unless the spec sets `process.user.umask`: runc's init uses 022
+        // then, so the caller's umask (000, say) must not leave state others
+        // can write. The state is then set to runc's modes (0711, 0600).
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         if self.root.join(id).exists() {
             return Err(OciError::Exists(id.into()));
         }
@@ -223,6 +229,13 @@ impl Runtime {
                     return Err(e);
                 }
             };
+            if let Err(source) = crate::statedir::tighten_container_state(&self.root.join(id)) {
+                let _ = container.delete(true);
+                return Err(OciError::Write {
+                    path: self.root.join(id),
+                    source,
+                });
+            }
             if read_from != bundle {
                 // Record the real bundle: `state`, later hooks and `exec`
                 // (which re-reads the spec) use it.
