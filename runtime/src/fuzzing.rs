@@ -56,6 +56,10 @@ pub fn policy(data: &[u8]) {
     for &c in &d.added {
         assert!(!policy::is_restricted(c), "{c} became ambient");
         assert!(pol.allow.contains(&c), "{c} is not allowed");
+        assert!(
+            policy::KEP_2763.contains(&c),
+            "{c} is not a KEP 2763 capability"
+        );
         assert!(bounding.contains(&c), "{c} is outside the bounding set");
         for set in ["ambient", "inheritable", "permitted", "effective"] {
             assert!(
@@ -74,6 +78,13 @@ pub fn config(data: &[u8]) {
     if let Ok(p) = crate::oci::config::parse(Path::new("fuzz.toml"), text) {
         p.validate().expect("an accepted config is valid");
         assert!(!p.allow.iter().any(|c| policy::is_restricted(*c)));
+        assert!(
+            p.allow
+                .iter()
+                .chain(&p.defaults)
+                .all(|c| policy::KEP_2763.contains(c)),
+            "an accepted config allows more than KEP 2763's capabilities"
+        );
     }
 }
 
@@ -111,6 +122,7 @@ mod tests {
         let configs = [
             "[ambient]\nallow = [\"NET_RAW\", \"NET_BIND_SERVICE\"]\ndefault = [\"NET_RAW\"]\n",
             "[ambient]\nallow = [\"SYS_ADMIN\"]\n",
+            "[ambient]\nallow = [\"NET_RAW\", \"CHOWN\"]\n",
         ];
         let mut rng = 0x1234_5678_9abc_def1u64;
         for i in 0..20_000 {
@@ -138,5 +150,6 @@ mod tests {
         ));
         assert!(crate::oci::config::parse(Path::new("seed.toml"), configs[0]).is_ok());
         assert!(crate::oci::config::parse(Path::new("seed.toml"), configs[1]).is_err());
+        assert!(crate::oci::config::parse(Path::new("seed.toml"), configs[2]).is_err());
     }
 }

@@ -183,11 +183,7 @@ fn dir_of_ours(path: &Path, mode: u32) -> Result<u32, StateDirError> {
         path: path.into(),
         source,
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(mode)
-        .create(path)
-        .map_err(io_err)?;
+    make_dirs(path, mode).map_err(io_err)?;
     let md = fs::symlink_metadata(path).map_err(io_err)?;
     if !md.is_dir() || md.uid() != uid || md.permissions().mode() & 0o022 != 0 {
         return Err(StateDirError::Unsafe {
@@ -196,6 +192,62 @@ fn dir_of_ours(path: &Path, mode: u32) -> Result<u32, StateDirError> {
         });
     }
     Ok(md.permissions().mode() & 0o7777)
+}
+
+/// Creates `path` and its missing parents with exactly `mode`, whatever the
+/// umask (which `DirBuilder::mode` is subject to: 0711 under umask 077 would
+/// be 0700, and the directories above a rootfs must be traversable).
+/// Directories that exist are left alone.
+pub(crate) fn make_dirs(path: &Path, mode: u32) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    while fs::symlink_metadata(p).is_err() {
+        missing.push(p);
+        match p.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+            _ => break,
+        }
+    }
+    for dir in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(mode).create(dir) {
+            Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(mode))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` for this user only: mode 0600 whatever the umask,
+/// set on the open descriptor (so no other process can open it writable in
+/// between), and an existing file is made 0600 too.
+pub(crate) fn write_private(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(data)
+}
+
+/// libcontainer makes a container's state directory and files with the
+/// process's umask; they are set as runc sets its own: the directory 0711,
+/// the files in it (state.json, libcontainer's config) 0600. Sockets keep
+/// their mode (a socket is connected to by the runtime's own user).
+pub(crate) fn tighten_container_state(dir: &Path) -> io::Result<()> {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        if e.file_type()?.is_file() {
+            fs::set_permissions(e.path(), fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 /// Where netshim keeps its state: `/run/netshim` for root,
@@ -242,9 +294,9 @@ const INIT_RECORD: &str = "init";
 /// Records which process is a run's init, for a later run that finds this
 /// one abandoned: the start time tells it from a reused PID.
 pub(crate) fn record_init(bundle: &Path, pid: i32) -> io::Result<()> {
-    fs::write(
-        bundle.join(INIT_RECORD),
-        format!("{pid} {}\n", start_time(pid).unwrap_or(0)),
+    write_private(
+        &bundle.join(INIT_RECORD),
+        format!("{pid} {}\n", start_time(pid).unwrap_or(0)).as_bytes(),
     )
 }
 
@@ -441,6 +493,67 @@ mod tests {
             private_dir(&link),
             Err(StateDirError::Unsafe { .. })
         ));
+    }
+
+    /// With umask 000, what netshim creates still gets its own mode: the
+    /// state directories, a run's bundle and rootfs, the `init` record that
+    /// `clean_stale` trusts to pick a PID to kill, and the console socket.
+    /// Once 0666, 0777 and 0777. Run in a forked child, as the umask is the
+    /// whole process's.
+    #[test]
+    fn modes_hold_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ns");
+        // SAFETY: the child only sets its umask, creates files and leaves
+        // with _exit; it never returns into the test harness.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+                let code = (|| -> io::Result<()> {
+                    let s = StateDirs::at(root.clone()).map_err(io::Error::other)?;
+                    let bundle = s.bundles().join("run-x");
+                    make_dirs(&bundle, 0o711)?;
+                    crate::launch::spec::prepare_rootfs(&bundle.join("rootfs"))?;
+                    record_init(&bundle, std::process::id() as i32)?;
+                    write_private(&bundle.join("config.json"), b"{}")?;
+                    let sock =
+                        crate::launch::tty::ConsoleSocket::bind(&bundle.join("console.sock"))?;
+                    std::mem::forget(sock);
+                    let c = s.containers().join("c");
+                    fs::DirBuilder::new().mode(0o777).create(&c)?;
+                    fs::write(c.join("state.json"), "{}")?;
+                    tighten_container_state(&c)
+                })()
+                .map_or(3, |()| 0);
+                // SAFETY: ends the child without the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
+        let mode = |p: &str| {
+            fs::symlink_metadata(root.join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        for (p, want) in [
+            ("", 0o711),
+            ("containers", 0o700),
+            ("bundles", 0o711),
+            ("bundles/run-x", 0o711),
+            ("bundles/run-x/rootfs", 0o711),
+            ("bundles/run-x/init", 0o600),
+            ("bundles/run-x/config.json", 0o600),
+            ("bundles/run-x/console.sock", 0o600),
+            ("containers/c", 0o711),
+            ("containers/c/state.json", 0o600),
+        ] {
+            assert_eq!(mode(p), want, "{p}: {:o}", mode(p));
+        }
     }
 
     #[test]

@@ -175,6 +175,7 @@ impl Launch<'_> {
         fs::DirBuilder::new()
             .mode(0o711)
             .create(&bundle)
+            .and_then(|()| fs::set_permissions(&bundle, fs::Permissions::from_mode(0o711)))
             .map_err(bundle_err)?;
         let rootfs = bundle.join("rootfs");
         spec::prepare_rootfs(&rootfs).map_err(bundle_err)?;
@@ -196,13 +197,8 @@ impl Launch<'_> {
             cgroups_path: cgroups_path(&id),
         };
         let spec = spec::build(&self.request, &place).map_err(bundle_err)?;
-        spec.save(bundle.join("config.json"))
-            .map_err(|e| bundle_err(io::Error::other(e)))?;
-        fs::set_permissions(
-            bundle.join("config.json"),
-            fs::Permissions::from_mode(0o600),
-        )
-        .map_err(bundle_err)?;
+        let text = serde_json::to_vec(&spec).map_err(|e| bundle_err(io::Error::other(e)))?;
+        crate::statedir::write_private(&bundle.join("config.json"), &text).map_err(bundle_err)?;
 
         // libcontainer's init process is our grandchild.
         crate::supervise::become_subreaper().map_err(LaunchError::Wait)?;
@@ -275,6 +271,8 @@ impl Launch<'_> {
             }
         };
         let pid = container.pid().map(|p| p.as_raw()).unwrap_or(0);
+        crate::statedir::tighten_container_state(&state.containers().join(&id))
+            .map_err(bundle_err)?;
         cleanup.container = Some(container);
         cleanup.init = Some(pid);
         record_init(&bundle, pid).map_err(bundle_err)?;

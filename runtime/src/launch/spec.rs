@@ -11,7 +11,6 @@
 //! and `/sys` are the host's, as they come with that bind, remounted
 //! `nosuid,nodev,noexec` there.
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -101,9 +100,10 @@ pub fn build(req: &RunRequest, place: &Placement) -> io::Result<Spec> {
 }
 
 /// Creates the bundle's rootfs: an empty directory, on which
-/// [`crate::privilege::enter::bind_host_root`] binds the host's `/`.
+/// [`crate::privilege::enter::bind_host_root`] binds the host's `/`. Mode
+/// 0711 whatever the umask, as the directories above it.
 pub fn prepare_rootfs(rootfs: &Path) -> io::Result<()> {
-    fs::create_dir_all(rootfs)
+    crate::statedir::make_dirs(rootfs, 0o711)
 }
 
 #[cfg(test)]

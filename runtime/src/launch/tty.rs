@@ -20,9 +20,18 @@ pub struct ConsoleSocket {
 }
 
 impl ConsoleSocket {
+    /// Binds the socket for this user only: created under umask 0177 (the
+    /// umask is the process's, restored at once; the socket node gets its
+    /// mode at bind), then set to 0600 by path in case of a umask race.
     pub fn bind(path: &Path) -> io::Result<Self> {
+        use nix::sys::stat::{umask, Mode};
+        let old = umask(Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(path);
+        umask(old);
+        let listener = bound?;
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         Ok(Self {
-            listener: UnixListener::bind(path)?,
+            listener,
             path: path.to_path_buf(),
         })
     }
@@ -33,7 +42,7 @@ impl ConsoleSocket {
 
     /// Accepts libcontainer's connection and receives the pty master.
     fn receive_master(&self) -> io::Result<OwnedFd> {
-        let (conn, _) = self.listener.accept()?;
+        let conn = self.accept_ours()?;
         let mut buf = [0u8; 4096];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
@@ -58,6 +67,66 @@ impl ConsoleSocket {
             "the console socket message carried no file descriptor",
         ))
     }
+}
+
+impl ConsoleSocket {
+    /// Accepts the first connection whose peer may hand netshim a terminal
+    /// (see [`peer_allowed`]); others are closed unread. Gives up after a
+    /// few refused peers, so that a stranger cannot keep netshim here.
+    fn accept_ours(&self) -> io::Result<std::os::unix::net::UnixStream> {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+        for _ in 0..16 {
+            let (conn, _) = self.listener.accept()?;
+            let cred = getsockopt(&conn, PeerCredentials).map_err(io::Error::from)?;
+            if peer_allowed(cred.uid(), cred.pid()) {
+                return Ok(conn);
+            }
+            tracing::warn!(
+                uid = cred.uid(),
+                pid = cred.pid(),
+                "refused a connection to the console socket from another user's process"
+            );
+        }
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "only other users' processes connected to the console socket; none was the container's",
+        ))
+    }
+}
+
+/// Whether a peer of the console socket (SO_PEERCRED, as this process's
+/// namespaces see it) may send the terminal: a process of netshim's own
+/// user or root, or one of netshim's descendants (the container's init,
+/// which in a target's user namespace may show as an unmapped UID).
+pub(crate) fn peer_allowed(uid: u32, pid: i32) -> bool {
+    let me = nix::unistd::geteuid().as_raw();
+    uid == me || uid == 0 || descends_from(pid, std::process::id() as i32)
+}
+
+/// Whether `pid`'s chain of parents reaches `ancestor` (from `/proc`).
+fn descends_from(pid: i32, ancestor: i32) -> bool {
+    let mut p = pid;
+    for _ in 0..64 {
+        if p == ancestor {
+            return true;
+        }
+        if p <= 1 {
+            return false;
+        }
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            return false;
+        };
+        // `PID (comm) STATE PPID ...`; comm may hold spaces and parentheses.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|x| x.parse().ok())
+        else {
+            return false;
+        };
+        p = ppid;
+    }
+    false
 }
 
 pub struct Proxy {
@@ -143,5 +212,28 @@ impl Drop for Proxy {
         if let Some(t) = self.saved.take() {
             let _ = termios::tcsetattr(io::stdin(), SetArg::TCSANOW, &t);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_peers_are_netshims_user_root_or_descendants() {
+        let me = nix::unistd::geteuid().as_raw();
+        assert!(peer_allowed(me, 1));
+        assert!(peer_allowed(0, 1));
+        let stranger = if me == 65534 { 65533 } else { 65534 };
+        // PID 1 is no descendant of this test.
+        assert!(!peer_allowed(stranger, 1));
+        // A child of this test is, whatever UID it shows.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert!(peer_allowed(stranger, child.id() as i32));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 }

@@ -57,20 +57,10 @@ pub(super) fn private_dir(path: &Path) -> Result<(), OciError> {
 }
 
 pub(super) fn write_private(path: &Path, data: &[u8]) -> Result<(), OciError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |source| OciError::Write {
+    crate::statedir::write_private(path, data).map_err(|source| OciError::Write {
         path: path.into(),
         source,
-    };
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(err)?;
-    f.write_all(data).map_err(err)
+    })
 }
 
 /// Rootless on a cgroup v1 host, a `cgroup` mount cannot be made (the

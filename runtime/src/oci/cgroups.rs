@@ -2,6 +2,7 @@
 //! the named v1 and hybrid v2 hierarchies, and `disableOOMKiller`.
 
 use super::*;
+use std::os::unix::fs::DirBuilderExt;
 
 /// The hierarchies runc's cgroupfs driver joins and libcontainer's does
 /// not: the named v1 ones (`name=systemd`, mounted without a controller)
@@ -21,6 +22,18 @@ pub(super) fn extra_hierarchies(cgroup_path: &Path) -> Vec<(String, PathBuf, Pat
         return Vec::new();
     };
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    extra_hierarchies_in(cgroup_path, &mountinfo, &own)
+}
+
+/// [`extra_hierarchies`] from the runtime's mountinfo and
+/// `/proc/self/cgroup` texts.
+fn extra_hierarchies_in(
+    cgroup_path: &Path,
+    mountinfo: &str,
+    own: &str,
+) -> Vec<(String, PathBuf, PathBuf)> {
+    let cleaned = clean_cgroups_path(&cgroup_path.to_string_lossy());
+    let cgroup_path = Path::new(&cleaned);
     let mut out = Vec::new();
     for line in mountinfo.lines() {
         let Some((left, right)) = line.split_once(" - ") else {
@@ -44,12 +57,38 @@ pub(super) fn extra_hierarchies(cgroup_path: &Path) -> Vec<(String, PathBuf, Pat
             point.join(rel)
         } else {
             point
-                .join(own_cgroup(&own, &key).trim_start_matches('/'))
+                .join(own_cgroup(own, &key).trim_start_matches('/'))
                 .join(rel)
         };
         out.push((key, point, dir));
     }
     out
+}
+
+/// `linux.cgroupsPath` cleaned as runc cleans it for its cgroupfs driver
+/// (`utils.CleanPath`): lexically, as if rooted at `/`, so that no `..` can
+/// climb above a hierarchy's root (an absolute path) or above the runtime's
+/// own cgroup (a relative one, which stays relative; nothing left is `.`).
+/// No path is resolved: a cgroup hierarchy holds no symbolic links.
+pub(super) fn clean_cgroups_path(path: &str) -> String {
+    if path.is_empty() {
+        return String::new();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    match (path.starts_with('/'), parts.is_empty()) {
+        (true, _) => format!("/{}", parts.join("/")),
+        (false, true) => ".".into(),
+        (false, false) => parts.join("/"),
+    }
 }
 
 /// This process's cgroup in the hierarchy whose `/proc/self/cgroup` line
@@ -81,7 +120,10 @@ impl ExtraCgroups {
         let mut me = ExtraCgroups { back: Vec::new() };
         for (key, point, dir) in extra_hierarchies(cgroup_path) {
             let back = point.join(own_cgroup(&own, &key).trim_start_matches('/'));
-            let joined = fs::create_dir_all(&dir)
+            let joined = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(&dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))
                 .and_then(|()| {
                     fs::write(dir.join("cgroup.procs"), std::process::id().to_string())
@@ -276,6 +318,8 @@ pub(super) fn v1_cgroup_mounts_in(
 /// for co-mounted controllers each controller's name where the host has it
 /// e.g. `cpu` and `cpuacct` for `cpu,cpuacct`), and the container's directory.
 fn v1_hierarchies(cgroup_path: &Path, mountinfo: &str, own: &str) -> Vec<(Vec<String>, PathBuf)> {
+    let cleaned = clean_cgroups_path(&cgroup_path.to_string_lossy());
+    let cgroup_path = Path::new(&cleaned);
     let root = Path::new("/sys/fs/cgroup");
     let mut out = Vec::new();
     for line in mountinfo.lines() {
@@ -429,6 +473,63 @@ mod tests {
             "/sys/fs/cgroup/systemd/system.slice/x.service/c1"
         );
         assert_eq!(m[5]["source"], "/sys/fs/cgroup/memory/c1");
+    }
+
+    #[test]
+    fn cgroups_paths_are_cleaned_as_runc_cleans_them() {
+        for (given, want) in [
+            ("", ""),
+            ("/a/b", "/a/b"),
+            ("/../../netshim-x", "/netshim-x"),
+            ("/a/../../b/./c/", "/b/c"),
+            ("/..", "/"),
+            ("a/b", "a/b"),
+            ("../../c1", "c1"),
+            ("a/../../..", "."),
+            ("./a//b/..", "a"),
+        ] {
+            assert_eq!(clean_cgroups_path(given), want, "{given:?}");
+        }
+    }
+
+    /// A `..` in cgroupsPath once reached the host's `/sys/fs/cgroup` (or
+    /// `/sys/fs`, or `/`): the runtime made the directory, wrote its PID to
+    /// a `cgroup.procs` there, and bound it into the container.
+    #[test]
+    fn dot_dot_in_cgroups_path_stays_inside_each_hierarchy() {
+        let dirs: Vec<PathBuf> =
+            extra_hierarchies_in(Path::new("/../../../netshim-x"), MOUNTINFO, OWN)
+                .into_iter()
+                .map(|(_, _, d)| d)
+                .collect();
+        assert_eq!(
+            dirs,
+            [
+                PathBuf::from("/sys/fs/cgroup/systemd/netshim-x"),
+                PathBuf::from("/sys/fs/cgroup/unified/netshim-x")
+            ]
+        );
+        let rel: Vec<PathBuf> = extra_hierarchies_in(Path::new("../../../c1"), MOUNTINFO, OWN)
+            .into_iter()
+            .map(|(_, _, d)| d)
+            .collect();
+        assert_eq!(
+            rel[0],
+            Path::new("/sys/fs/cgroup/systemd/system.slice/x.service/c1")
+        );
+        let mut spec = spec_with(serde_json::json!([
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}
+        ]));
+        v1_cgroup_mounts_in(&mut spec, Path::new("/../../../netshim-x"), MOUNTINFO, OWN);
+        for m in spec["mounts"].as_array().unwrap().iter().skip(1) {
+            let src = m["source"].as_str().unwrap();
+            assert!(!src.contains(".."), "{src}");
+            assert!(src.starts_with("/sys/fs/cgroup/"), "{src}");
+        }
+        assert_eq!(
+            spec["mounts"][5]["source"],
+            "/sys/fs/cgroup/memory/netshim-x"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! [ambient]
-//! # what a container may ask to have ambient (restricted capabilities never)
+//! # what a container may ask to have ambient: NET_RAW and NET_BIND_SERVICE
+//! # (the capabilities KEP 2763 is about) or a subset; anything else is refused
 //! allow = ["NET_RAW", "NET_BIND_SERVICE"]
 //! # what every non-root container gets, where its bounding set holds it
 //! default = []
@@ -130,7 +131,7 @@ mod tests {
         assert_eq!(p.allow, Policy::default().allow);
         let p = parse(
             Path::new("c.toml"),
-            "[ambient]\nallow = [\"NET_RAW\", \"NET_ADMIN\"]\ndefault = [\"CAP_NET_RAW\"]\n",
+            "[ambient]\nallow = [\"NET_RAW\", \"NET_BIND_SERVICE\"]\ndefault = [\"CAP_NET_RAW\"]\n",
         )
         .unwrap();
         assert_eq!(p.allow.len(), 2);
@@ -145,7 +146,21 @@ mod tests {
             ("[ambient]\nallow = [\"NET_RAWR\"]\n", "NET_RAWR"),
             ("[ambient]\nalow = []\n", "alow"),
             ("[ambient\n", "c.toml"),
-            ("[ambient]\ndefault = [\"NET_ADMIN\"]\n", "allow-list"),
+            (
+                "[ambient]\ndefault = [\"NET_BIND_SERVICE\"]\nallow = [\"NET_RAW\"]\n",
+                "allow-list",
+            ),
+            (
+                "[ambient]\nallow = [\"CHOWN\"]\n",
+                "NET_RAW, NET_BIND_SERVICE",
+            ),
+            ("[ambient]\nallow = [\"SYSLOG\"]\n", "KEP 2763"),
+            ("[ambient]\nallow = [\"LINUX_IMMUTABLE\"]\n", "KEP 2763"),
+            (
+                "[ambient]\nallow = [\"NET_RAW\", \"NET_ADMIN\"]\n",
+                "KEP 2763",
+            ),
+            ("[ambient]\ndefault = [\"NET_ADMIN\"]\n", "KEP 2763"),
         ] {
             let e = parse(Path::new("c.toml"), text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?} gave {e}");

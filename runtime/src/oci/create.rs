@@ -3,7 +3,9 @@
 //! then checked before anything runs.
 
 use super::bundle::{annotations_of, bind_cgroup_view, creates_netns, private_dir, write_private};
-use super::cgroups::{disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups};
+use super::cgroups::{
+    clean_cgroups_path, disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups,
+};
 use super::*;
 
 /// Checks what the kernel shows for a created (not yet started) process:
@@ -82,6 +84,7 @@ impl Runtime {
     /// a copy of its config.json, creates the container with libcontainer,
     /// checks the ambient set and brings up loopback.
     pub fn create(&self, id: &str, opts: &CreateOptions) -> Result<Container, OciError> {
+        validate_id(id)?;
         self.create_inner(id, opts, true)
     }
 
@@ -91,6 +94,13 @@ impl Runtime {
         opts: &CreateOptions,
         detach: bool,
     ) -> Result<Container, OciError> {
+        validate_id(id)?;
+        // What libcontainer creates (the state directory and files, the pid
+        // file) takes this process's umask, and so does the container's init
+        // unless the spec sets `process.user.umask`: runc's init uses 022
+        // then, so the caller's umask (000, say) must not leave state others
+        // can write. The state is then set to runc's modes (0711, 0600).
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
         if self.root.join(id).exists() {
             return Err(OciError::Exists(id.into()));
         }
@@ -124,6 +134,20 @@ impl Runtime {
         if privileged() && !self.systemd_cgroup && spec.pointer("/linux/cgroupsPath").is_none() {
             if let Some(linux) = spec.get_mut("linux").and_then(Value::as_object_mut) {
                 linux.insert("cgroupsPath".into(), Value::String(id.to_string()));
+            }
+        }
+        // runc cleans cgroupsPath for its cgroupfs driver so that `..` cannot
+        // climb out of a hierarchy; everything below, libcontainer included,
+        // sees the cleaned path.
+        if !self.systemd_cgroup {
+            if let Some(p) = spec.pointer_mut("/linux/cgroupsPath") {
+                if let Some(given) = p.as_str() {
+                    let cleaned = clean_cgroups_path(given);
+                    if cleaned != given {
+                        tracing::debug!(id, given, cleaned, "cgroupsPath cleaned");
+                        *p = Value::String(cleaned);
+                    }
+                }
             }
         }
         // libcontainer parses it again; parse here first for a clear message.
@@ -205,6 +229,13 @@ impl Runtime {
                     return Err(e);
                 }
             };
+            if let Err(source) = crate::statedir::tighten_container_state(&self.root.join(id)) {
+                let _ = container.delete(true);
+                return Err(OciError::Write {
+                    path: self.root.join(id),
+                    source,
+                });
+            }
             if read_from != bundle {
                 // Record the real bundle: `state`, later hooks and `exec`
                 // (which re-reads the spec) use it.
@@ -240,7 +271,7 @@ impl Runtime {
         })();
         let _ = crate::statedir::remove_tree(&staging);
         // Empty unless another create is under way: runc leaves nothing.
-        let _ = fs::remove_dir(self.root.join(".netshim"));
+        let _ = fs::remove_dir(self.root.join(STAGING));
         result
     }
 

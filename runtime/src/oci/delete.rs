@@ -8,13 +8,14 @@ impl Runtime {
     /// `delete`: with `force`, a container that is not stopped is killed
     /// first, and a missing container is not an error (as with runc).
     pub fn delete(&self, id: &str, force: bool) -> Result<(), OciError> {
+        validate_id(id)?;
         let _ = crate::statedir::remove_tree(&self.staging(id));
         let mut c = match self.load(id) {
             Ok(c) => c,
             Err(OciError::NotFound(_)) => {
                 // An aborted create can leave a directory without state.
                 let dir = self.root.join(id);
-                if names_a_container(id) && dir.is_dir() {
+                if dir.is_dir() {
                     let _ = crate::statedir::remove_tree(&dir);
                 }
                 return if force {

@@ -9,6 +9,7 @@ impl Runtime {
     /// `exec`: runs another process in a running container, with the same
     /// ambient-capability policy as its init. Returns its PID.
     pub fn exec(&self, id: &str, opts: &ExecOptions) -> Result<i32, OciError> {
+        validate_id(id)?;
         let c = self.load(id)?;
         if c.status() != ContainerStatus::Running {
             return Err(OciError::WrongStatus {

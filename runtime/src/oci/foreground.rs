@@ -5,6 +5,7 @@ use super::*;
 /// `run` in the foreground: create, start, forward signals and wait; the
 /// exit status is the container's, as a shell reports it.
 pub fn run_foreground(rt: &Runtime, id: &str, opts: &CreateOptions) -> Result<i32, OciError> {
+    validate_id(id)?;
     // The init is our grandchild; as subreaper, netshim adopts and reaps it.
     crate::supervise::become_subreaper().map_err(OciError::Wait)?;
     let mut c = rt.create_inner(id, opts, false)?;

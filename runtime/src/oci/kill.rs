@@ -5,6 +5,7 @@ use super::*;
 
 impl Runtime {
     pub fn kill(&self, id: &str, signal: &str, all: bool) -> Result<(), OciError> {
+        validate_id(id)?;
         let sig = parse_signal(signal)?;
         let mut c = self.load(id)?;
         match c.status() {

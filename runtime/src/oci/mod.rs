@@ -146,6 +146,11 @@ pub enum OciError {
     CgroupView(#[source] Errno),
     #[error("cgroup operation failed for container {id}: {reason}")]
     Cgroup { id: String, reason: String },
+    #[error(
+        "invalid container ID format {id:?}: {reason}; use one or more letters, digits, \
+         '_', '+', '-' or '.', and not \".\" or \"..\" (runc's rule)"
+    )]
+    InvalidId { id: String, reason: &'static str },
     #[error("invalid signal {0:?}: use a name (TERM, SIGKILL) or a number (1-64)")]
     BadSignal(String),
     #[error("waiting for the process failed: {0}")]
@@ -255,10 +260,38 @@ fn status_name(s: ContainerStatus) -> &'static str {
     }
 }
 
-/// Whether `id` can name a directory of the root: not empty, no path
-/// separator, and not netshim's own `.netshim` (no leading dot).
-fn names_a_container(id: &str) -> bool {
-    !id.is_empty() && !id.contains('/') && !id.starts_with('.')
+/// The directory of the root netshim stages changed specs in; no container
+/// may take its name.
+const STAGING: &str = ".netshim";
+
+/// Checks a container ID before any path is built from it: runc's rule
+/// (libcontainer's `validateID`: `^[\w+\-\.]+$` with ASCII `\w`, and not
+/// `.` or `..`), plus netshim's own staging directory's name. Every command
+/// that takes an ID calls this first, so that no ID can name a path outside
+/// the root (`../../x`, `a/b`) or the root itself.
+pub fn validate_id(id: &str) -> Result<(), OciError> {
+    let bad = |reason| {
+        Err(OciError::InvalidId {
+            id: id.to_string(),
+            reason,
+        })
+    };
+    if id.is_empty() {
+        return bad("the ID is empty");
+    }
+    if id == "." || id == ".." {
+        return bad("the ID names a directory, not a container");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'-' | b'.'))
+    {
+        return bad("the ID holds a character outside the allowed set");
+    }
+    if id == STAGING {
+        return bad("the name is reserved for netshim's own staging directory");
+    }
+    Ok(())
 }
 
 fn cgroup2_at_root() -> bool {
@@ -286,17 +319,82 @@ impl Runtime {
     }
 
     fn staging(&self, id: &str) -> PathBuf {
-        self.root.join(".netshim").join(id)
+        self.root.join(STAGING).join(id)
     }
 
     fn load(&self, id: &str) -> Result<Container, OciError> {
+        validate_id(id)?;
         let dir = self.root.join(id);
-        if !names_a_container(id) || !dir.join("state.json").exists() {
+        if !dir.join("state.json").exists() {
             return Err(OciError::NotFound(id.into()));
         }
         let mut c = Container::load(dir).map_err(OciError::lc("loading the state", id))?;
         c.refresh_status()
             .map_err(OciError::lc("reading the status", id))?;
         Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_runcs_rule() {
+        for ok in ["a", "web-1", "k8s_POD.x+y", "...", ".a", "0"] {
+            validate_id(ok).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+        }
+        for bad in [
+            "", ".", "..", "../../x", "a/b", "/abs", "a b", "é", "a\0b", ".netshim", "x\n",
+        ] {
+            let e = validate_id(bad).unwrap_err();
+            assert!(matches!(e, OciError::InvalidId { .. }), "{bad:?} gave {e}");
+            assert!(e.to_string().starts_with("invalid container ID format"));
+        }
+    }
+
+    /// `delete --force ../../x` once removed `ROOT/.netshim/../../x`, a
+    /// directory beside the root, before the ID was refused.
+    #[test]
+    fn hostile_ids_touch_nothing_outside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("state/root");
+        fs::create_dir_all(&root).unwrap();
+        let sentinel = t.path().join("state/x");
+        fs::create_dir_all(&sentinel).unwrap();
+        fs::write(sentinel.join("keep"), "1").unwrap();
+        let rt = Runtime {
+            root: root.clone(),
+            systemd_cgroup: false,
+            policy: Policy::default(),
+            cgroup_view: false,
+        };
+        let bundle = t.path().join("bundle");
+        fs::create_dir_all(&bundle).unwrap();
+        fs::write(bundle.join("config.json"), "{}").unwrap();
+        let opts = CreateOptions {
+            bundle,
+            ..Default::default()
+        };
+        for id in ["../../x", "../x", "..", "a/../../x"] {
+            let e = rt.delete(id, true).unwrap_err();
+            assert!(matches!(e, OciError::InvalidId { .. }), "{id}: {e}");
+            let e = rt.create(id, &opts).unwrap_err();
+            assert!(matches!(e, OciError::InvalidId { .. }), "{id}: {e}");
+            for e in [
+                rt.state(id).map(|_| ()),
+                rt.start(id),
+                rt.kill(id, "KILL", true),
+                rt.pause(id),
+                rt.resume(id),
+                rt.pids(id).map(|_| ()),
+                rt.update(id, &Value::Null),
+                rt.exec(id, &ExecOptions::default()).map(|_| ()),
+            ] {
+                assert!(matches!(e, Err(OciError::InvalidId { .. })), "{id}: {e:?}");
+            }
+        }
+        assert_eq!(fs::read_to_string(sentinel.join("keep")).unwrap(), "1");
+        assert!(root.is_dir());
     }
 }

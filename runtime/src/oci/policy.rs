@@ -61,6 +61,17 @@ pub const RESTRICTED: [&str; 20] = [
     "CHECKPOINT_RESTORE",
 ];
 
+/// The only capabilities netshim ever adds: the two KEP 2763 is about. The
+/// config file's `allow`, `--ambient-caps` and the annotation can name
+/// nothing else. NET_ADMIN is not among them: it reconfigures the network
+/// namespace (addresses, routes, filters) rather than using it, and KEP 2763
+/// does not cover it (`netshim run --cap NET_ADMIN` is a separate, explicit
+/// choice of the person running it).
+pub const KEP_2763: [Cap; 2] = [
+    crate::kernel::caps::NET_RAW,
+    crate::kernel::caps::NET_BIND_SERVICE,
+];
+
 pub fn is_restricted(cap: Cap) -> bool {
     RESTRICTED.contains(&cap.name)
 }
@@ -101,6 +112,11 @@ pub enum PolicyError {
         allowed: String,
         config: String,
     },
+    #[error(
+        "refusing ambient {cap} (asked for by {from}): netshim makes ambient only the capabilities \
+         KEP 2763 is about (NET_RAW, NET_BIND_SERVICE); remove it"
+    )]
+    OutsideKep { cap: Cap, from: Source },
     #[error(
         "refusing ambient {cap} (asked for by {from}): the container's bounding set does not hold it, and \
          netshim never grants what the orchestrator did not; add it to the container's capabilities \
@@ -164,6 +180,12 @@ impl Policy {
         for &cap in self.allow.iter().chain(&self.defaults) {
             if is_restricted(cap) {
                 return Err(PolicyError::Restricted {
+                    cap,
+                    from: Source::RuntimeDefault,
+                });
+            }
+            if !KEP_2763.contains(&cap) {
+                return Err(PolicyError::OutsideKep {
                     cap,
                     from: Source::RuntimeDefault,
                 });
@@ -265,7 +287,7 @@ pub fn apply(
             if is_restricted(cap) {
                 return Err(PolicyError::Restricted { cap, from });
             }
-            if !policy.allow.contains(&cap) {
+            if !policy.allow.contains(&cap) || !KEP_2763.contains(&cap) {
                 return Err(policy.not_allowed(cap, from));
             }
             if !bounding.contains(&cap) {
@@ -496,10 +518,35 @@ mod tests {
         };
         assert!(p.validate().is_err());
         let p = Policy {
-            defaults: caps(&["NET_ADMIN"]),
+            allow: caps(&["NET_RAW"]),
+            defaults: caps(&["NET_BIND_SERVICE"]),
             ..Policy::default()
         };
         assert!(matches!(p.validate(), Err(PolicyError::NotAllowed { .. })));
+    }
+
+    #[test]
+    fn only_kep_2763_capabilities_can_be_allowed() {
+        for cap in ["CHOWN", "SYSLOG", "LINUX_IMMUTABLE", "NET_ADMIN", "KILL"] {
+            let p = Policy {
+                allow: caps(&["NET_RAW", cap]),
+                ..Policy::default()
+            };
+            let e = p.validate().unwrap_err();
+            assert!(matches!(e, PolicyError::OutsideKep { .. }), "{cap}: {e}");
+            assert!(e.to_string().contains("NET_RAW, NET_BIND_SERVICE"), "{e}");
+            // Even a policy built without validate adds nothing outside.
+            let mut proc = cri_process(1000);
+            proc["capabilities"]["bounding"] = json!([format!("CAP_{cap}"), "CAP_NET_RAW"]);
+            let e = apply(&p, &mut proc, &ann(cap)).unwrap_err();
+            assert!(matches!(e, PolicyError::NotAllowed { .. }), "{cap}: {e}");
+        }
+        let full = Policy {
+            allow: caps(&["NET_RAW", "NET_BIND_SERVICE"]),
+            defaults: caps(&["NET_BIND_SERVICE"]),
+            ..Policy::default()
+        };
+        full.validate().unwrap();
     }
 
     #[test]

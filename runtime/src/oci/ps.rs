@@ -22,6 +22,7 @@ impl Runtime {
 
     /// The PIDs in the container's cgroup (the init alone when it has none).
     pub fn pids(&self, id: &str) -> Result<Vec<i32>, OciError> {
+        validate_id(id)?;
         use libcgroups::common::CgroupManager;
         let c = self.load(id)?;
         let mut pids: Vec<i32> = self

@@ -4,6 +4,7 @@ use super::*;
 
 impl Runtime {
     pub fn start(&self, id: &str) -> Result<(), OciError> {
+        validate_id(id)?;
         let mut c = self.load(id)?;
         if c.status() != ContainerStatus::Created {
             return Err(OciError::WrongStatus {

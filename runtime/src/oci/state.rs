@@ -4,6 +4,7 @@ use super::*;
 
 impl Runtime {
     pub fn state(&self, id: &str) -> Result<State, OciError> {
+        validate_id(id)?;
         let c = self.load(id)?;
         Ok(state_of(&c))
     }
@@ -15,7 +16,7 @@ impl Runtime {
         };
         let mut ids: Vec<String> = rd
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| !n.starts_with('.'))
+            .filter(|n| validate_id(n).is_ok())
             .collect();
         ids.sort();
         for id in ids {

@@ -5,6 +5,7 @@ use super::*;
 impl Runtime {
     /// `update --resources`: applies a LinuxResources JSON to the cgroup.
     pub fn update(&self, id: &str, resources: &Value) -> Result<(), OciError> {
+        validate_id(id)?;
         use libcgroups::common::{CgroupManager, ControllerOpt};
         let res: oci_spec::runtime::LinuxResources = serde_json::from_value(resources.clone())
             .map_err(|e| OciError::Malformed {

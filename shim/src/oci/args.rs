@@ -175,6 +175,28 @@ pub(super) enum OciCommand {
     Restore { id: String },
 }
 
+impl OciCommand {
+    /// The container ID the command names, if it takes one.
+    pub(super) fn id(&self) -> Option<&str> {
+        match self {
+            OciCommand::Create(a) | OciCommand::Run { create: a, .. } => Some(&a.id),
+            OciCommand::Exec(a) => Some(&a.id),
+            OciCommand::Update(a) => Some(&a.id),
+            OciCommand::Start { id }
+            | OciCommand::State { id }
+            | OciCommand::Kill { id, .. }
+            | OciCommand::Delete { id, .. }
+            | OciCommand::Ps { id, .. }
+            | OciCommand::Pause { id }
+            | OciCommand::Resume { id }
+            | OciCommand::Events { id, .. }
+            | OciCommand::Checkpoint { id }
+            | OciCommand::Restore { id } => Some(id),
+            OciCommand::Features | OciCommand::Spec { .. } | OciCommand::List { .. } => None,
+        }
+    }
+}
+
 #[derive(clap::Args)]
 pub(super) struct ExecArgs {
     /// A process.json describing the process (then no command is given).

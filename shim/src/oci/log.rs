@@ -2,6 +2,7 @@
 //! runc's formats (`--log-format text|json`).
 
 use super::*;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// Writes log records to the `--log` file as runc does: JSON lines
 /// `{"level","msg","time"}` (containerd's shim takes the last error's msg)
@@ -100,9 +101,11 @@ pub(super) fn init_logging(cli: &OciCli) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_env("NETSHIM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     match &cli.log {
         Some(path) => {
+            // runc's mode for its log; containerd reads it as the same user.
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o644)
                 .open(path)
                 .with_context(|| format!("cannot open the log file {}", path.display()))?;
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);

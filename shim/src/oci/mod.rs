@@ -93,6 +93,11 @@ fn ps(rt: &Runtime, id: &str, format: &str, ps_args: &[String]) -> anyhow::Resul
 }
 
 fn dispatch(cli: OciCli) -> anyhow::Result<u8> {
+    // Before anything is made or read: an ID is refused before the root
+    // (or any path) is touched. The runtime checks it again in each command.
+    if let Some(id) = cli.command.id() {
+        oci::validate_id(id)?;
+    }
     match &cli.command {
         OciCommand::Features => {
             print_json(&oci::features())?;
