@@ -68,6 +68,10 @@ struct Victim {
     name: &'static str,
     bin: PathBuf,
     state: PathBuf,
+    /// For the rootless rows: the command that runs the runtime as the
+    /// test user, as root of a user namespace that maps only that user
+    /// (what rootlesskit gives rootless Docker).
+    wrap: Vec<String>,
 }
 
 impl Victim {
@@ -76,11 +80,23 @@ impl Victim {
         std::fs::copy(original, &bin).unwrap();
         let state = dir.join(format!("state-{name}"));
         std::fs::create_dir(&state).unwrap();
-        Victim { name, bin, state }
+        Victim {
+            name,
+            bin,
+            state,
+            wrap: Vec::new(),
+        }
     }
 
     fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(&self.bin);
+        let mut c = match self.wrap.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         c.arg("--root").arg(&self.state).args(args);
         c.stdin(Stdio::null());
         c
@@ -118,7 +134,13 @@ struct Bundle {
     out: PathBuf,
 }
 
-fn hostile_bundle(dir: &Path, name: &str, victims: &[&Victim], args: &[&str]) -> Bundle {
+fn hostile_bundle(
+    dir: &Path,
+    name: &str,
+    victims: &[&Victim],
+    args: &[&str],
+    rootless: Option<&str>,
+) -> Bundle {
     let path = dir.join(format!("bundle-{name}"));
     std::fs::create_dir(&path).unwrap();
     let root = busybox_rootfs(&path);
@@ -152,7 +174,29 @@ fn hostile_bundle(dir: &Path, name: &str, victims: &[&Victim], args: &[&str]) ->
     spec["process"]["terminal"] = json!(false);
     spec["process"]["args"] = json!(args);
     spec["process"]["env"] = json!(["PATH=/bin"]);
-    spec["mounts"].as_array_mut().unwrap().push(
+    let mounts = spec["mounts"].as_array_mut().unwrap();
+    if let Some(user) = rootless {
+        // What a user namespace that maps one user allows: no cgroup
+        // mount, no devpts group 5, sysfs bound rather than mounted.
+        mounts.retain(|m| m["type"] != "cgroup");
+        for m in mounts.iter_mut() {
+            if m["type"] == "devpts" {
+                m["options"] = json!([
+                    "nosuid",
+                    "noexec",
+                    "newinstance",
+                    "ptmxmode=0666",
+                    "mode=0620"
+                ]);
+            }
+            if m["type"] == "sysfs" {
+                *m = json!({"destination": "/sys", "type": "bind", "source": "/sys",
+                            "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+            }
+        }
+        run(Command::new("chown").args(["-R", user]).arg(&path)).ok();
+    }
+    mounts.push(
         json!({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]}),
     );
     std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
@@ -202,13 +246,19 @@ enum Way {
 }
 
 /// Runs the attack one way against one runtime; returns what it left.
-fn attack(dir: &Path, v: &Victim, way: Way, all: &[&Victim]) -> (Report, String, String) {
+fn attack(
+    dir: &Path,
+    v: &Victim,
+    way: Way,
+    all: &[&Victim],
+    rootless: Option<&str>,
+) -> (Report, String, String) {
     let id = unique("b5736");
     let args: &[&str] = match way {
         Way::Exec => &["sleep", "30"],
         _ => &["/evil"],
     };
-    let b = hostile_bundle(dir, &format!("{}-{id}", v.name), all, args);
+    let b = hostile_bundle(dir, &format!("{}-{id}", v.name), all, args, rootless);
     let before = v.sha256();
     let bundle = b.path.to_str().unwrap();
     let log = dir.join(format!("{}-{id}.stderr", v.name));
@@ -249,20 +299,78 @@ fn attack(dir: &Path, v: &Victim, way: Way, all: &[&Victim]) -> (Report, String,
     (report, before, after)
 }
 
-fn row(way: Way) {
+/// A process holding a user namespace that maps only the test user (to
+/// root) and a mount namespace it owns, as rootlesskit holds them for
+/// rootless Docker; killed on drop.
+struct Holder {
+    child: std::process::Child,
+    pid: i32,
+}
+
+impl Holder {
+    fn start(user: &str) -> Holder {
+        let child = Command::new("runuser")
+            .args([
+                "-u",
+                user,
+                "--",
+                "unshare",
+                "--user",
+                "--map-root-user",
+                "--mount",
+            ])
+            .args(["sleep", "600"])
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = wait_for_descendant_exec(child.id() as i32, &["sleep", "600"]);
+        Holder { child, pid }
+    }
+
+    fn wrap(&self, user: &str) -> Vec<String> {
+        let pid = self.pid.to_string();
+        [
+            "runuser", "-u", user, "--", "nsenter", "-t", &pid, "-U", "-m",
+        ]
+        .into_iter()
+        .chain(["--preserve-credentials", "--"])
+        .map(String::from)
+        .collect()
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        sigkill(self.pid);
+        let _ = self.child.wait();
+    }
+}
+
+fn row(way: Way, rootless: bool) {
     require_root();
     let dir = tempfile::Builder::new()
         .prefix("breakout5736")
         .tempdir_in("/tmp")
         .unwrap();
-    let ours = Victim::new(dir.path(), "netshim", &netshim());
-    let runc = Victim::new(dir.path(), "runc", Path::new(RUNC));
+    let mut ours = Victim::new(dir.path(), "netshim", &netshim());
+    let mut runc = Victim::new(dir.path(), "runc", Path::new(RUNC));
+    let user = rootless.then(|| test_user().0);
+    let _holder = user.as_deref().map(|u| {
+        // The user owns the copies, as a user owns a binary it installed
+        // for its rootless Docker.
+        set_mode(dir.path(), 0o755);
+        run(Command::new("chown").args(["-R", u]).arg(dir.path())).ok();
+        let h = Holder::start(u);
+        ours.wrap = h.wrap(u);
+        runc.wrap = h.wrap(u);
+        h
+    });
     let all = [&ours, &runc];
     let mut table = Vec::new();
     for v in all {
-        let (report, before, after) = attack(dir.path(), v, way, &all);
+        let (report, before, after) = attack(dir.path(), v, way, &all, user.as_deref());
         eprintln!(
-            "{way:?} {}: exe seen {:?}, attack {} ({}), binary {}",
+            "{way:?} rootless={rootless} {}: exe seen {:?}, attack {} ({}), binary {}",
             v.name,
             report.exe,
             report.result,
@@ -300,15 +408,30 @@ fn row(way: Way) {
 
 #[test]
 fn cve_2019_5736_through_run_leaves_the_binary_unchanged() {
-    row(Way::Run);
+    row(Way::Run, false);
 }
 
 #[test]
 fn cve_2019_5736_through_create_and_start_leaves_the_binary_unchanged() {
-    row(Way::CreateStart);
+    row(Way::CreateStart, false);
 }
 
 #[test]
 fn cve_2019_5736_through_exec_leaves_the_binary_unchanged() {
-    row(Way::Exec);
+    row(Way::Exec, false);
+}
+
+#[test]
+fn cve_2019_5736_rootless_through_run_leaves_the_users_binary_unchanged() {
+    row(Way::Run, true);
+}
+
+#[test]
+fn cve_2019_5736_rootless_through_create_and_start_leaves_the_users_binary_unchanged() {
+    row(Way::CreateStart, true);
+}
+
+#[test]
+fn cve_2019_5736_rootless_through_exec_leaves_the_users_binary_unchanged() {
+    row(Way::Exec, true);
 }
