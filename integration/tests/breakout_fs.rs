@@ -191,3 +191,74 @@ fn cve_2024_21626_a_leaked_descriptor_as_cwd_at_exec_never_reaches_the_host() {
         "a process netshim exec'd wrote into the host's /tmp: {escaped:?}"
     );
 }
+
+/// CVE-2025-31133: masked paths are masked by binding the container's
+/// `/dev/null` over them. An image whose `/dev/null` is a symbolic link
+/// (here to a file of the image the test made, `/target-file`; in the real
+/// attack to a host procfs file such as `core_pattern`) must not make the
+/// runtime bind, open or write the link's target. The container reads and
+/// writes the masked path and its `/dev/null`; the target file must be as
+/// the test wrote it.
+#[test]
+fn cve_2025_31133_a_dev_null_symlink_never_redirects_masking() {
+    let s = setup();
+    let root = s.bundle.join("rootfs");
+    for a in ["ls", "head"] {
+        let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(a));
+    }
+    edit_spec(&s.bundle, |spec| {
+        // /dev from the image, as an image that brings its own /dev has it.
+        let mounts = spec["mounts"].as_array_mut().unwrap();
+        mounts.retain(|m| !m["destination"].as_str().unwrap().starts_with("/dev"));
+        spec["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/keys", "/proc/timer_list"]);
+        spec["process"]["args"] = json!([
+            "sh",
+            "-c",
+            "head -c 64 /proc/kcore; echo NETSHIM-OVERWRITE >/proc/kcore; echo NETSHIM-OVERWRITE >/dev/null; true"
+        ]);
+    });
+    let fresh_dev = || {
+        let _ = std::fs::remove_dir_all(root.join("dev"));
+        std::fs::create_dir(root.join("dev")).unwrap();
+    };
+    // The control: the same bundle with an empty /dev runs under netshim
+    // (the runtime makes the device nodes), so a refusal below is the
+    // symbolic link's doing.
+    fresh_dev();
+    let (bin, root_dir) = &s.roots[0];
+    let id = unique("devnull");
+    let control = runtime(
+        bin,
+        root_dir,
+        &["run", "--bundle", s.bundle.to_str().unwrap(), &id],
+    );
+    let _ = runtime(bin, root_dir, &["delete", "--force", &id]);
+    assert_eq!(control.code, Some(0), "the control failed: {control:#?}");
+    let mut table = Vec::new();
+    for (bin, root_dir) in &s.roots {
+        std::fs::write(root.join("target-file"), "ORIGINAL\n").unwrap();
+        fresh_dev();
+        std::os::unix::fs::symlink("/target-file", root.join("dev/null")).unwrap();
+        let id = unique("devnull");
+        let r = runtime(
+            bin,
+            root_dir,
+            &["run", "--bundle", s.bundle.to_str().unwrap(), &id],
+        );
+        let _ = runtime(bin, root_dir, &["delete", "--force", &id]);
+        let after = std::fs::read_to_string(root.join("target-file")).unwrap();
+        eprintln!(
+            "{}: exit {:?}, target-file now {:?}, stderr {:?}",
+            name(bin),
+            r.code,
+            after,
+            r.stderr.lines().last().unwrap_or_default()
+        );
+        table.push((name(bin), after));
+    }
+    let (_, ours) = &table[0];
+    assert_eq!(
+        ours, "ORIGINAL\n",
+        "netshim let the container write through its /dev/null symlink: {table:?}"
+    );
+}
