@@ -68,6 +68,7 @@ pub fn reexec_sealed(argv: &[OsString]) -> io::Result<()> {
         // Nothing netshim starts needs the mark (a container's environment
         // comes from its spec; hooks get theirs from it too).
         std::env::remove_var(REEXEC_MARK);
+        name_after(argv);
         return Ok(());
     }
     let copy = match read_only_bind_of_self() {
@@ -99,6 +100,27 @@ pub fn reexec_sealed(argv: &[OsString]) -> io::Result<()> {
     // only for interpreted scripts, which netshim is not).
     let e = nix::unistd::fexecve(copy.as_raw_fd(), &args, &env).unwrap_err();
     Err(e.into())
+}
+
+/// Gives the process the name of its first argument's file, as a plain
+/// exec does: before Linux 6.x, an exec through a descriptor names the
+/// process after the descriptor's number ("3"), which `ps`, `pgrep` and
+/// the engines' logs would show.
+fn name_after(argv: &[OsString]) {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(first) = argv.first() else { return };
+    let base = std::path::Path::new(first)
+        .file_name()
+        .map(|b| b.as_bytes().to_vec())
+        .unwrap_or_default();
+    let mut name: Vec<u8> = base.into_iter().filter(|b| *b != 0).take(15).collect();
+    if name.is_empty() {
+        return;
+    }
+    name.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+    // bytes, which `name` is, for the duration of the call.
+    unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
 /// Whether this process's executable lies on a read-only mount.
