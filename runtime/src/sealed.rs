@@ -20,7 +20,8 @@
 //! - the engine's network namespace, made by the child in its own user
 //!   namespace, holds only a loopback that is down: it can reach nothing.
 //!
-//! The engine executes from the sealed memfd ([`crate::privilege::selfexec`]) under the
+//! The engine starts a session of its own (no controlling terminal), and
+//! executes from the sealed memfd ([`crate::privilege::selfexec`]) under the
 //! deny-list of [`crate::privilege::seccomp`], and narrows it to its allow-list once its
 //! rings are set up.
 
@@ -195,6 +196,13 @@ fn child(
         125
     };
     use nix::sched::{unshare, CloneFlags};
+    // No controlling terminal: a session of its own has none (setsid(2));
+    // a forked child is never a process group leader, so this succeeds.
+    // The engine then cannot reach the operator's terminal as its own
+    // (/dev/tty, TIOCSTI on it); netshim forwards SIGINT from there.
+    if let Err(e) = nix::unistd::setsid() {
+        return fail("leaving the terminal's session", e);
+    }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
         return fail("creating its user namespace", e);
     }
