@@ -70,6 +70,8 @@ const ALLOWED: &[&str] = &[
 
 /// The ioctl requests the confined engine may make: TCGETS, which
 /// `isatty` is (a read of the terminal's settings).
+// The request's type differs between C libraries (c_ulong, c_int).
+#[allow(clippy::unnecessary_cast)]
 pub const IOCTLS: &[u64] = &[libc::TCGETS as u64];
 
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,7 @@
 //! directories and the removal of what a crashed run left are in
 //! [`crate::statedir`]).
 
+pub mod init;
 pub mod spec;
 pub mod tty;
 
@@ -72,6 +73,8 @@ pub enum LaunchError {
     Wait(#[source] Errno),
     #[error("cannot set up the terminal: {0}")]
     Tty(#[source] io::Error),
+    #[error("cannot make the sealed copy of netshim the run's init executes from: {0}")]
+    InitExe(#[source] io::Error),
 }
 
 /// Everything a run needs, planned and checked.
@@ -93,6 +96,9 @@ pub struct Launch<'a> {
     /// A child of netshim's own that is not part of the run (the capture
     /// file writer): never reaped or ended with the run's leftovers.
     pub spare: Option<i32>,
+    /// The sealed copy of netshim the run's init executes from
+    /// ([`crate::privilege::selfexec`]); made here when not given.
+    pub init_exe: Option<std::os::fd::OwnedFd>,
 }
 
 /// Removes a run's container and bundle however the run ends.
@@ -190,10 +196,23 @@ impl Launch<'_> {
             Plan::JoinUserns { userns } if !pre_join => Some(userns.proc_self_path()),
             _ => None,
         };
+        // libcontainer checks the process's executable before creating it,
+        // but that is the init now: check the command as it would.
+        check_command(&self.request)?;
+        // The init executes the sealed copy by this path in libcontainer's
+        // init process, which inherits the descriptor (close-on-exec; an
+        // ELF binary executed through /proc/self/fd may be, execve(2)).
+        let init_exe = match self.init_exe.take() {
+            Some(fd) => fd,
+            None => {
+                crate::privilege::selfexec::sealed_copy_of_self().map_err(LaunchError::InitExe)?
+            }
+        };
         let place = Placement {
             netns_path: self.netns.proc_self_path(),
             userns_path,
             cgroups_path: cgroups_path(&id),
+            init_exe: format!("/proc/self/fd/{}", init_exe.as_raw_fd()),
         };
         let spec = spec::build(&self.request, &place).map_err(bundle_err)?;
         spec.save(bundle.join("config.json"))
@@ -320,6 +339,7 @@ impl Launch<'_> {
         }
         let _ = mask.thread_unblock();
         drop(cleanup);
+        drop(init_exe);
         Ok(status)
     }
 
@@ -351,6 +371,43 @@ impl Launch<'_> {
         } else {
             Err(LaunchError::Verify(diffs))
         }
+    }
+}
+
+/// The command's executable, found as libcontainer finds a process's (a
+/// name with a `/` as it is, otherwise in the spec's PATH; netshim's view of
+/// the files is the host's, which the run's rootfs binds), must be a file
+/// with an execute bit: otherwise the run fails as a shell would (127, 126)
+/// before anything is created.
+fn check_command(req: &RunRequest) -> Result<(), LaunchError> {
+    use std::path::Path;
+    let cmd = req.args.first().cloned().unwrap_or_default();
+    if cmd.starts_with("/proc/self/fd/") {
+        // A descriptor the process is handed (the capture engine's sealed
+        // copy), not one of netshim's: the init reports a failed exec.
+        return Ok(());
+    }
+    let path_var = req
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or_default();
+    let found = if cmd.contains('/') {
+        Path::new(&cmd).exists().then(|| PathBuf::from(&cmd))
+    } else if cmd.is_empty() {
+        None
+    } else {
+        path_var
+            .split(':')
+            .map(|d| Path::new(d).join(&cmd))
+            .find(|p| p.exists())
+    };
+    let Some(path) = found else {
+        return Err(LaunchError::CommandNotFound(cmd));
+    };
+    match fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        _ => Err(LaunchError::CommandNotExecutable(cmd)),
     }
 }
 
