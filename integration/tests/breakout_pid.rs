@@ -238,12 +238,14 @@ fn root_joining_a_userns_cannot_reach_a_process_of_the_same_id_there() {
 fn user_joining_its_userns_cannot_reach_a_process_of_the_same_id_there() {
     let (user, _) = test_user();
     let uid = nix::unistd::User::from_name(&user).unwrap().unwrap().uid;
-    let sub = std::fs::read_to_string("/etc/subuid").unwrap();
-    let start = sub
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{user}:")))
-        .and_then(|r| r.split(':').next())
-        .expect("the test user has subordinate IDs");
+    let first_sub = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{user}:")))
+            .and_then(|r| r.split(':').next().map(String::from))
+            .unwrap_or_else(|| panic!("{user} has no subordinate IDs in {file}"))
+    };
     let mut holder = as_user(&["unshare", "--user", "--net", "sleep", "60"])
         .stdin(Stdio::null())
         .spawn()
@@ -255,11 +257,14 @@ fn user_joining_its_userns_cannot_reach_a_process_of_the_same_id_there() {
         assert!(Instant::now() < deadline, "unshare made no user namespace");
         std::thread::sleep(Duration::from_millis(20));
     }
-    for tool in ["newuidmap", "newgidmap"] {
-        let p = pid.to_string();
-        let own = uid.to_string();
+    let gid = nix::unistd::User::from_name(&user).unwrap().unwrap().gid;
+    for (tool, own, file) in [
+        ("newuidmap", uid.to_string(), "/etc/subuid"),
+        ("newgidmap", gid.to_string(), "/etc/subgid"),
+    ] {
+        let (p, sub) = (pid.to_string(), first_sub(file));
         run(&mut as_user(&[
-            tool, &p, "0", &own, "1", "1", start, "65536",
+            tool, &p, "0", &own, "1", "1", &sub, "65536",
         ]))
         .ok();
     }
