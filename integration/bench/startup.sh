@@ -5,7 +5,8 @@
 #
 #   netshim   netshim run --target-netns netns:NS -- true   (libcontainer)
 #   runc      runc run of an equivalent bundle               (same namespaces,
-#             mounts, user, capabilities and no_new_privs as netshim's spec)
+#             PID namespace and fresh /proc included, mounts, user,
+#             capabilities and no_new_privs as netshim's spec)
 #   nsenter   nsenter --net=… setpriv --reuid … --ambient-caps +net_raw true
 #             (the by-hand floor: no mount namespace, no state, no checks)
 #
@@ -66,14 +67,14 @@ cat >"$WORK/bundle/config.json" <<EOF
   },
   "mounts": [
     ${binds}
-    {"destination":"/proc","type":"bind","source":"/proc","options":["rbind","nosuid","nodev","noexec"]},
+    {"destination":"/proc","type":"proc","source":"proc","options":["nosuid","nodev","noexec"]},
     {"destination":"/sys","type":"bind","source":"/sys","options":["rbind","nosuid","nodev","noexec"]},
     {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
     {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
     {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]}
   ],
   "linux": {
-    "namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/netns/$NS"}],
+    "namespaces": [{"type": "mount"}, {"type": "pid"}, {"type": "network", "path": "/run/netns/$NS"}],
     "cgroupsPath": "/netshim-bench/runc",
     "maskedPaths": [], "readonlyPaths": [],
     "seccomp": $("$NETSHIM" seccomp-profile)
