@@ -26,6 +26,7 @@ use crate::kernel::caps::{CapMask, ProcCreds};
 use crate::kernel::ns::NsFile;
 use crate::kernel::userns::IdMap;
 use crate::plan::Plan;
+use crate::privilege::selfexec::{start_sealed_copy_of_self, PendingCopy};
 use crate::statedir::{clean_stale, new_run_id, record_init, StateDirs};
 use crate::supervise::{end_leftovers, forwarding_signals, wait_forwarding};
 use spec::{Placement, RunRequest};
@@ -156,6 +157,13 @@ impl Launch<'_> {
     /// Runs the command to completion; returns its exit status (128+N for a
     /// signal), as a shell would.
     pub fn run(mut self, state: &StateDirs) -> Result<i32, LaunchError> {
+        // The init's sealed copy of netshim, made by a child meanwhile
+        // (started before anything here starts a thread), whole and sealed
+        // before the init executes it at `start`.
+        let init_exe = match self.init_exe.take() {
+            Some(fd) => PendingCopy::from(fd),
+            None => start_sealed_copy_of_self().map_err(LaunchError::InitExe)?,
+        };
         for id in clean_stale(state) {
             tracing::debug!(%id, "stale run cleaned");
         }
@@ -202,12 +210,6 @@ impl Launch<'_> {
         // The init executes the sealed copy by this path in libcontainer's
         // init process, which inherits the descriptor (close-on-exec; an
         // ELF binary executed through /proc/self/fd may be, execve(2)).
-        let init_exe = match self.init_exe.take() {
-            Some(fd) => fd,
-            None => {
-                crate::privilege::selfexec::sealed_copy_of_self().map_err(LaunchError::InitExe)?
-            }
-        };
         let place = Placement {
             netns_path: self.netns.proc_self_path(),
             userns_path,
@@ -303,6 +305,8 @@ impl Launch<'_> {
         // but only logs a warning if raising the ambient set fails: check
         // what the kernel says before the command runs.
         self.verify(pid, pre_join)?;
+
+        let init_exe = init_exe.finish().map_err(LaunchError::InitExe)?;
 
         // From here on, signals arrive through a signalfd; the init process
         // was created with them unblocked.
