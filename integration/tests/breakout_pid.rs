@@ -442,6 +442,13 @@ fn exit_statuses_pass_through_the_init() {
     let t = ns.target();
     assert_eq!(netshim_run(&t, &["sh", "-c", "exit 7"]).code, Some(7));
     assert_eq!(netshim_run(&t, &["sh", "-c", "kill -9 $$"]).code, Some(137));
+    // A real-time signal, here sent to the init by the command itself, is
+    // passed on and reported like any other (SIGRTMIN is 34 for glibc).
+    let mut c = netshim_with_timeout(20);
+    c.args(["run", "--target-netns", &t, "--", "sh", "-c"])
+        .arg("kill -s RTMIN 1; sleep 10");
+    let r = run(&mut c);
+    assert_eq!(r.code, Some(128 + 34), "{r:#?}");
     let r = netshim_run(&t, &["no-such-command-here"]);
     assert_eq!(r.code, Some(127), "{r:#?}");
     assert!(r.stderr.contains("command not found"), "{r:#?}");

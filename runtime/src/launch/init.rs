@@ -25,7 +25,6 @@ use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 use nix::sys::signal::{kill, SigSet, SigmaskHow, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
 /// The hidden command line word with which netshim's binary runs as the
@@ -81,26 +80,43 @@ pub fn main(command: &[OsString]) -> i32 {
         Err(e) => return fail("starting the command", e),
     };
     loop {
-        let sig = match all.wait() {
-            Ok(s) => s,
-            Err(Errno::EINTR) => continue,
-            Err(e) => {
-                let _ = kill(child, Signal::SIGKILL);
-                return fail("waiting for signals", e);
+        // Raw numbers: a real-time signal (which nix's Signal cannot name)
+        // is passed on like any other.
+        let mut sig: libc::c_int = 0;
+        // SAFETY: sigwait reads the set and writes one signal number into
+        // the local; both outlive the call.
+        let r = unsafe { libc::sigwait(all.as_ref(), &mut sig) };
+        if r != 0 {
+            if r == libc::EINTR {
+                continue;
             }
-        };
-        if sig != Signal::SIGCHLD {
-            let _ = kill(child, sig);
+            let _ = kill(child, Signal::SIGKILL);
+            return fail("waiting for signals", Errno::from_raw(r));
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: kill takes integers; the child is ours (reaped only
+            // below, so its PID is not reused meanwhile).
+            unsafe { libc::kill(child.as_raw(), sig) };
             continue;
         }
         // Reap every child that has ended: the command, or an orphan of the
         // namespace (the init adopts them all).
+        // Raw statuses too: nix cannot name a real-time signal, and would
+        // report an error for a child it has already reaped.
         loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(p, code)) if p == child => return code,
-                Ok(WaitStatus::Signaled(p, s, _)) if p == child => return 128 + s as i32,
-                Ok(WaitStatus::StillAlive) | Err(_) => break,
-                Ok(_) => {}
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid writes one status into the local.
+            let p = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if p <= 0 {
+                break;
+            }
+            if p == child.as_raw() {
+                if libc::WIFEXITED(status) {
+                    return libc::WEXITSTATUS(status);
+                }
+                if libc::WIFSIGNALED(status) {
+                    return 128 + libc::WTERMSIG(status);
+                }
             }
         }
     }
