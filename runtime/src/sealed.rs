@@ -202,7 +202,9 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
             let status =
                 crate::supervise::wait_forwarding(engine_pid, &mut sfd, None, watch, engine.spare)
                     .map_err(SealedError::Wait)?;
-            crate::supervise::end_leftovers(engine_pid.as_raw(), engine.spare);
+            // Nothing is left: the engine was PID 1 of its namespace, whose
+            // other processes the kernel killed when it exited, and its
+            // parent exited before it.
             let _ = mask.thread_unblock();
             Ok(status)
         }
