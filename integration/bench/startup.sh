@@ -5,7 +5,8 @@
 #
 #   netshim   netshim run --target-netns netns:NS -- true   (libcontainer)
 #   runc      runc run of an equivalent bundle               (same namespaces,
-#             mounts, user, capabilities and no_new_privs as netshim's spec)
+#             PID namespace and fresh /proc included, mounts, user,
+#             capabilities and no_new_privs as netshim's spec)
 #   nsenter   nsenter --net=… setpriv --reuid … --ambient-caps +net_raw true
 #             (the by-hand floor: no mount namespace, no state, no checks)
 #
@@ -66,14 +67,14 @@ cat >"$WORK/bundle/config.json" <<EOF
   },
   "mounts": [
     ${binds}
-    {"destination":"/proc","type":"bind","source":"/proc","options":["rbind","nosuid","nodev","noexec"]},
+    {"destination":"/proc","type":"proc","source":"proc","options":["nosuid","nodev","noexec"]},
     {"destination":"/sys","type":"bind","source":"/sys","options":["rbind","nosuid","nodev","noexec"]},
     {"destination":"/dev","type":"tmpfs","source":"tmpfs","options":["nosuid","strictatime","mode=755","size=65536k"]},
     {"destination":"/dev/pts","type":"devpts","source":"devpts","options":["nosuid","noexec","newinstance","ptmxmode=0666","mode=0620"]},
     {"destination":"/dev/shm","type":"tmpfs","source":"shm","options":["nosuid","noexec","nodev","mode=1777","size=65536k"]}
   ],
   "linux": {
-    "namespaces": [{"type": "mount"}, {"type": "network", "path": "/run/netns/$NS"}],
+    "namespaces": [{"type": "mount"}, {"type": "pid"}, {"type": "network", "path": "/run/netns/$NS"}],
     "cgroupsPath": "/netshim-bench/runc",
     "maskedPaths": [], "readonlyPaths": [],
     "seccomp": $("$NETSHIM" seccomp-profile)
@@ -121,14 +122,16 @@ done
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 mean() { tr ' ' '\n' | grep . | awk '{s+=$1} END {printf "%.0f", s/NR}'; }
+# The spread: the 25th and 75th percentiles (nearest rank).
+quartiles() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {q1=int((NR+3)/4); q3=int((3*NR+3)/4); print a[q1] "–" a[q3]}'; }
 RUNC_MED=$(median <<<"${T[runc]}")
 printf '\nstart-up of `true` as UID 65534 with ambient CAP_NET_RAW, %s rounds, interleaved (%s, %s cores)\n\n' \
   "$ROUNDS" "$(uname -r)" "$(nproc)"
-printf '| %-8s | %12s | %12s | %10s |\n' tool "median (µs)" "mean (µs)" "÷ runc"
-printf '|----------|-------------:|-------------:|-----------:|\n'
+printf '| %-8s | %12s | %15s | %12s | %10s |\n' tool "median (µs)" "p25–p75 (µs)" "mean (µs)" "÷ runc"
+printf '|----------|-------------:|----------------:|-------------:|-----------:|\n'
 for tool in netshim runc nsenter; do
   med=$(median <<<"${T[$tool]}")
-  printf '| %-8s | %12s | %12s | %10s |\n' "$tool" "$med" "$(mean <<<"${T[$tool]}")" \
+  printf '| %-8s | %12s | %15s | %12s | %10s |\n' "$tool" "$med" "$(quartiles <<<"${T[$tool]}")" "$(mean <<<"${T[$tool]}")" \
     "$(awk -v a="$med" -v b="$RUNC_MED" 'BEGIN {printf "%.2f", a/b}')"
 done
 printf '\nnetshim %s, runc %s, util-linux %s\n' "$("$NETSHIM" --version | cut -d' ' -f2)" \

@@ -453,7 +453,9 @@ pub fn stop(mut c: std::process::Child) {
 }
 
 /// Waits until a descendant of `pid` runs with a command line containing
-/// every one of `words` (NUL-separated arguments); returns its PID.
+/// every one of `words` (NUL-separated arguments); returns its PID. The init
+/// of a run's PID namespace (`... run-init CMD ...`), whose command line
+/// holds the command's, is never the one meant.
 pub fn wait_for_descendant_running(pid: i32, words: &[&str]) -> i32 {
     wait_for_descendant(pid, &format!("with {words:?}"), |args| {
         words.iter().all(|w| args.contains(&w.as_bytes()))
@@ -488,7 +490,8 @@ fn wait_for_descendant(pid: i32, what: &str, fits: impl Fn(&[&[u8]]) -> bool) ->
                 .unwrap_or(&cmd)
                 .split(|b| *b == 0)
                 .collect();
-            if fits(&args) && descends_from(p, pid) {
+            let is_init = args.get(1).is_some_and(|a| *a == b"run-init");
+            if !is_init && fits(&args) && descends_from(p, pid) {
                 return p;
             }
         }

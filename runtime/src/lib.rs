@@ -206,6 +206,9 @@ pub struct RunIo {
     /// A child of the caller's that is not part of the run (it is neither
     /// reaped nor ended with the run).
     pub spare: Option<i32>,
+    /// The sealed copy of netshim the run's init executes from, when the
+    /// caller has one already (see [`launch::init`]).
+    pub init_exe: Option<std::os::fd::OwnedFd>,
 }
 
 /// Runs a command in a prepared target; returns its exit status.
@@ -229,6 +232,7 @@ pub fn run(opts: &RunOptions, prepared: Prepared, io: RunIo) -> Result<i32, RunE
         stdout: io.stdout,
         watch: prepared.resolved.pid,
         spare: io.spare,
+        init_exe: io.init_exe,
     };
     Ok(launch.run(&state)?)
 }

@@ -20,7 +20,8 @@
 //! - the engine's network namespace, made by the child in its own user
 //!   namespace, holds only a loopback that is down: it can reach nothing.
 //!
-//! The engine executes from the sealed memfd ([`crate::privilege::selfexec`]) under the
+//! The engine starts a session of its own (no controlling terminal), and
+//! executes from the sealed memfd ([`crate::privilege::selfexec`]) under the
 //! deny-list of [`crate::privilege::seccomp`], and narrows it to its allow-list once its
 //! rings are set up.
 
@@ -111,6 +112,20 @@ pub struct Engine {
     pub spare: Option<i32>,
 }
 
+/// Reads exactly `buf.len()` bytes from a pipe; false at its end.
+fn read_exact(fd: &OwnedFd, buf: &mut [u8]) -> bool {
+    let mut got = 0;
+    while got < buf.len() {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf[got..]) {
+            Ok(0) => return false,
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 fn write_file(path: &str, data: &str) -> Result<(), SealedError> {
     std::fs::write(path, data).map_err(|e| SealedError::Spawn {
         what: "writing the engine's ID map",
@@ -122,6 +137,9 @@ fn write_file(path: &str, data: &str) -> Result<(), SealedError> {
 /// a shell reports it.
 pub fn run(engine: Engine) -> Result<i32, SealedError> {
     let spawn = |what| move |source| SealedError::Spawn { what, source };
+    // The engine is a grandchild (see `child`), adopted once its parent
+    // exits.
+    crate::supervise::become_subreaper().map_err(spawn("becoming its subreaper"))?;
     let (mask, mut sfd) = crate::supervise::forwarding_signals().map_err(spawn("a signalfd"))?;
     let (up_r, up_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
     let (go_r, go_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(spawn("a pipe"))?;
@@ -166,19 +184,61 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
                 let _ = nix::unistd::write(&go_w, b"m");
             }
             drop(go_w);
+            // The engine's PID, from its parent once it has forked it.
+            let mut p = [0u8; 4];
+            let engine_pid = (ready && read_exact(&up_r, &mut p))
+                .then(|| nix::unistd::Pid::from_raw(i32::from_ne_bytes(p)));
+            let Some(engine_pid) = engine_pid else {
+                let status = nix::sys::wait::waitpid(child, None)
+                    .ok()
+                    .and_then(crate::supervise::exit_status)
+                    .unwrap_or(125);
+                let _ = mask.thread_unblock();
+                return Err(SealedError::Setup(status));
+            };
             let watch = engine
                 .watch
                 .and_then(|p| Some((p, crate::kernel::ns::pidfd_open(p).ok()?)));
             let status =
-                crate::supervise::wait_forwarding(child, &mut sfd, None, watch, engine.spare)
+                crate::supervise::wait_forwarding(engine_pid, &mut sfd, None, watch, engine.spare)
                     .map_err(SealedError::Wait)?;
+            // Nothing is left: the engine was PID 1 of its namespace, whose
+            // other processes the kernel killed when it exited, and its
+            // parent exited before it.
             let _ = mask.thread_unblock();
-            if !ready {
-                return Err(SealedError::Setup(status));
-            }
             Ok(status)
         }
     }
+}
+
+/// Covers the host's `/proc` with a procfs of the engine's PID namespace,
+/// in its own mount namespace: no other process is visible through it.
+///
+/// Kernel rules: the mount namespace was made by a process in the engine's
+/// user namespace, which is less privileged than the one its mounts were
+/// copied from, so they are locked and receive the host's events without
+/// sending any (mount_namespaces(7)); `MS_REC | MS_SLAVE` says so
+/// explicitly. Mounting procfs needs `CAP_SYS_ADMIN` over the user namespace
+/// owning the caller's PID namespace (this process holds every capability
+/// in the one it made), an uncovered procfs already visible in the mount
+/// namespace, and flags no weaker than that one's: `nosuid,nodev,noexec`
+/// are all given. procfs shows the PID namespace of the mounting process.
+fn own_proc() -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
 }
 
 /// The child's side: new namespaces, no privileges, the descriptors in
@@ -195,6 +255,13 @@ fn child(
         125
     };
     use nix::sched::{unshare, CloneFlags};
+    // No controlling terminal: a session of its own has none (setsid(2));
+    // a forked child is never a process group leader, so this succeeds.
+    // The engine then cannot reach the operator's terminal as its own
+    // (/dev/tty, TIOCSTI on it); netshim forwards SIGINT from there.
+    if let Err(e) = nix::unistd::setsid() {
+        return fail("leaving the terminal's session", e);
+    }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER) {
         return fail("creating its user namespace", e);
     }
@@ -203,8 +270,31 @@ fn child(
     if nix::unistd::read(go.as_raw_fd(), &mut b) != Ok(1) {
         return fail("waiting for its ID map", Errno::EIO);
     }
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWNET) {
-        return fail("creating its empty network namespace", e);
+    if let Err(e) =
+        unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNS)
+    {
+        return fail(
+            "creating its empty network namespace and its PID namespace",
+            e,
+        );
+    }
+    // The new PID namespace holds this process's children, not itself
+    // (pid_namespaces(7)): the engine is its child, PID 1 there. This
+    // process tells netshim the engine's PID and exits; netshim, subreaper,
+    // adopts the engine.
+    // SAFETY: single-threaded (forked from netshim); the child continues
+    // with system calls and exec only.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Parent { child }) => {
+            let _ = nix::unistd::write(&up, &child.as_raw().to_ne_bytes());
+            return 0;
+        }
+        Ok(ForkResult::Child) => {}
+        Err(e) => return fail("starting the engine in its PID namespace", e),
+    }
+    drop(up);
+    if let Err(e) = own_proc() {
+        return fail("mounting its own /proc", e);
     }
     // SAFETY: PR_CAPBSET_DROP takes integers only and changes only this
     // process's bounding set.

@@ -120,6 +120,15 @@ fn render(e: &anyhow::Error) -> String {
 
 fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv
+        .get(1)
+        .is_some_and(|a| a == netshim_runtime::launch::init::COMMAND)
+    {
+        // The init of a run's PID namespace (from the sealed copy): first,
+        // before anything else a run's start-up would pay for.
+        let code = netshim_runtime::launch::init::main(&argv[2..]);
+        return ExitCode::from(u8::try_from(code).unwrap_or(255));
+    }
     if oci::wants_oci(&argv) {
         return oci::main(argv);
     }

@@ -3,6 +3,7 @@
 //! directories and the removal of what a crashed run left are in
 //! [`crate::statedir`]).
 
+pub mod init;
 pub mod spec;
 pub mod tty;
 
@@ -25,6 +26,7 @@ use crate::kernel::caps::{CapMask, ProcCreds};
 use crate::kernel::ns::NsFile;
 use crate::kernel::userns::IdMap;
 use crate::plan::Plan;
+use crate::privilege::selfexec::{read_only_bind_of_self, start_sealed_copy_of_self, PendingCopy};
 use crate::statedir::{clean_stale, new_run_id, record_init, StateDirs};
 use crate::supervise::{end_leftovers, forwarding_signals, wait_forwarding};
 use spec::{Placement, RunRequest};
@@ -72,6 +74,8 @@ pub enum LaunchError {
     Wait(#[source] Errno),
     #[error("cannot set up the terminal: {0}")]
     Tty(#[source] io::Error),
+    #[error("cannot make the sealed copy of netshim the run's init executes from: {0}")]
+    InitExe(#[source] io::Error),
 }
 
 /// Everything a run needs, planned and checked.
@@ -93,6 +97,9 @@ pub struct Launch<'a> {
     /// A child of netshim's own that is not part of the run (the capture
     /// file writer): never reaped or ended with the run's leftovers.
     pub spare: Option<i32>,
+    /// The sealed copy of netshim the run's init executes from
+    /// ([`crate::privilege::selfexec`]); made here when not given.
+    pub init_exe: Option<std::os::fd::OwnedFd>,
 }
 
 /// Removes a run's container and bundle however the run ends.
@@ -150,6 +157,21 @@ impl Launch<'_> {
     /// Runs the command to completion; returns its exit status (128+N for a
     /// signal), as a shell would.
     pub fn run(mut self, state: &StateDirs) -> Result<i32, LaunchError> {
+        // The init's copy of netshim: a read-only bind of the binary
+        // detached from every mount namespace where this process may make
+        // one (root: no bytes copied), else a sealed copy made by a child
+        // meanwhile (started before anything here starts a thread), whole
+        // and sealed before the init executes it at `start`.
+        let init_exe = match self.init_exe.take() {
+            Some(fd) => PendingCopy::from(fd),
+            None => match read_only_bind_of_self() {
+                Ok(fd) => PendingCopy::from(fd),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no read-only bind of netshim; copying it");
+                    start_sealed_copy_of_self().map_err(LaunchError::InitExe)?
+                }
+            },
+        };
         for id in clean_stale(state) {
             tracing::debug!(%id, "stale run cleaned");
         }
@@ -191,10 +213,17 @@ impl Launch<'_> {
             Plan::JoinUserns { userns } if !pre_join => Some(userns.proc_self_path()),
             _ => None,
         };
+        // libcontainer checks the process's executable before creating it,
+        // but that is the init now: check the command as it would.
+        check_command(&self.request)?;
+        // The init executes the sealed copy by this path in libcontainer's
+        // init process, which inherits the descriptor (close-on-exec; an
+        // ELF binary executed through /proc/self/fd may be, execve(2)).
         let place = Placement {
             netns_path: self.netns.proc_self_path(),
             userns_path,
             cgroups_path: cgroups_path(&id),
+            init_exe: format!("/proc/self/fd/{}", init_exe.as_raw_fd()),
         };
         let spec = spec::build(&self.request, &place).map_err(bundle_err)?;
         let text = serde_json::to_vec(&spec).map_err(|e| bundle_err(io::Error::other(e)))?;
@@ -283,6 +312,8 @@ impl Launch<'_> {
         // what the kernel says before the command runs.
         self.verify(pid, pre_join)?;
 
+        let init_exe = init_exe.finish().map_err(LaunchError::InitExe)?;
+
         // From here on, signals arrive through a signalfd; the init process
         // was created with them unblocked.
         let (mask, mut sfd) = forwarding_signals().map_err(LaunchError::Wait)?;
@@ -318,6 +349,7 @@ impl Launch<'_> {
         }
         let _ = mask.thread_unblock();
         drop(cleanup);
+        drop(init_exe);
         Ok(status)
     }
 
@@ -349,6 +381,43 @@ impl Launch<'_> {
         } else {
             Err(LaunchError::Verify(diffs))
         }
+    }
+}
+
+/// The command's executable, found as libcontainer finds a process's (a
+/// name with a `/` as it is, otherwise in the spec's PATH; netshim's view of
+/// the files is the host's, which the run's rootfs binds), must be a file
+/// with an execute bit: otherwise the run fails as a shell would (127, 126)
+/// before anything is created.
+fn check_command(req: &RunRequest) -> Result<(), LaunchError> {
+    use std::path::Path;
+    let cmd = req.args.first().cloned().unwrap_or_default();
+    if cmd.starts_with("/proc/self/fd/") {
+        // A descriptor the process is handed (the capture engine's sealed
+        // copy), not one of netshim's: the init reports a failed exec.
+        return Ok(());
+    }
+    let path_var = req
+        .env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or_default();
+    let found = if cmd.contains('/') {
+        Path::new(&cmd).exists().then(|| PathBuf::from(&cmd))
+    } else if cmd.is_empty() {
+        None
+    } else {
+        path_var
+            .split(':')
+            .map(|d| Path::new(d).join(&cmd))
+            .find(|p| p.exists())
+    };
+    let Some(path) = found else {
+        return Err(LaunchError::CommandNotFound(cmd));
+    };
+    match fs::metadata(&path) {
+        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => Ok(()),
+        _ => Err(LaunchError::CommandNotExecutable(cmd)),
     }
 }
 

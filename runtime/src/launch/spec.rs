@@ -7,9 +7,17 @@
 //! rootfs is an empty directory of netshim's own on which netshim, in its
 //! private mount namespace, binds the host's `/` recursively
 //! ([`crate::privilege::enter::bind_host_root`]); the spec then mounts only
-//! a fresh tmpfs on `/dev`, with `/dev/pts` and `/dev/shm` in it. `/proc`
-//! and `/sys` are the host's, as they come with that bind, remounted
+//! a fresh tmpfs on `/dev`, with `/dev/pts` and `/dev/shm` in it. `/sys`
+//! is the host's, as it comes with that bind, remounted
 //! `nosuid,nodev,noexec` there.
+//!
+//! The process gets a PID namespace of its own and a fresh procfs on
+//! `/proc` (`nosuid,nodev,noexec`), mounted by libcontainer's init once it
+//! is in that namespace: the host's `/proc` of the bind is covered, and no
+//! other process of the host, of any UID, is visible or reachable through
+//! it (`/proc/PID/environ`, `mem`, `root`). The process libcontainer starts
+//! is netshim's init ([`super::init`]) from its sealed copy, which starts
+//! the command as PID 2.
 
 use std::io;
 use std::path::Path;
@@ -37,6 +45,9 @@ pub struct Placement {
     pub netns_path: String,
     pub userns_path: Option<String>,
     pub cgroups_path: Option<String>,
+    /// The init's executable as the process sees it (the sealed copy of
+    /// netshim, `/proc/self/fd/N`).
+    pub init_exe: String,
 }
 
 /// The environment a run starts with: a fixed PATH, the caller's TERM, and
@@ -57,6 +68,7 @@ pub fn build(req: &RunRequest, place: &Placement) -> io::Result<Spec> {
     let caps: Vec<String> = req.caps.iter().map(|c| c.to_string()).collect();
     let mut namespaces = vec![
         json!({"type": "mount"}),
+        json!({"type": "pid"}),
         json!({"type": "network", "path": place.netns_path}),
     ];
     if let Some(u) = &place.userns_path {
@@ -64,6 +76,7 @@ pub fn build(req: &RunRequest, place: &Placement) -> io::Result<Spec> {
     }
     // Over the bind of the host's `/` that the rootfs already is.
     let mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
@@ -84,7 +97,7 @@ pub fn build(req: &RunRequest, place: &Placement) -> io::Result<Spec> {
         "process": {
             "terminal": req.tty,
             "user": {"uid": req.uid, "gid": req.gid, "additionalGids": []},
-            "args": req.args,
+            "args": super::init::argv(&place.init_exe, &req.args),
             "env": req.env,
             "cwd": req.cwd,
             "noNewPrivileges": true,
@@ -130,6 +143,7 @@ mod tests {
             netns_path: "/proc/self/fd/7".into(),
             userns_path: Some("/proc/self/fd/8".into()),
             cgroups_path: None,
+            init_exe: "/proc/self/fd/9".into(),
         };
         let spec = build(&req(), &place).unwrap();
         let p = spec.process().as_ref().unwrap();
@@ -169,7 +183,24 @@ mod tests {
             find(LinuxNamespaceType::User).unwrap().path().as_deref(),
             Some(Path::new("/proc/self/fd/8"))
         );
-        assert!(find(LinuxNamespaceType::Pid).is_none());
+        // A PID namespace of its own, with the init first.
+        assert!(find(LinuxNamespaceType::Pid).unwrap().path().is_none());
+        assert_eq!(
+            p.args().as_ref().unwrap(),
+            &["/proc/self/fd/9", super::super::init::COMMAND, "ip", "addr"]
+        );
+        let proc = spec
+            .mounts()
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.destination() == Path::new("/proc"))
+            .unwrap();
+        assert_eq!(proc.typ().as_deref(), Some("proc"));
+        let opts = proc.options().as_ref().unwrap();
+        for o in ["nosuid", "nodev", "noexec"] {
+            assert!(opts.iter().any(|x| x == o), "{o}");
+        }
     }
 
     #[test]
@@ -178,6 +209,7 @@ mod tests {
             netns_path: "/run/netns/x".into(),
             userns_path: None,
             cgroups_path: Some("/netshim/x".into()),
+            init_exe: "/proc/self/fd/9".into(),
         };
         let spec = build(&req(), &place).unwrap();
         let mounts = spec.mounts().as_ref().unwrap();

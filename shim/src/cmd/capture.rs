@@ -479,6 +479,11 @@ fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
     );
     let prepared = netshim_runtime::prepare(&opts)?;
     let io = netshim_runtime::RunIo {
+        init_exe: Some(
+            sealed
+                .try_clone()
+                .context("duplicating the sealed copy for the run's init")?,
+        ),
         stdin: Some(sealed),
         ..Default::default()
     };
@@ -653,10 +658,15 @@ fn in_target(
         sealed_engine(args, &prepared, sealed, out, spare)
             .with_context(|| format!("capturing in {} (sealed)", opts.target))
     } else {
+        // The run's init executes from the same sealed copy.
+        let init_exe = sealed
+            .try_clone()
+            .context("duplicating the sealed copy for the run's init")?;
         let io = netshim_runtime::RunIo {
             stdin: Some(sealed),
             stdout: out,
             spare,
+            init_exe: Some(init_exe),
         };
         netshim_runtime::run(&opts, prepared, io)
             .with_context(|| format!("capturing in {}", opts.target))

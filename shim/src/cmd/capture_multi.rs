@@ -128,10 +128,14 @@ fn run_one(a: &CaptureArgs, mut args: EngineArgs, r: Ready, out: OwnedFd) -> i32
         if a.sealed {
             return sealed_engine(args, &r.prepared, sealed, Some(out), None);
         }
+        let init_exe = sealed
+            .try_clone()
+            .context("duplicating the sealed copy for the run's init")?;
         let io = netshim_runtime::RunIo {
             stdin: Some(sealed),
             stdout: Some(out),
             spare: None,
+            init_exe: Some(init_exe),
         };
         Ok(netshim_runtime::run(&opts, r.prepared, io)?)
     })();
