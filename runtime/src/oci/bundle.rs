@@ -51,6 +51,17 @@ pub(super) fn creates_netns(spec: &Value) -> bool {
         })
 }
 
+/// Whether `linux.namespaces` lists a mount namespace (new or joined).
+/// Without one the container runs in the runtime's caller's.
+pub(super) fn lists_mount_namespace(spec: &Value) -> bool {
+    spec.pointer("/linux/namespaces")
+        .and_then(Value::as_array)
+        .is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n.get("type").and_then(Value::as_str) == Some("mount"))
+        })
+}
+
 /// Creates `path` (and its parents) for this user only.
 pub(super) fn private_dir(path: &Path) -> Result<(), OciError> {
     Ok(crate::statedir::private_dir(path)?)
@@ -112,6 +123,18 @@ mod tests {
         assert!(creates_netns(&with));
         assert!(!creates_netns(&joined));
         assert!(!creates_netns(&serde_json::json!({})));
+    }
+
+    #[test]
+    fn a_mount_namespace_is_listed_new_or_joined() {
+        let new =
+            serde_json::json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}});
+        let joined = serde_json::json!({"linux": {"namespaces": [{"type": "mount", "path": "/proc/1/ns/mnt"}]}});
+        let none = serde_json::json!({"linux": {"namespaces": [{"type": "pid"}]}});
+        assert!(lists_mount_namespace(&new));
+        assert!(lists_mount_namespace(&joined));
+        assert!(!lists_mount_namespace(&none));
+        assert!(!lists_mount_namespace(&serde_json::json!({})));
     }
 
     #[test]

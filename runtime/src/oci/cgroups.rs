@@ -52,6 +52,12 @@ fn extra_hierarchies_in(
         let Some(point) = left.split(' ').nth(4).map(PathBuf::from) else {
             continue;
         };
+        // The first mount of a hierarchy is the runtime's; later ones are
+        // binds made since, as by a container that has no mount namespace
+        // of its own and so mounts in the runtime's (under its rootfs).
+        if out.iter().any(|(k, _, _)| *k == key) {
+            continue;
+        }
         let rel = cgroup_path.strip_prefix("/").unwrap_or(cgroup_path);
         let dir = if cgroup_path.is_absolute() {
             point.join(rel)
@@ -529,6 +535,30 @@ mod tests {
         assert_eq!(
             spec["mounts"][5]["source"],
             "/sys/fs/cgroup/memory/netshim-x"
+        );
+    }
+
+    /// A container without a mount namespace of its own mounts in the
+    /// runtime's: its cgroup binds under its rootfs were once taken for the
+    /// hierarchies themselves, and `delete` tried to remove its cgroup there.
+    #[test]
+    fn a_containers_binds_in_the_runtimes_namespace_are_not_hierarchies() {
+        let with_binds = format!(
+            "{MOUNTINFO}\
+90 80 0:27 /c1 /tmp/b/rootfs/sys/fs/cgroup/systemd ro,nosuid - cgroup cgroup rw,xattr,name=systemd
+91 80 0:33 /c1 /tmp/b/rootfs/sys/fs/cgroup/unified ro,nosuid - cgroup2 cgroup2 rw
+"
+        );
+        let points: Vec<PathBuf> = extra_hierarchies_in(Path::new("/c1"), &with_binds, OWN)
+            .into_iter()
+            .map(|(_, p, _)| p)
+            .collect();
+        assert_eq!(
+            points,
+            [
+                PathBuf::from("/sys/fs/cgroup/systemd"),
+                PathBuf::from("/sys/fs/cgroup/unified")
+            ]
         );
     }
 

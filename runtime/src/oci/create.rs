@@ -2,7 +2,10 @@
 //! libcontainer from the bundle (or netshim's changed copy shown over it),
 //! then checked before anything runs.
 
-use super::bundle::{annotations_of, bind_cgroup_view, creates_netns, private_dir, write_private};
+use super::bundle::{
+    annotations_of, bind_cgroup_view, creates_netns, lists_mount_namespace, private_dir,
+    write_private,
+};
 use super::cgroups::{
     clean_cgroups_path, disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups,
 };
@@ -280,8 +283,10 @@ impl Runtime {
     /// `BUNDLE/config.json` in a mount namespace of this process's own, so
     /// that libcontainer, hooks and `state` see the real bundle, as with
     /// runc. Where that cannot be done (no CAP_SYS_ADMIN over this mount
-    /// namespace), the staging directory itself, with the root made
-    /// absolute; hooks then see the staging directory as `bundle`.
+    /// namespace) or must not be (the spec lists no mount namespace, so the
+    /// container gets this process's), the staging directory itself, with
+    /// the root made absolute; hooks run during `create` then see the
+    /// staging directory as `bundle`.
     pub(super) fn stage(
         &self,
         id: &str,
@@ -295,13 +300,27 @@ impl Runtime {
             &copy,
             &serde_json::to_vec(&*spec).expect("a Value serializes"),
         )?;
-        match crate::privilege::enter::show_file_over(&copy, &bundle.join("config.json")) {
-            Ok(()) => return Ok(bundle.to_path_buf()),
-            Err(e) => tracing::warn!(
+        // A spec that lists no mount namespace runs in the caller's (the
+        // runtime spec: an unlisted namespace is inherited), and
+        // libcontainer forks the init from this process: it must not move
+        // into a mount namespace of its own. (Giving the init the caller's
+        // by path instead would make libcontainer `pivot_root` in it,
+        // which moves the root of every process there that shares it.)
+        if !lists_mount_namespace(spec) {
+            tracing::debug!(
                 id,
-                "cannot show the changed spec at the bundle's path ({e}); hooks will see bundle {}",
+                "no mount namespace in the spec: hooks will see bundle {}",
                 staging.display()
-            ),
+            );
+        } else {
+            match crate::privilege::enter::show_file_over(&copy, &bundle.join("config.json")) {
+                Ok(()) => return Ok(bundle.to_path_buf()),
+                Err(e) => tracing::warn!(
+                    id,
+                    "cannot show the changed spec at the bundle's path ({e}); hooks will see bundle {}",
+                    staging.display()
+                ),
+            }
         }
         let root = spec
             .pointer("/root/path")
