@@ -296,12 +296,13 @@ impl Drop for UserContainer {
     }
 }
 
-/// The Uid, Cap* and NoNewPrivs lines of a `/proc/PID/status` text.
+/// The Uid, Gid, Groups, Cap* and NoNewPrivs lines of a `/proc/PID/status`
+/// text.
 pub fn status_fields(status: &str) -> std::collections::BTreeMap<String, String> {
     status
         .lines()
         .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.starts_with("Cap") || *k == "Uid" || *k == "Gid" || *k == "NoNewPrivs")
+        .filter(|(k, _)| k.starts_with("Cap") || ["Uid", "Gid", "Groups", "NoNewPrivs"].contains(k))
         .map(|(k, v)| {
             (
                 k.to_string(),

@@ -754,3 +754,69 @@ fn the_run_sees_the_hosts_tree_with_proc_and_sys_restricted() {
         );
     }
 }
+
+/// The `Groups:` line of a `/proc/self/status` text.
+fn groups_of(status: &str) -> String {
+    status_fields(status)
+        .get("Groups")
+        .cloned()
+        .unwrap_or_else(|| panic!("no Groups line: {status}"))
+}
+
+/// `netshim run` started with supplementary groups 10 and 20 (root's own
+/// list is often empty, which would hide a group passed on).
+fn netshim_run_with_groups(target: &str, cmd: &[&str]) -> Ran {
+    run(Command::new("setpriv")
+        .args(["--groups", "10,20", "--"])
+        .arg(netshim())
+        .args(["run", "--target-netns", target, "--"])
+        .args(cmd))
+}
+
+/// Neither plan passes the caller's supplementary groups on: libcontainer
+/// calls no `setgroups` for an empty `additionalGids`, so the command kept
+/// root's (10 and 20 here; in a user namespace where they are unmapped,
+/// 65534). Both plans now give the same, empty list.
+#[test]
+fn drop_uid_and_join_userns_give_no_supplementary_group() {
+    require_root();
+    let ns = Netns::new();
+    let dropped = netshim_run_with_groups(&ns.target(), &["cat", "/proc/self/status"]).ok();
+    let mut holder = Command::new("unshare")
+        .args(["--user", "--net", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+        assert!(Instant::now() < deadline, "unshare made no user namespace");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // "deny" there: netshim empties the list before it joins.
+    for (file, text) in [
+        ("uid_map", "0 200000 65536"),
+        ("setgroups", "deny"),
+        ("gid_map", "0 200000 65536"),
+    ] {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
+    }
+    let joined = netshim_run_with_groups(&format!("pid:{pid}"), &["cat", "/proc/self/status"]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    let joined = joined.ok();
+    assert_least_privilege(&dropped.stdout);
+    assert_least_privilege(&joined.stdout);
+    assert_eq!(
+        groups_of(&dropped.stdout),
+        "",
+        "drop-uid: {}",
+        dropped.stdout
+    );
+    assert_eq!(
+        groups_of(&joined.stdout),
+        "",
+        "join-userns: {}",
+        joined.stdout
+    );
+}

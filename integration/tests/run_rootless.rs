@@ -479,3 +479,80 @@ fn rootless_podman_container_by_name() {
         missing.stderr
     );
 }
+
+/// join-userns as the unprivileged test user into a user namespace of its
+/// own, mapped as rootless Podman maps one (the user as 0, its subordinate
+/// IDs from 1, with newuidmap and newgidmap): the command got the user's
+/// own group (0 there) as a supplementary group, where drop-uid gives none.
+/// Both now give the same, empty list.
+#[test]
+fn user_joining_its_userns_gets_no_supplementary_group() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let (user, _) = test_user();
+    let pw = nix::unistd::User::from_name(&user).unwrap().unwrap();
+    let first_sub = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{user}:")))
+            .and_then(|r| r.split(':').next().map(String::from))
+            .unwrap_or_else(|| panic!("{user} has no subordinate IDs in {file}"))
+    };
+    let mut holder = as_user(&["unshare", "--user", "--net", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_descendant_exec(holder.id() as i32, &["sleep", "60"]);
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+        assert!(Instant::now() < deadline, "unshare made no user namespace");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for (tool, own, file) in [
+        ("newuidmap", pw.uid.to_string(), "/etc/subuid"),
+        ("newgidmap", pw.gid.to_string(), "/etc/subgid"),
+    ] {
+        let (p, sub) = (pid.to_string(), first_sub(file));
+        run(&mut as_user(&[
+            tool, &p, "0", &own, "1", "1", &sub, "65536",
+        ]))
+        .ok();
+    }
+    let setgroups = std::fs::read_to_string(format!("/proc/{pid}/setgroups")).unwrap();
+    let joined = user_run(&[
+        "--target-netns",
+        &format!("pid:{pid}"),
+        "--",
+        "cat",
+        "/proc/self/status",
+    ]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    sigkill(pid);
+    let joined = joined.ok();
+    assert_eq!(
+        setgroups.trim(),
+        "allow",
+        "newgidmap left setgroups {setgroups}"
+    );
+    let groups = status_fields(&joined.stdout).get("Groups").cloned();
+    assert_eq!(groups.as_deref(), Some(""), "{user}: {}", joined.stdout);
+    // The drop-uid plan's list, for the same command as root.
+    let ns = Netns::new();
+    let dropped = run(std::process::Command::new(netshim()).args([
+        "run",
+        "--target-netns",
+        &ns.target(),
+        "--",
+        "cat",
+        "/proc/self/status",
+    ]))
+    .ok();
+    assert_eq!(
+        status_fields(&dropped.stdout).get("Groups"),
+        groups.as_ref(),
+        "drop-uid and join-userns differ"
+    );
+}

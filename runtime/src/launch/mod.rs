@@ -62,6 +62,8 @@ pub enum LaunchError {
     ReadCreds(#[source] io::Error),
     #[error("cannot join the target's user namespace: {0}; check that you own it (`netshim run --debug` shows the plan)")]
     EnterUserns(#[source] Errno),
+    #[error("cannot empty the supplementary group list before the command starts (setgroups; needs CAP_SETGID): {0}")]
+    DropGroups(#[source] Errno),
     #[error("cannot make netshim's private mount namespace (unshare CLONE_NEWNS; needs CAP_SYS_ADMIN over the current one): {0}")]
     PrivateMounts(#[source] Errno),
     #[error("cannot prepare netshim's private view of /sys/fs/cgroup (a mount namespace of its own): {0}")]
@@ -234,6 +236,15 @@ impl Launch<'_> {
 
         if let (true, Plan::JoinUserns { userns }) = (pre_join, self.plan) {
             crate::privilege::enter::enter_userns(userns).map_err(LaunchError::EnterUserns)?;
+        }
+        // Before libcontainer forks the init: the command gets no
+        // supplementary group in either plan (docs/security.md).
+        match crate::privilege::enter::drop_supplementary_groups() {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                "the target's user namespace denies setgroups: the command keeps the caller's supplementary groups"
+            ),
+            Err(e) => return Err(LaunchError::DropGroups(e)),
         }
         crate::privilege::enter::private_mount_namespace().map_err(LaunchError::PrivateMounts)?;
         crate::privilege::enter::run_cgroup_view(!pre_join).map_err(LaunchError::CgroupView)?;

@@ -22,6 +22,30 @@ pub fn enter_userns(userns: &NsFile) -> Result<(), Errno> {
     nix::sched::setns(userns.fd(), nix::sched::CloneFlags::CLONE_NEWUSER)
 }
 
+/// Empties the calling process's supplementary group list, so that the
+/// run's init, which libcontainer forks from it, starts with none: the
+/// spec's `additionalGids` is empty and libcontainer then calls no
+/// `setgroups` at all, so the command would keep the caller's groups
+/// (join-userns: the caller's own group, 0 in a namespace where the caller
+/// is root). Returns false, having changed nothing, where the kernel
+/// forbids it.
+///
+/// Kernel rules (`user_namespaces(7)`): `setgroups(2)` needs `CAP_SETGID`
+/// in the caller's user namespace (root has it; so does a caller after
+/// [`enter_userns`]), and inside a user namespace it fails with EPERM while
+/// `/proc/self/setgroups` is "deny" (written before an unprivileged
+/// `gid_map`, so that no one there can drop a group that denies access).
+/// In the initial user namespace the file says "allow" and cannot change.
+pub fn drop_supplementary_groups() -> Result<bool, Errno> {
+    let state = std::fs::read_to_string("/proc/self/setgroups")
+        .map_err(|e| e.raw_os_error().map(Errno::from_raw).unwrap_or(Errno::EIO))?;
+    if state.trim() == "deny" {
+        return Ok(false);
+    }
+    nix::unistd::setgroups(&[])?;
+    Ok(true)
+}
+
 /// Gives libcontainer a view of `/sys/fs/cgroup` in which a run gets no
 /// cgroup of its own, in a private mount namespace of netshim's.
 ///
