@@ -303,8 +303,9 @@ impl Printer {
                 }
                 let len = ip.l4_len.saturating_sub(8);
                 if !self.quiet && (sp == 53 || dp == 53) && len > 0 {
-                    let end = ip.l4_len.min(ip.l4.len()).max(8);
-                    super::dns::print(out, &ip.l4[8.min(end)..end], len, self.verbose);
+                    let end = ip.l4_len.min(ip.l4.len());
+                    let msg = ip.l4.get(8..end).unwrap_or(&[]);
+                    super::dns::print(out, msg, len, self.verbose);
                     return;
                 }
                 let _ = write!(out, "UDP, length {len}");
