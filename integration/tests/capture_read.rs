@@ -1103,8 +1103,10 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
     let unreach = ether(0x0800, &ipv4(1, b, a, 5, &icmp));
     // Each frame with the end of its IP header: it is cut at every length
     // from there to its whole length.
-    let _ = (v6, query, answer, unreach);
-    let frames = [(syn, 34)];
+    // Not yet as tcpdump: the IPv6 extension headers, a cut DNS answer,
+    // a cut ICMP error.
+    let _ = (v6, answer, unreach);
+    let frames = [(syn, 34), (query, 34)];
     let ends: Vec<usize> = frames.iter().map(|f| f.1).collect();
     let frames: Vec<Vec<u8>> = frames.into_iter().map(|f| f.0).collect();
     let (file, n) = cut_pcap(&frames, |f| {
@@ -1134,7 +1136,12 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
         let wants: &[&str] = if flags == ["-q"] {
             &[]
         } else {
-            &["options [mss 1460,sackOK, [|tcp]", "TS [|tcp]>"]
+            &[
+                "options [mss 1460,sackOK, [|tcp]",
+                "TS [|tcp]>",
+                ".40002 > 198.18.0.1.53:  [|udp]",
+                "4660+ [|domain]",
+            ]
         };
         for want in wants {
             assert!(
