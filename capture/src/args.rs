@@ -70,6 +70,9 @@ pub struct EngineArgs {
     pub sockets: Vec<HandedSocket>,
     /// With `sockets`: the target's interface names by index.
     pub names: Vec<(i32, String)>,
+    /// The name of the file the output is (`-w FILE`, opened by netshim),
+    /// for the closing counts: the engine only has a descriptor.
+    pub output_name: Option<String>,
 }
 
 impl Default for EngineArgs {
@@ -98,6 +101,7 @@ impl Default for EngineArgs {
             stall_timeout: None,
             sockets: Vec::new(),
             names: Vec::new(),
+            output_name: None,
         }
     }
 }
@@ -177,6 +181,9 @@ impl EngineArgs {
         }
         for (i, n) in &self.names {
             kv("ifname", &format!("{i}:{n}"));
+        }
+        if let Some(n) = &self.output_name {
+            kv("output-name", n);
         }
         if let Some(f) = &self.filter {
             kv("filter-text", &f.expr);
@@ -275,6 +282,7 @@ impl EngineArgs {
                     });
                 }
                 ("ifname", v) => a.names.push(pair(v)?),
+                ("output-name", Some(v)) => a.output_name = Some(v.to_string()),
                 ("filter-text", Some(v)) => text = Some(v.to_string()),
                 ("filter-program", Some(v)) => program = Some(filter::program_from_text(v)?),
                 ("filter-program-raw", Some(v)) => raw = Some(filter::program_from_text(v)?),
@@ -348,6 +356,7 @@ mod tests {
                 name: "eth0".into(),
             }],
             names: vec![(1, "lo".into()), (2, "a:b".into())],
+            output_name: Some("/tmp/a b=c.pcapng".into()),
         }
     }
 

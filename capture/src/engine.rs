@@ -149,6 +149,13 @@ pub struct Report {
     pub ended_by: Option<String>,
     /// The output failed (full disk, closed pipe): the capture is incomplete.
     pub output_failed: bool,
+    /// Packets that reached the output (the file as it was left, cut back
+    /// to its last whole packet after a failed write).
+    pub packets_written: u64,
+    /// Packets captured that never reached the output (a failed write).
+    pub packets_lost: u64,
+    /// Why packets were lost, in a few words ([`OutputError::cause`]).
+    pub lost_because: Option<String>,
 }
 
 impl Report {
@@ -321,7 +328,7 @@ impl Writer {
                 self.printer.line_of_linktype(self.out.buf(), &name, lt, p);
             }
         }
-        self.out.end_block();
+        self.out.end_packet();
     }
 }
 
@@ -492,6 +499,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut skipped: u64 = 0;
     let mut output_failed = false;
     let mut flush_error: Option<OutputError> = None;
+    let mut lost_because: Option<String> = None;
 
     let mut last_beat = Instant::now();
     'outer: loop {
@@ -530,6 +538,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
                 written < limit
             });
             if let Some(e) = flush_error.take() {
+                lost_because = Some(e.cause());
                 ended_by = Some(e.to_string());
                 output_failed = true;
                 break 'outer;
@@ -558,6 +567,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             || last_flush.elapsed() >= Duration::from_secs(1)
         {
             if let Err(e) = w.out.flush() {
+                lost_because = Some(e.cause());
                 ended_by = Some(e.to_string());
                 output_failed = true;
                 break 'outer;
@@ -669,6 +679,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     if !output_failed {
         let fin: Result<(), OutputError> = w.out.finish();
         if let Err(e) = fin {
+            lost_because = Some(e.cause());
             ended_by.get_or_insert(e.to_string());
             output_failed = true;
         }
@@ -684,5 +695,8 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         interfaces: ifaces.into_iter().map(|i| (i.name, i.counters)).collect(),
         ended_by,
         output_failed,
+        packets_written: w.out.packets(),
+        packets_lost: w.out.lost(),
+        lost_because,
     })
 }

@@ -217,6 +217,59 @@ mod tests {
         }
     }
 
+    /// Every cut of frames the printer decodes deeply (DNS over UDP, a
+    /// SYN with options, an ICMP error quoting UDP): a snap length may end
+    /// a packet anywhere.
+    #[test]
+    fn every_cut_of_a_decoded_frame_prints() {
+        let eth = [[0xffu8; 6].as_slice(), &[2; 6], &[8, 0]].concat();
+        let ip = |proto: u8, l4: &[u8]| {
+            let mut v = vec![
+                0x45,
+                0,
+                0,
+                20 + l4.len() as u8,
+                0,
+                1,
+                0x40,
+                0,
+                64,
+                proto,
+                0,
+                0,
+            ];
+            v.extend_from_slice(&[198, 18, 0, 1, 198, 18, 0, 2]);
+            v.extend_from_slice(l4);
+            v
+        };
+        let dns = [
+            [0x9c, 0x40, 0, 53, 0, 38, 0, 0].as_slice(),
+            &[0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0],
+            b"\x04test\x07example\x00",
+            &[0, 1, 0, 1],
+        ]
+        .concat();
+        let syn = [
+            [
+                0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0xa0, 2, 0xfa, 0xf0, 0, 0, 0, 0,
+            ]
+            .as_slice(),
+            &[
+                2, 4, 5, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+            ],
+        ]
+        .concat();
+        let quoted = ip(17, &[0x9c, 0x40, 0x82, 0x9a, 0, 8, 0, 0]);
+        let unreach = [[3u8, 3, 0, 0, 0, 0, 0, 0].as_slice(), &quoted].concat();
+        for frame in [ip(17, &dns), ip(6, &syn), ip(1, &unreach)] {
+            let frame = [eth.as_slice(), &frame].concat();
+            for cut in 0..=frame.len() {
+                let framed = [vec![0u8; 9], frame[..cut].to_vec()].concat();
+                summary(&[[0u8].as_slice(), &framed].concat());
+            }
+        }
+    }
+
     #[test]
     fn a_hostile_interface_name_is_escaped() {
         let mut d = vec![8u8];

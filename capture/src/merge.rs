@@ -390,7 +390,7 @@ impl Merger {
         let at = buf.len();
         buf.extend_from_slice(blk);
         buf[at + 8..at + 12].copy_from_slice(&id.to_le_bytes());
-        out.end_block();
+        out.end_packet();
         self.written += 1;
         self.ifaces[id as usize].written += 1;
     }
@@ -422,7 +422,7 @@ impl Merger {
         let at = buf.len();
         let len = self.queues[i].pop_into(buf);
         buf[at + 8..at + 12].copy_from_slice(&(i as u32).to_le_bytes());
-        out.end_block();
+        out.end_packet();
         self.held_bytes -= len;
         self.written += 1;
         self.ifaces[i].written += 1;
@@ -491,6 +491,11 @@ pub struct MergeReport {
     pub stream_errors: Vec<String>,
     /// Why the output stopped early.
     pub output_error: Option<OutputError>,
+    /// Packets that reached the output (after a failed write, those the
+    /// file holds once cut back to its last whole packet).
+    pub packets_written: u64,
+    /// Packets merged that never reached the output.
+    pub packets_lost: u64,
 }
 
 /// The length of the whole blocks at the start of `b`, or why they are
@@ -772,7 +777,7 @@ pub fn run(
         if report.output_error.is_some() {
             // Nothing more can be written; keep reading so that the
             // engines are not blocked on full pipes while they stop.
-            out.buf().clear();
+            out.discard();
         }
     }
     for i in 0..m.streams.len() {
@@ -790,6 +795,11 @@ pub fn run(
     for r in readers.into_iter().flatten() {
         std::mem::forget(r.src);
     }
+    if report.output_error.is_some() {
+        out.discard();
+    }
+    report.packets_written = out.packets();
+    report.packets_lost = out.lost();
     report.written = m.written();
     report.late = m.late();
     report.interfaces = m.ifaces.clone();

@@ -42,10 +42,15 @@ pub struct Output {
     file: File,
     regular: bool,
     buf: Vec<u8>,
-    /// End offsets (in buf) of the whole blocks it holds.
-    ends: Vec<usize>,
+    /// End offsets (in buf) of the whole blocks it holds, each with
+    /// whether it is a packet (record, EPB, line).
+    ends: Vec<(usize, bool)>,
     /// Bytes known to be in the file, all whole blocks.
     committed: u64,
+    /// Packets known to be in the output.
+    packets: u64,
+    /// Packets given to the output that never reached it (a failed write).
+    lost: u64,
     /// Flush when the buffer holds this much.
     high_water: usize,
     /// A pipe or FIFO whose reader may take no byte for this many seconds
@@ -69,6 +74,28 @@ pub enum OutputError {
     },
 }
 
+impl OutputError {
+    /// What went wrong, in a few words: the reason packets were not
+    /// written, for the closing counts.
+    pub fn cause(&self) -> String {
+        match self {
+            OutputError::NoSpace { .. } => "no space left on device".into(),
+            OutputError::BrokenPipe => "the output's reader went away (broken pipe)".into(),
+            OutputError::Stalled { secs } => {
+                format!("the output's reader took nothing for {secs} s")
+            }
+            OutputError::Io { source, .. } => {
+                let s = source.to_string();
+                let mut c = s.chars();
+                match c.next() {
+                    Some(f) => f.to_lowercase().chain(c).collect(),
+                    None => s,
+                }
+            }
+        }
+    }
+}
+
 impl Output {
     pub fn new(file: File) -> io::Result<Output> {
         let md = file.metadata()?;
@@ -80,6 +107,8 @@ impl Output {
             buf: Vec::with_capacity(HIGH_WATER + (1 << 16)),
             ends: Vec::with_capacity(4096),
             committed,
+            packets: 0,
+            lost: 0,
             high_water: HIGH_WATER,
             stall: None,
         })
@@ -121,7 +150,13 @@ impl Output {
     }
 
     pub fn end_block(&mut self) {
-        self.ends.push(self.buf.len());
+        self.ends.push((self.buf.len(), false));
+    }
+
+    /// Ends a block that is a packet: counted in [`Output::packets`] once
+    /// it is written, in [`Output::lost`] if a failed write drops it.
+    pub fn end_packet(&mut self) {
+        self.ends.push((self.buf.len(), true));
     }
 
     /// Whether enough is buffered that a flush is due.
@@ -133,9 +168,22 @@ impl Output {
         self.committed
     }
 
+    /// Packets written to the output (after a failed write, those of the
+    /// file as it was cut back).
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Packets that were given to the output but never reached it: those
+    /// buffered or half-written when a write failed. Packets given after
+    /// the failure are counted too.
+    pub fn lost(&self) -> u64 {
+        self.lost + self.ends.iter().filter(|(_, p)| *p).count() as u64
+    }
+
     /// Writes out every whole block buffered.
     pub fn flush(&mut self) -> Result<(), OutputError> {
-        let whole = self.ends.last().copied().unwrap_or(0);
+        let whole = self.ends.last().map_or(0, |e| e.0);
         let mut done = 0;
         while done < whole {
             if let Some(secs) = self.stall {
@@ -160,6 +208,7 @@ impl Output {
             }
         }
         self.committed += whole as u64;
+        self.packets += self.ends.iter().filter(|(_, p)| *p).count() as u64;
         self.buf.drain(..whole);
         self.ends.clear();
         Ok(())
@@ -168,18 +217,17 @@ impl Output {
     /// After a failed write of `done` bytes: keep only whole blocks in a
     /// regular file.
     fn fail(&mut self, done: usize, e: io::Error) -> OutputError {
-        let keep = self
-            .ends
-            .iter()
-            .copied()
-            .take_while(|&end| end <= done)
-            .last()
-            .unwrap_or(0);
+        let kept = self.ends.iter().take_while(|(end, _)| *end <= done);
+        let keep = kept.clone().last().map_or(0, |e| e.0);
+        let kept_packets = kept.filter(|(_, p)| *p).count() as u64;
+        let all_packets = self.ends.iter().filter(|(_, p)| *p).count() as u64;
         let committed = self.committed + keep as u64;
         if self.regular {
             let _ = self.file.set_len(committed);
         }
         self.committed = committed;
+        self.packets += kept_packets;
+        self.lost += all_packets - kept_packets;
         self.buf.clear();
         self.ends.clear();
         match e.raw_os_error() {
@@ -191,6 +239,13 @@ impl Output {
                 committed,
             },
         }
+    }
+
+    /// Drops what is buffered, after a failed write: its packets are lost.
+    pub fn discard(&mut self) {
+        self.lost += self.ends.iter().filter(|(_, p)| *p).count() as u64;
+        self.buf.clear();
+        self.ends.clear();
     }
 
     /// Flushes and, for a regular file, syncs the data to disk.
@@ -285,9 +340,34 @@ mod tests {
         let mut o = Output::new(f).unwrap();
         o.buf().extend_from_slice(&[1; 100]);
         o.end_block();
+        o.end_packet();
+        o.buf().extend_from_slice(&[2; 50]);
+        o.end_packet();
         let e = o.flush().unwrap_err();
         assert!(matches!(e, OutputError::NoSpace { committed: 0 }), "{e}");
         assert!(e.to_string().contains("last whole packet"));
+        assert_eq!(e.cause(), "no space left on device");
+        // Two packets were given, none reached the file.
+        assert_eq!((o.packets(), o.lost()), (0, 2));
+    }
+
+    #[test]
+    fn packets_are_counted_once_written() {
+        let f = tempfile::tempfile().unwrap();
+        let mut o = Output::new(f).unwrap();
+        o.buf().extend_from_slice(b"header");
+        o.end_block();
+        for _ in 0..3 {
+            o.buf().extend_from_slice(b"packet");
+            o.end_packet();
+        }
+        assert_eq!((o.packets(), o.lost()), (0, 3), "buffered, not written");
+        o.finish().unwrap();
+        assert_eq!((o.packets(), o.lost()), (3, 0));
+        o.buf().extend_from_slice(b"packet");
+        o.end_packet();
+        o.discard();
+        assert_eq!((o.packets(), o.lost()), (3, 1));
     }
 
     #[test]

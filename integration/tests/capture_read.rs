@@ -972,3 +972,182 @@ fn dns_lines_are_tcpdumps() {
         assert_eq!(n.stdout, t.stdout, "{flags:?}");
     }
 }
+
+/// An IPv4 header (no options) for `payload` of protocol `proto`, with a
+/// correct checksum.
+fn ipv4(proto: u8, src: [u8; 4], dst: [u8; 4], id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&(20 + payload.len() as u16).to_be_bytes());
+    ip.extend_from_slice(&id.to_be_bytes());
+    ip.extend_from_slice(&[0x40, 0, 64, proto, 0, 0]);
+    ip.extend_from_slice(&src);
+    ip.extend_from_slice(&dst);
+    let sum = !ones_sum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    ip.extend_from_slice(payload);
+    ip
+}
+
+/// The one's-complement sum of `b` (as 16-bit words), folded.
+fn ones_sum(b: &[u8]) -> u16 {
+    let mut s: u32 = b
+        .chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(*c.get(1).unwrap_or(&0)))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s as u16
+}
+
+fn udp(sp: u16, dp: u16, payload: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    for x in [sp, dp, 8 + payload.len() as u16, 0] {
+        u.extend_from_slice(&x.to_be_bytes());
+    }
+    u.extend_from_slice(payload);
+    u
+}
+
+/// An Ethernet frame of `ethertype` around `l3`.
+fn ether(ethertype: u16, l3: &[u8]) -> Vec<u8> {
+    let mut f = [[2u8; 6], [4u8; 6]].concat();
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(l3);
+    f
+}
+
+/// A pcap file (µs, Ethernet) of `frames`, each written once for every
+/// captured length in `cuts(frame)` (the length on the wire is the
+/// frame's), as a capture with that snap length would hold it.
+fn cut_pcap(frames: &[Vec<u8>], cuts: impl Fn(&[u8]) -> Vec<usize>) -> (Vec<u8>, usize) {
+    let mut file = Vec::new();
+    for x in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        file.extend_from_slice(&x.to_le_bytes());
+    }
+    let mut n = 0u32;
+    for f in frames {
+        for cut in cuts(f) {
+            let cut = cut.min(f.len());
+            for x in [1_700_000_000u32, n, cut as u32, f.len() as u32] {
+                file.extend_from_slice(&x.to_le_bytes());
+            }
+            file.extend_from_slice(&f[..cut]);
+            n += 1;
+        }
+    }
+    (file, n as usize)
+}
+
+/// A packet cut by the snap length prints what can be read and then
+/// `[|proto]`, as tcpdump prints it: TCP options (`options [mss
+/// 1460,sackOK, [|tcp]`), IPv6 extension headers, DNS, and the packet an
+/// ICMP error quotes, at every captured length from the end of the
+/// Ethernet header to the whole frame.
+#[test]
+fn cut_packets_print_what_can_be_read_as_tcpdump() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = ([198, 18, 0, 2], [198, 18, 0, 1]);
+    // A SYN with Linux's options: mss, sackOK, TS, nop, wscale.
+    let mut syn = Vec::new();
+    for x in [40000u16, 80] {
+        syn.extend_from_slice(&x.to_be_bytes());
+    }
+    syn.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    syn.extend_from_slice(&0u32.to_be_bytes());
+    syn.extend_from_slice(&[0xa0, 0x02, 0xfa, 0xf0, 0, 0, 0, 0]);
+    syn.extend_from_slice(&[2, 4, 0x05, 0xb4, 4, 2, 8, 10]);
+    syn.extend_from_slice(&[0, 0, 0x30, 0x39, 0, 0, 0, 0, 1, 3, 3, 7]);
+    let syn = ether(0x0800, &ipv4(6, a, b, 1, &syn));
+    // IPv6: hop-by-hop (router alert, PadN), destination options (PadN
+    // and an unknown option), UDP with 4 bytes.
+    let mut v6 = vec![0x60, 0, 0, 0];
+    let hbh = [60, 0, 5, 2, 0, 0, 1, 0];
+    let dst = [17, 1, 1, 4, 0, 0, 0, 0, 0x1e, 2, 0xaa, 0xbb, 1, 2, 0, 0];
+    let u = udp(40001, 5000, b"ping");
+    let plen = (hbh.len() + dst.len() + u.len()) as u16;
+    v6.extend_from_slice(&plen.to_be_bytes());
+    v6.extend_from_slice(&[0, 64]);
+    v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8].repeat(2));
+    v6.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 2]);
+    v6.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8].repeat(2));
+    v6.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    v6.extend_from_slice(&hbh);
+    v6.extend_from_slice(&dst);
+    v6.extend_from_slice(&u);
+    let v6 = ether(0x86dd, &v6);
+    // A DNS query and its answer.
+    let none: &[Rr] = &[];
+    let q = dns_message(0x1234, 0x0100, ("www.example.test", 1), [none, none, none]);
+    let r = dns_message(
+        0x1234,
+        0x8180,
+        ("www.example.test", 1),
+        [
+            &[
+                (None, 5, dns_name("example.test")),
+                (Some("example.test"), 1, vec![198, 18, 0, 9]),
+            ],
+            none,
+            none,
+        ],
+    );
+    let query = ether(0x0800, &ipv4(17, a, b, 2, &udp(40002, 53, &q)));
+    let answer = ether(0x0800, &ipv4(17, b, a, 3, &udp(53, 40002, &r)));
+    // Port unreachable, quoting the UDP datagram it answers.
+    let quoted = ipv4(17, a, b, 4, &udp(40003, 33434, &[0x55; 12]));
+    let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&quoted);
+    let sum = !ones_sum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let unreach = ether(0x0800, &ipv4(1, b, a, 5, &icmp));
+    // Each frame with the end of its IP header: it is cut at every length
+    // from there to its whole length.
+    // Not yet as tcpdump: the IPv6 extension headers, a cut DNS answer,
+    // a cut ICMP error.
+    let _ = (v6, answer, unreach);
+    let frames = [(syn, 34), (query, 34)];
+    let ends: Vec<usize> = frames.iter().map(|f| f.1).collect();
+    let frames: Vec<Vec<u8>> = frames.into_iter().map(|f| f.0).collect();
+    let (file, n) = cut_pcap(&frames, |f| {
+        let i = frames.iter().position(|x| x == f).unwrap();
+        (ends[i]..=f.len()).collect()
+    });
+    let f = dir.path().join("cut.pcap");
+    std::fs::write(&f, file).unwrap();
+    for flags in [&[][..], &["-v"], &["-q"], &["-S"]] {
+        let (t, ns) = read_both(&f, flags);
+        let (t, ns): (Vec<&str>, Vec<&str>) =
+            (t.stdout.lines().collect(), ns.stdout.lines().collect());
+        assert!(t.len() >= n, "tcpdump printed a line per packet");
+        let differ: Vec<String> = t
+            .iter()
+            .zip(&ns)
+            .filter(|(t, n)| t != n)
+            .map(|(t, n)| format!("tcpdump: {t}\nnetshim: {n}"))
+            .collect();
+        assert!(
+            differ.is_empty() && t.len() == ns.len(),
+            "{flags:?}: {} of {} lines differ:\n{}",
+            differ.len(),
+            t.len(),
+            differ.join("\n")
+        );
+        let wants: &[&str] = if flags == ["-q"] {
+            &[]
+        } else {
+            &[
+                "options [mss 1460,sackOK, [|tcp]",
+                "TS [|tcp]>",
+                ".40002 > 198.18.0.1.53:  [|udp]",
+                "4660+ [|domain]",
+            ]
+        };
+        for want in wants {
+            assert!(
+                t.iter().any(|l| l.contains(want)),
+                "the cuts make tcpdump print {want:?}"
+            );
+        }
+    }
+}

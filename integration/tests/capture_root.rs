@@ -428,6 +428,7 @@ fn a_full_disk_leaves_a_readable_file() {
     ));
     stop(gen);
     let info = run(Command::new("capinfos").arg(&f));
+    let in_file = tshark_lines(&f, None).len() as u64;
     let _ = sh(&format!("umount {}", d.path().display()));
     assert_eq!(r.code, Some(1), "{r:#?}");
     assert!(r.stderr.contains("no space left"), "{}", r.stderr);
@@ -437,6 +438,65 @@ fn a_full_disk_leaves_a_readable_file() {
         "capinfos must read the cut file: {info:#?}"
     );
     assert!(info.stdout.contains("Number of packets"), "{}", info.stdout);
+    assert_full_disk_summary(&r.stderr, &f, in_file);
+}
+
+/// The closing counts after a full disk say what the file holds and what
+/// was captured but lost: "N packets written to FILE; M packets captured
+/// but not written: no space left on device", N the packets in the file
+/// and N + M the packets captured.
+#[track_caller]
+fn assert_full_disk_summary(stderr: &str, f: &std::path::Path, in_file: u64) {
+    let captured = captured_count(stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" packets written to "))
+        .unwrap_or_else(|| panic!("no \"packets written to\" line in: {stderr}"));
+    let want_tail = "packets captured but not written: no space left on device";
+    let (written, rest) = line
+        .split_once(&format!(" packets written to {}; ", f.display()))
+        .unwrap_or_else(|| panic!("{line:?} names the file"));
+    let lost = rest
+        .strip_suffix(want_tail)
+        .unwrap_or_else(|| panic!("{line:?} ends with the cause"));
+    let written: u64 = written.parse().unwrap();
+    let lost: u64 = lost.trim().parse().unwrap();
+    assert!(in_file > 0, "the file holds packets: {stderr}");
+    assert_eq!(
+        written, in_file,
+        "the summary counts the file's packets: {stderr}"
+    );
+    assert_eq!(written + lost, captured, "{stderr}");
+    assert!(lost > 0, "a full disk loses what was buffered: {stderr}");
+}
+
+/// The same on a ping flood with the engine in this process (no target)
+/// and a pcap file: the count said is the count in the file, and the exit
+/// status is 1.
+#[test]
+fn a_full_disk_says_how_many_packets_the_file_holds() {
+    let ns = Netns::with_peer();
+    for format in ["pcap", "pcapng"] {
+        let d = tempfile::tempdir().unwrap();
+        sh(&format!(
+            "mount -t tmpfs -o size=512k netshim-test-full {}",
+            d.path().display()
+        ))
+        .ok();
+        let f = d.path().join(format!("flood.{format}"));
+        let flood = flood_from_peer(&ns);
+        let r = run(Command::new("ip")
+            .args(["netns", "exec", &ns.name, "timeout", "60"])
+            .arg(netshim())
+            .args(["capture", "-i", &ns.veth, "--format", format, "-w"])
+            .arg(&f)
+            .arg("icmp"));
+        stop(flood);
+        let in_file = tshark_lines(&f, None).len() as u64;
+        let _ = sh(&format!("umount {}", d.path().display()));
+        assert_eq!(r.code, Some(1), "{format}: {r:#?}");
+        assert_full_disk_summary(&r.stderr, &f, in_file);
+    }
 }
 
 /// A ping flood of ~1 kB packets from the peer to the target, for 20 s at

@@ -283,12 +283,18 @@ impl Printer {
         match ip.proto {
             6 => self.tcp(out, ip),
             17 => {
+                // A cut header, as tcpdump: the addresses, the ports if
+                // they were captured, then ` [|udp]`.
                 let (Some(sp), Some(dp)) = (be16(ip.l4, 0), be16(ip.l4, 2)) else {
                     ip.addrs(out);
-                    out.extend_from_slice(b"[|udp]");
+                    out.extend_from_slice(b" [|udp]");
                     return;
                 };
                 let _ = write!(out, "{s}.{sp} > {d}.{dp}: ");
+                if ip.l4.len() < 8 {
+                    out.extend_from_slice(b" [|udp]");
+                    return;
+                }
                 let v6 = ip.src.is_ipv6();
                 if !ip.fragmented && (self.verbose > 1 || (self.verbose > 0 && v6)) {
                     match (be16(ip.l4, 6), l4_checksum(ip, 6)) {
@@ -303,8 +309,9 @@ impl Printer {
                 }
                 let len = ip.l4_len.saturating_sub(8);
                 if !self.quiet && (sp == 53 || dp == 53) && len > 0 {
-                    let end = ip.l4_len.min(ip.l4.len()).max(8);
-                    super::dns::print(out, &ip.l4[8.min(end)..end], len, self.verbose);
+                    let end = ip.l4_len.min(ip.l4.len());
+                    let msg = ip.l4.get(8..end).unwrap_or(&[]);
+                    super::dns::print(out, msg, len, self.verbose);
                     return;
                 }
                 let _ = write!(out, "UDP, length {len}");

@@ -39,15 +39,19 @@ impl Printer {
     pub(super) fn tcp(&self, out: &mut Vec<u8>, ip: &Ip) {
         let (s, d) = (ip.src, ip.dst);
         let l4 = ip.l4;
-        let (Some(sp), Some(dp), Some(&doff), Some(&flags)) =
-            (be16(l4, 0), be16(l4, 2), l4.get(12), l4.get(13))
-        else {
+        let (Some(sp), Some(dp)) = (be16(l4, 0), be16(l4, 2)) else {
             ip.addrs(out);
             out.extend_from_slice(b"[|tcp]");
             return;
         };
-        let hl = ((doff >> 4) as usize) * 4;
         let _ = write!(out, "{s}.{sp} > {d}.{dp}: ");
+        // tcpdump reads nothing more (not even with -q) until the whole
+        // fixed header was captured.
+        let (Some(&doff), Some(&flags), true) = (l4.get(12), l4.get(13), l4.len() >= 20) else {
+            out.extend_from_slice(b" [|tcp]");
+            return;
+        };
+        let hl = ((doff >> 4) as usize) * 4;
         if self.quiet {
             let _ = write!(out, "tcp {}", ip.l4_len.saturating_sub(hl));
             return;
@@ -170,42 +174,69 @@ impl Printer {
             let _ = write!(out, ", urg {urp}");
         }
         if hl > 20 {
-            let Some(opts) = l4.get(20..hl) else {
-                out.extend_from_slice(b", options [|tcp]");
-                return;
-            };
+            // What was captured of the options, and how long the header
+            // says they are.
+            let opts = l4.get(20..hl.min(l4.len())).unwrap_or(&[]);
             out.extend_from_slice(b", options [");
-            if !tcp_options(out, opts, base, rev) {
-                out.extend_from_slice(b"[bad opt]]");
-                return;
+            match tcp_options(out, opts, hl - 20, base, rev) {
+                Ok(()) => out.push(b']'),
+                Err(OptEnd::Bad) => {
+                    out.extend_from_slice(b"[bad opt]]");
+                    return;
+                }
+                // As tcpdump: what could be read, then the mark; `>`
+                // closes it when an option's own data was cut after the
+                // first option.
+                Err(OptEnd::Cut { gt }) => {
+                    out.extend_from_slice(if gt { b" [|tcp]>" } else { b" [|tcp]" });
+                    return;
+                }
             }
-            out.push(b']');
         }
         let _ = write!(out, ", length {len}");
     }
 }
 
-/// TCP options as tcpdump prints them; false on a malformed option list
-/// (tcpdump's `[bad opt]`).
-fn tcp_options(out: &mut Vec<u8>, mut b: &[u8], base: Base, rev: bool) -> bool {
+/// Why an option list ended before its end.
+enum OptEnd {
+    /// Malformed (tcpdump's `[bad opt]`).
+    Bad,
+    /// Cut by the snap length: in an option's kind or length (`gt` false)
+    /// or in its data after the first option (`gt` true).
+    Cut { gt: bool },
+}
+
+/// TCP options as tcpdump prints them: `cap` is what was captured of the
+/// `hlen` bytes of options the header gives. A cut list prints every
+/// option that could be read and the name of the one it cuts.
+fn tcp_options(
+    out: &mut Vec<u8>,
+    cap: &[u8],
+    hlen: usize,
+    base: Base,
+    rev: bool,
+) -> Result<(), OptEnd> {
     let mut first = true;
-    while let Some((&kind, rest)) = b.split_first() {
+    let mut i = 0;
+    while i < hlen {
         if !first {
             out.push(b',');
         }
-        first = false;
-        let (len, data) = if kind <= 1 {
-            (1, &[][..])
+        let kind = *cap.get(i).ok_or(OptEnd::Cut { gt: false })?;
+        let len = if kind <= 1 {
+            1
         } else {
-            let Some(&len) = rest.first() else {
-                return false;
-            };
-            let len = len as usize;
-            if len < 2 || len - 1 > rest.len() {
-                return false;
+            let len = *cap.get(i + 1).ok_or(OptEnd::Cut { gt: false })? as usize;
+            if len < 2 || len > hlen - i {
+                return Err(OptEnd::Bad);
             }
-            (len, &rest[1..len - 1])
+            len
         };
+        // The option's data, as far as it was captured.
+        let data = cap
+            .get(i + 2.min(len)..(i + len).min(cap.len()))
+            .unwrap_or(&[]);
+        let whole = len.saturating_sub(2);
         let name = match kind {
             0 => "eol",
             1 => "nop",
@@ -233,18 +264,38 @@ fn tcp_options(out: &mut Vec<u8>, mut b: &[u8], base: Base, rev: bool) -> bool {
         } else {
             out.extend_from_slice(name.as_bytes());
         }
-        let fixed = |n: usize| data.len() >= n;
+        let cut = OptEnd::Cut { gt: !first };
+        // tcpdump's check of an option's fixed data: too long for the
+        // option is malformed, not captured is cut.
+        let need = |n: usize| -> Result<(), OptEnd> {
+            if whole < n {
+                Err(OptEnd::Bad)
+            } else if data.len() < n {
+                Err(OptEnd::Cut { gt: !first })
+            } else {
+                Ok(())
+            }
+        };
         match kind {
             0 | 1 | 4 => {}
-            2 if fixed(2) => write_ok(write!(out, " {}", be16(data, 0).unwrap_or(0))),
-            3 if fixed(1) => write_ok(write!(out, " {}", data[0])),
+            2 => {
+                need(2)?;
+                write_ok(write!(out, " {}", be16(data, 0).unwrap_or(0)))
+            }
+            3 => {
+                need(1)?;
+                write_ok(write!(out, " {}", data[0]))
+            }
             5 => {
-                if data.len() % 8 != 0 {
+                if whole % 8 != 0 {
                     out.extend_from_slice(b" invalid sack");
                 } else {
-                    let _ = write!(out, " {} ", data.len() / 8);
-                    for c in data.chunks_exact(8) {
-                        let (mut s, mut e) = (be32(c, 0).unwrap_or(0), be32(c, 4).unwrap_or(0));
+                    let _ = write!(out, " {} ", whole / 8);
+                    for k in 0..whole / 8 {
+                        let (Some(mut s), Some(mut e)) = (be32(data, k * 8), be32(data, k * 8 + 4))
+                        else {
+                            return Err(cut);
+                        };
                         let from = if rev { base.seq } else { base.ack };
                         s = s.wrapping_sub(from);
                         e = e.wrapping_sub(from);
@@ -252,21 +303,27 @@ fn tcp_options(out: &mut Vec<u8>, mut b: &[u8], base: Base, rev: bool) -> bool {
                     }
                 }
             }
-            6 | 7 | 11 | 12 | 13 if fixed(4) => {
+            6 | 7 | 11 | 12 | 13 => {
+                need(4)?;
                 write_ok(write!(out, " {}", be32(data, 0).unwrap_or(0)))
             }
-            8 if fixed(8) => write_ok(write!(
-                out,
-                " val {} ecr {}",
-                be32(data, 0).unwrap_or(0),
-                be32(data, 4).unwrap_or(0)
-            )),
-            2 | 3 | 6 | 7 | 8 | 11 | 12 | 13 => return false,
+            8 => {
+                need(8)?;
+                write_ok(write!(
+                    out,
+                    " val {} ecr {}",
+                    be32(data, 0).unwrap_or(0),
+                    be32(data, 4).unwrap_or(0)
+                ))
+            }
             _ => {
-                if !data.is_empty() {
+                if whole > 0 {
                     out.extend_from_slice(b" 0x");
                     for x in data {
                         let _ = write!(out, "{x:02x}");
+                    }
+                    if data.len() < whole {
+                        return Err(cut);
                     }
                 }
             }
@@ -283,10 +340,11 @@ fn tcp_options(out: &mut Vec<u8>, mut b: &[u8], base: Base, rev: bool) -> bool {
         if expected != len {
             let _ = write!(out, "[len {len}]");
         }
-        b = &b[len.min(b.len())..];
+        i += len;
+        first = false;
         if kind == 0 {
             break;
         }
     }
-    true
+    Ok(())
 }

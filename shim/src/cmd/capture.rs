@@ -503,6 +503,7 @@ pub fn engine_main(argv: &[String]) -> anyhow::Result<u8> {
             .context("duplicating stdout")?,
     );
     let quiet = args.no_report;
+    let name = output_label(args.write.is_some(), args.output_name.as_deref());
     let report = netshim_capture::run(Options { args, out, sockets })?;
     if quiet {
         if let Some(why) = &report.ended_by {
@@ -510,12 +511,28 @@ pub fn engine_main(argv: &[String]) -> anyhow::Result<u8> {
         }
         return Ok(if report.output_failed { 1 } else { 0 });
     }
-    Ok(if print_report(&report) { 1 } else { 0 })
+    Ok(if print_report(&report, name.as_deref()) {
+        1
+    } else {
+        0
+    })
+}
+
+/// What the closing counts call the output packets are written to: the
+/// file of `-w FILE`, or (`-w -`, a writer's pipe) the output. `None`
+/// when lines are printed.
+fn output_label(writes: bool, file: Option<&str>) -> Option<String> {
+    match (writes, file) {
+        (false, _) => None,
+        (true, Some(f)) => Some(netshim_capture::summary::printable(f)),
+        (true, None) => Some("the output".into()),
+    }
 }
 
 /// Prints tcpdump's closing counts (and each interface's, when several) on
-/// stderr; true when the output failed.
-fn print_report(report: &netshim_capture::Report) -> bool {
+/// stderr, and after a failed write what reached `output` and what did
+/// not; true when the output failed.
+fn print_report(report: &netshim_capture::Report, output: Option<&str>) -> bool {
     let t = report.total();
     eprintln!("{} packets captured", t.delivered);
     eprintln!("{} packets received by filter", t.received + t.dropped);
@@ -530,6 +547,19 @@ fn print_report(report: &netshim_capture::Report) -> bool {
                 c.dropped
             );
         }
+    }
+    if let (true, Some(output)) = (report.output_failed, output) {
+        // As dumpcap and tcpdump -w: the counts above are what was
+        // captured; say how much of it the file holds.
+        eprintln!(
+            "{} packets written to {output}; {} packets captured but not written: {}",
+            report.packets_written,
+            report.packets_lost,
+            report
+                .lost_because
+                .as_deref()
+                .unwrap_or("the output failed")
+        );
     }
     if let Some(why) = &report.ended_by {
         eprintln!("netshim: capture ended early: {why}");
@@ -560,7 +590,11 @@ fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyho
         out,
         sockets: Vec::new(),
     })?;
-    let output_failed = print_report(&report);
+    // The engine writes the file itself only without a writer (-C, -G,
+    // --print): otherwise it writes to the writer's pipe.
+    let file = a.write.as_deref().filter(|_| rotator.is_none());
+    let label = output_label(a.write.is_some(), file.filter(|w| *w != "-"));
+    let output_failed = print_report(&report, label.as_deref());
     let rotated_ok = rotator.is_none_or(wait_writer);
     if let (true, true, Some(n)) = (rotated_ok, output_failed, stops_after_files(&rot)) {
         eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
@@ -647,6 +681,9 @@ fn in_target(
     if let Some(path) = a.write.as_deref().filter(|w| *w != "-") {
         let (fd, writer) = file_output(a, path, &rot)?;
         out = Some(fd);
+        if writer.is_none() {
+            args.output_name = Some(path.to_string());
+        }
         rotator = writer;
         // A status line would garble the printed lines.
         args.status_line = std::io::stderr().is_terminal() && !a.print;

@@ -279,7 +279,13 @@ pub(crate) fn main(
     let statuses = wait_runners(&runners);
     let rotated_ok = writer.is_none_or(wait_writer);
     let report = report.context("merging the targets' streams")?;
-    print_report(&report, a.reorder_ms);
+    // The merge writes the file itself only without a writer (-C, -G).
+    let output = match a.write.as_deref() {
+        Some(w) if w != "-" && writer.is_none() => Some(netshim_capture::summary::printable(w)),
+        Some(_) => Some("the output".to_string()),
+        None => None,
+    };
+    print_report(&report, a.reorder_ms, output.as_deref());
     let mut failed = !report.stream_errors.is_empty() || !rotated_ok;
     for (label, status) in labels.iter().zip(&statuses) {
         if *status != 0 {
@@ -330,7 +336,7 @@ fn wait_runners(runners: &[Pid]) -> Vec<i32> {
 }
 
 /// tcpdump's closing counts, across the targets, then each interface's.
-fn print_report(r: &merge::MergeReport, window_ms: u64) {
+fn print_report(r: &merge::MergeReport, window_ms: u64, output: Option<&str>) {
     let received: u64 = r.interfaces.iter().map(|i| i.received).sum();
     let dropped: u64 = r.interfaces.iter().map(|i| i.dropped).sum();
     eprintln!("{} packets captured", r.written);
@@ -351,6 +357,14 @@ fn print_report(r: &merge::MergeReport, window_ms: u64) {
              been written: they were written at once, out of timestamp order (a larger \
              --reorder-window keeps them in order)",
             r.late
+        );
+    }
+    if let (Some(e), Some(output)) = (&r.output_error, output) {
+        eprintln!(
+            "{} packets written to {output}; {} packets captured but not written: {}",
+            r.packets_written,
+            r.packets_lost,
+            e.cause()
         );
     }
     for e in &r.stream_errors {
