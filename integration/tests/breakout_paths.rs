@@ -334,3 +334,46 @@ fn state_modes_hold_under_umask_000() {
         }
     }
 }
+
+/// A `cgroupsPath` that cleans to a hierarchy's root (`/`, `/..`, `a/../..`)
+/// is refused by netshim before anything is created: libcgroups would join
+/// the root cgroup and, at delete, kill every process listed in it. (runc
+/// puts such a container in the root cgroup and leaves the root alone at
+/// delete; it is not run here, since its container would sit in the host's
+/// root cgroup.) Nothing is left under netshim's state root.
+#[test]
+fn a_cgroups_path_naming_the_root_is_refused_before_anything_is_created() {
+    require_root();
+    let dir = tempfile::Builder::new()
+        .prefix("breakoutcgroot")
+        .tempdir_in("/tmp")
+        .unwrap();
+    for given in ["/", "/..", "/../../..", "a/../.."] {
+        let path = bundle(dir.path(), |s| s["linux"]["cgroupsPath"] = json!(given));
+        let root = dir.path().join("state");
+        std::fs::create_dir_all(&root).unwrap();
+        let id = unique("cgroot");
+        let r = run_to_files(
+            Command::new(netshim())
+                .arg("--root")
+                .arg(&root)
+                .args(["create", "--bundle"])
+                .arg(&path)
+                .arg(&id),
+        );
+        force_delete(&netshim(), &root, &id);
+        assert_eq!(r.code, Some(1), "{given:?}: {r:#?}");
+        assert!(
+            r.stderr
+                .contains("names the root of the cgroup hierarchies"),
+            "{given:?}: {}",
+            r.stderr
+        );
+        assert!(
+            tree(&root).is_empty(),
+            "{given:?} left state: {:?}",
+            tree(&root)
+        );
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+}

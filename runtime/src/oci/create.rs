@@ -146,6 +146,19 @@ impl Runtime {
             if let Some(p) = spec.pointer_mut("/linux/cgroupsPath") {
                 if let Some(given) = p.as_str() {
                     let cleaned = clean_cgroups_path(given);
+                    // libcgroups maps "/" and "." to the hierarchy's root
+                    // itself, and on delete kills every process in the
+                    // cgroup it joined: the whole host. runc would put the
+                    // container there and leave the root alone; netshim
+                    // refuses (docs/runtime.md lists the difference).
+                    if cleaned == "/" || cleaned == "." {
+                        return Err(OciError::Cgroup {
+                            id: id.into(),
+                            reason: format!(
+                                "linux.cgroupsPath {given:?} names the root of the cgroup hierarchies; give a path below it (or none: netshim then uses the container ID)"
+                            ),
+                        });
+                    }
                     if cleaned != given {
                         tracing::debug!(id, given, cleaned, "cgroupsPath cleaned");
                         *p = Value::String(cleaned);

@@ -59,17 +59,19 @@ pub fn running_sealed() -> bool {
 /// make one (root, or root of a rootless user namespace: no copy of the
 /// bytes, as runc 1.1 does), else a sealed memfd ([`sealed_copy_of_self`]).
 pub fn reexec_sealed(argv: &[OsString]) -> io::Result<()> {
-    if std::env::var_os(REEXEC_MARK).is_some() {
-        if !running_sealed() && !running_from_read_only_mount() {
-            return Err(io::Error::other(
-                "the re-executed copy of netshim is neither sealed nor read-only",
-            ));
-        }
-        // Nothing netshim starts needs the mark (a container's environment
-        // comes from its spec; hooks get theirs from it too).
+    // What the process runs from decides, never its environment (whoever
+    // starts the runtime sets that): a sealed memfd, or a read-only mount
+    // that is in no mount namespace (the detached bind made below; a
+    // read-only mount of the host could be made writable again).
+    if running_sealed() || running_from_detached_read_only_mount() {
         std::env::remove_var(REEXEC_MARK);
         name_after(argv);
         return Ok(());
+    }
+    if std::env::var_os(REEXEC_MARK).is_some() {
+        return Err(io::Error::other(
+            "the re-executed copy of netshim is neither sealed nor a detached read-only mount",
+        ));
     }
     let copy = match read_only_bind_of_self() {
         Ok(fd) => fd,
@@ -123,10 +125,37 @@ fn name_after(argv: &[OsString]) {
     unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
 }
 
-/// Whether this process's executable lies on a read-only mount.
-fn running_from_read_only_mount() -> bool {
-    nix::sys::statvfs::statvfs("/proc/self/exe")
-        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY))
+/// Whether this process's executable lies on a read-only mount that is in
+/// no mount namespace: its mount ID (statx(2) `STATX_MNT_ID`) is not among
+/// those `/proc/self/mountinfo` lists, and statvfs(3) says read-only.
+fn running_from_detached_read_only_mount() -> bool {
+    let read_only = nix::sys::statvfs::statvfs("/proc/self/exe")
+        .is_ok_and(|s| s.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY));
+    if !read_only {
+        return false;
+    }
+    // SAFETY: statx writes only into `stx`, a zeroed statx of the right
+    // type; the path is a NUL-terminated literal.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c"/proc/self/exe".as_ptr(),
+            0,
+            libc::STATX_MNT_ID,
+            &mut stx,
+        )
+    };
+    if r != 0 || stx.stx_mask & libc::STATX_MNT_ID == 0 {
+        return false;
+    }
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let id = stx.stx_mnt_id.to_string();
+    !mountinfo
+        .lines()
+        .any(|l| l.split(' ').next() == Some(id.as_str()))
 }
 
 // From <linux/mount.h> (Linux 5.12): open_tree(2) and mount_setattr(2).
@@ -300,8 +329,21 @@ impl PendingCopy {
 impl Drop for PendingCopy {
     fn drop(&mut self) {
         if let Some(pid) = self.copier.take() {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(pid, None);
+            // Only while it is still our unreaped child: a clean-up that
+            // reaped every child first (launch's) may have freed its PID
+            // for reuse. waitid(WNOWAIT) leaves a child's state as it is and
+            // fails with ECHILD for a PID that is no child of ours.
+            let still_ours = nix::sys::wait::waitid(
+                nix::sys::wait::Id::Pid(pid),
+                nix::sys::wait::WaitPidFlag::WEXITED
+                    | nix::sys::wait::WaitPidFlag::WNOHANG
+                    | nix::sys::wait::WaitPidFlag::WNOWAIT,
+            )
+            .is_ok();
+            if still_ours {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pid, None);
+            }
         }
     }
 }

@@ -217,7 +217,11 @@ pub fn main(argv: Vec<OsString>) -> std::process::ExitCode {
         // Before anything else, and before any container process exists:
         // from here on the container can only ever reach the sealed copy
         // (privilege/selfexec.rs says why; CVE-2019-5736).
-        if let Err(e) = netshim_runtime::privilege::selfexec::reexec_sealed(&argv) {
+        // The process's own command line, not `argv` (which lacks the word
+        // `oci` when called as `netshim oci ...`): the copy must parse
+        // exactly what this process parsed.
+        let own: Vec<OsString> = std::env::args_os().collect();
+        if let Err(e) = netshim_runtime::privilege::selfexec::reexec_sealed(&own) {
             eprintln!(
                 "netshim: cannot re-execute from a sealed copy of netshim's binary, and will not start a container from the binary on disk: {e} (memfd_create and /proc must be available)"
             );
