@@ -134,9 +134,10 @@ fn running_from_detached_read_only_mount() -> bool {
     if !read_only {
         return false;
     }
-    // SAFETY: statx writes only into `stx`, a zeroed statx of the right
-    // type; the path is a NUL-terminated literal.
+    // SAFETY: libc::statx is plain data, for which all-zero bytes are valid.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: statx writes only into `stx`, a statx of the right type; the
+    // path is a NUL-terminated literal.
     let r = unsafe {
         libc::statx(
             libc::AT_FDCWD,
