@@ -503,3 +503,58 @@ fn ctrl_c_on_the_terminal_interrupts_sleep() {
     );
     assert!(t.elapsed() < Duration::from_secs(10));
 }
+
+/// Another procfs of the host's PID namespace mounted somewhere in the
+/// host's tree (a chroot's `/proc`, a build root's; here the test's own,
+/// twice at the same place) comes along with the bind of `/`: netshim hides
+/// it, so the command reaches the victim through it no more than through
+/// `/proc`. The control: on the host, the same probe through that mount
+/// reaches the victim.
+#[test]
+fn a_stray_procfs_in_the_hosts_tree_shows_the_command_nothing() {
+    require_root();
+    let dir = tempfile::Builder::new()
+        .prefix("strayproc")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let stray = dir.path().join("chroot/proc");
+    std::fs::create_dir_all(&stray).unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let stray_s = stray.to_str().unwrap().to_string();
+    for _ in 0..2 {
+        run(Command::new("mount").args(["-t", "proc", "proc", &stray_s])).ok();
+    }
+    struct Unmount(String);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            for _ in 0..2 {
+                let _ = run(Command::new("umount").arg(&self.0));
+            }
+        }
+    }
+    let _unmount = Unmount(stray_s.clone());
+    let v = Victim::start(&[]);
+    let probe = v.probe().replace("/proc/$p", &format!("{stray_s}/$p"));
+    let host = run(Command::new("setpriv").args([
+        "--reuid",
+        "65534",
+        "--regid",
+        "65534",
+        "--clear-groups",
+        "sh",
+        "-c",
+        &probe,
+    ]))
+    .ok();
+    assert!(
+        found(&host.stdout).contains(&"reads-environ".to_string()),
+        "the control: {host:#?}"
+    );
+    let ns = Netns::new();
+    let r = netshim_run(&ns.target(), &["sh", "-c", &probe]).ok();
+    assert_eq!(found(&r.stdout), Vec::<String>::new(), "{r:#?}");
+}

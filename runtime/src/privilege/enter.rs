@@ -171,6 +171,48 @@ pub fn bind_host_root(rootfs: &std::path::Path) -> Result<(), Errno> {
         }
         mount(None::<&str>, &path, None::<&str>, flags, None::<&str>)?;
     }
+    hide_other_procfs(rootfs)
+}
+
+/// Hides every procfs mounted in the bound tree other than its `/proc`
+/// (which the run's own procfs covers): a chroot's, a build root's or
+/// another container's `/proc` shows the processes of the PID namespace it
+/// was mounted from, and through it a command could reach a process of its
+/// own UID there (`environ`, `mem`, `root`) despite its PID namespace.
+///
+/// Kernel rules: a mount can be detached (umount2 `MNT_DETACH`) unless it
+/// is locked, as mounts copied into a mount namespace owned by a less
+/// privileged user namespace are (EINVAL); a locked mount can still be
+/// covered, so it is covered with an empty read-only tmpfs instead.
+fn hide_other_procfs(rootfs: &std::path::Path) -> Result<(), Errno> {
+    use nix::mount::{mount, umount2, MntFlags, MsFlags};
+    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(|_| Errno::EIO)?;
+    let own_proc = rootfs.join("proc");
+    let mut found: Vec<std::path::PathBuf> = text
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            (right.split(' ').next() == Some("proc"))
+                .then(|| left.split(' ').nth(4).map(unescape_octal))?
+        })
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.starts_with(rootfs) && !p.starts_with(&own_proc))
+        .collect();
+    // Deepest first, so a detach never leaves a mount below it uncovered;
+    // a path listed twice (stacked mounts) is handled twice.
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in found {
+        if umount2(&p, MntFlags::MNT_DETACH).is_ok() {
+            continue;
+        }
+        mount(
+            Some("tmpfs"),
+            &p,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            Some("size=4k,mode=0000"),
+        )?;
+    }
     Ok(())
 }
 
