@@ -1103,9 +1103,9 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
     let unreach = ether(0x0800, &ipv4(1, b, a, 5, &icmp));
     // Each frame with the end of its IP header: it is cut at every length
     // from there to its whole length.
-    // Not yet as tcpdump: a cut DNS answer, a cut ICMP error.
-    let _ = (answer, unreach);
-    let frames = [(syn, 34), (v6, 54), (query, 34)];
+    // Not yet as tcpdump: a cut ICMP error.
+    let _ = unreach;
+    let frames = [(syn, 34), (v6, 54), (query, 34), (answer, 34)];
     let ends: Vec<usize> = frames.iter().map(|f| f.1).collect();
     let frames: Vec<Vec<u8>> = frames.into_iter().map(|f| f.0).collect();
     let (file, n) = cut_pcap(&frames, |f| {
@@ -1145,6 +1145,10 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
                 "  [|dstopt]",
                 " 40001 > 5000:  [|udp]",
                 " 40001 > 5000: UDP, length 4",
+                "4660 2/0/0 ",
+                "CNAME [|domain]",
+                "CNAME example.test., ",
+                " A [|domain]",
             ]
         };
         for want in wants {
