@@ -1103,9 +1103,13 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
     let unreach = ether(0x0800, &ipv4(1, b, a, 5, &icmp));
     // Each frame with the end of its IP header: it is cut at every length
     // from there to its whole length.
-    // Not yet as tcpdump: a cut ICMP error.
-    let _ = unreach;
-    let frames = [(syn, 34), (v6, 54), (query, 34), (answer, 34)];
+    let frames = [
+        (syn, 34),
+        (v6, 54),
+        (query, 34),
+        (answer, 34),
+        (unreach, 34),
+    ];
     let ends: Vec<usize> = frames.iter().map(|f| f.1).collect();
     let frames: Vec<Vec<u8>> = frames.into_iter().map(|f| f.0).collect();
     let (file, n) = cut_pcap(&frames, |f| {
@@ -1149,6 +1153,7 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
                 "CNAME [|domain]",
                 "CNAME example.test., ",
                 " A [|domain]",
+                "198.18.0.1 > 198.18.0.2:  [|icmp]",
             ]
         };
         for want in wants {
