@@ -218,8 +218,8 @@ mod tests {
     }
 
     /// Every cut of frames the printer decodes deeply (DNS over UDP, a
-    /// SYN with options, an ICMP error quoting UDP): a snap length may end
-    /// a packet anywhere.
+    /// SYN with options, an ICMP error quoting UDP, IPv6 extension
+    /// headers): a snap length may end a packet anywhere.
     #[test]
     fn every_cut_of_a_decoded_frame_prints() {
         let eth = [[0xffu8; 6].as_slice(), &[2; 6], &[8, 0]].concat();
@@ -261,7 +261,23 @@ mod tests {
         .concat();
         let quoted = ip(17, &[0x9c, 0x40, 0x82, 0x9a, 0, 8, 0, 0]);
         let unreach = [[3u8, 3, 0, 0, 0, 0, 0, 0].as_slice(), &quoted].concat();
-        for frame in [ip(17, &dns), ip(6, &syn), ip(1, &unreach)] {
+        // IPv6: hop-by-hop (router alert, PadN), destination options (a
+        // home address with a sub-option, Pad1s), a first fragment, UDP.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 52, 0, 64];
+        v6.extend_from_slice(&[0x20; 32]);
+        v6.extend_from_slice(&[60, 0, 5, 2, 0, 0, 1, 0]);
+        v6.extend_from_slice(&[44, 2, 0xc9, 18]);
+        v6.extend_from_slice(&[0x20; 16]);
+        v6.extend_from_slice(&[1, 0, 0, 0]);
+        v6.extend_from_slice(&[17, 0, 0, 1, 0, 0, 0, 7]);
+        v6.extend_from_slice(&[0x9c, 0x40, 0x13, 0x88, 0, 12, 0, 0, 1, 2, 3, 4]);
+        let eth6 = [&eth[..12], &[0x86, 0xdd]].concat();
+        for (eth, frame) in [
+            (&eth, ip(17, &dns)),
+            (&eth, ip(6, &syn)),
+            (&eth, ip(1, &unreach)),
+            (&eth6, v6),
+        ] {
             let frame = [eth.as_slice(), &frame].concat();
             for cut in 0..=frame.len() {
                 let framed = [vec![0u8; 9], frame[..cut].to_vec()].concat();

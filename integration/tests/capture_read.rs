@@ -1103,10 +1103,13 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
     let unreach = ether(0x0800, &ipv4(1, b, a, 5, &icmp));
     // Each frame with the end of its IP header: it is cut at every length
     // from there to its whole length.
-    // Not yet as tcpdump: the IPv6 extension headers, a cut DNS answer,
-    // a cut ICMP error.
-    let _ = (v6, answer, unreach);
-    let frames = [(syn, 34), (query, 34)];
+    let frames = [
+        (syn, 34),
+        (v6, 54),
+        (query, 34),
+        (answer, 34),
+        (unreach, 34),
+    ];
     let ends: Vec<usize> = frames.iter().map(|f| f.1).collect();
     let frames: Vec<Vec<u8>> = frames.into_iter().map(|f| f.0).collect();
     let (file, n) = cut_pcap(&frames, |f| {
@@ -1141,6 +1144,16 @@ fn cut_packets_print_what_can_be_read_as_tcpdump() {
                 "TS [|tcp]>",
                 ".40002 > 198.18.0.1.53:  [|udp]",
                 "4660+ [|domain]",
+                // IPv6: after extension headers, the ports alone.
+                "2001:db8:2001:db8::1:  [|hbhopt]",
+                "  [|dstopt]",
+                " 40001 > 5000:  [|udp]",
+                " 40001 > 5000: UDP, length 4",
+                "4660 2/0/0 ",
+                "CNAME [|domain]",
+                "CNAME example.test., ",
+                " A [|domain]",
+                "198.18.0.1 > 198.18.0.2:  [|icmp]",
             ]
         };
         for want in wants {

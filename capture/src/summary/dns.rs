@@ -2,8 +2,9 @@
 //! question, the section counts and the answers (with `-v` their owner
 //! names, with `-vv` the question of a response and the authority and
 //! additional sections). Written from tcpdump's output on messages the
-//! tests make, not from its code. A message that cannot be read ends the
-//! line with `[|domain]`.
+//! tests make; where a cut message stops being read follows tcpdump
+//! 4.99.3's print-domain.c as read (no code taken from it). A message that
+//! cannot be read ends the line with `[|domain]`.
 
 use std::io::Write;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -63,76 +64,169 @@ fn type_name(t: u16) -> String {
     }
 }
 
-/// A domain name at `at` of `msg` (compression pointers followed, at most
-/// 64 of them, so a loop ends): the name printed, and where the name ends
-/// in place.
-fn name(msg: &[u8], mut at: usize, out: &mut Vec<u8>) -> Option<usize> {
-    let mut end = None;
-    let mut jumps = 0;
-    let mut any = false;
+fn class_name(c: u16) -> String {
+    match c {
+        3 => "CHAOS".into(),
+        4 => "HS".into(),
+        255 => "ANY".into(),
+        c => format!("(Class {c})"),
+    }
+}
+
+/// Why a message's text ends early: `[|domain]` follows.
+struct Cut;
+
+/// The length of the label whose first byte is `b` (a pointer's first
+/// byte counts as its length, as tcpdump counts it); an extended or
+/// reserved label type ends the name.
+fn label_len(b: u8) -> Result<usize, Cut> {
+    match b & 0xc0 {
+        0x00 | 0xc0 => Ok(b as usize),
+        _ => Err(Cut),
+    }
+}
+
+/// Prints the domain name at `at` of the captured `msg` as tcpdump 4.99
+/// does, as much as was captured (a cut label prints its captured bytes,
+/// then the name ends in [`Cut`]); a compression pointer must point back
+/// in the message, so a loop ends. Returns where the name ends in place,
+/// which may be past what was captured.
+fn fqdn(msg: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, Cut> {
+    const MAX_NAME: usize = 255;
+    let mut i = *msg.get(at).ok_or(Cut)?;
+    let mut l = label_len(i)?;
+    let mut max_offset = at;
+    let mut cp = at + 1;
+    let mut rp = (i & 0xc0 != 0xc0).then_some(cp + l);
+    let mut pointed = false;
+    let mut chars = 0;
+    if i == 0 {
+        out.push(b'.');
+        return rp.ok_or(Cut);
+    }
+    while i != 0 && cp < msg.len() {
+        if i & 0xc0 == 0xc0 {
+            if !pointed {
+                rp = Some(cp + 1);
+                pointed = true;
+            }
+            let offset = ((i as usize) << 8 | *msg.get(cp).ok_or(Cut)? as usize) & 0x3fff;
+            if offset >= max_offset {
+                out.extend_from_slice(b"<BAD PTR>");
+                return Err(Cut);
+            }
+            max_offset = offset;
+            cp = offset;
+            i = *msg.get(cp).ok_or(Cut)?;
+            l = label_len(i)?;
+            cp += 1;
+            continue;
+        }
+        let shown = l.min(MAX_NAME.saturating_sub(chars));
+        let label = &msg[cp.min(msg.len())..(cp + shown).min(msg.len())];
+        for &c in label {
+            // As the line printer does: nothing from the wire reaches the
+            // terminal as a control character.
+            if c.is_ascii_graphic() {
+                out.push(c);
+            } else {
+                let _ = write!(out, "\\{c:03}");
+            }
+        }
+        if label.len() < shown {
+            return Err(Cut);
+        }
+        chars += l;
+        cp += l;
+        if chars <= MAX_NAME {
+            out.push(b'.');
+        }
+        chars += 1;
+        i = *msg.get(cp).ok_or(Cut)?;
+        l = label_len(i)?;
+        cp += 1;
+        if let (false, Some(r)) = (pointed, rp.as_mut()) {
+            *r += l + 1;
+        }
+    }
+    if chars > MAX_NAME {
+        out.extend_from_slice(b"<DOMAIN NAME TOO LONG>");
+    }
+    rp.ok_or(Cut)
+}
+
+/// Where the name at `at` ends, without printing it; `None` when that
+/// cannot be read.
+fn skip_name(msg: &[u8], at: usize) -> Option<usize> {
+    let mut cp = at;
     loop {
-        let len = *msg.get(at)? as usize;
-        match len & 0xc0 {
-            0 if len == 0 => {
-                if !any {
-                    out.push(b'.');
-                }
-                return Some(end.unwrap_or(at + 1));
-            }
-            0 => {
-                for &c in msg.get(at + 1..at + 1 + len)? {
-                    // As the line printer does: nothing from the wire reaches
-                    // the terminal as a control character.
-                    if c.is_ascii_graphic() {
-                        out.push(c);
-                    } else {
-                        let _ = write!(out, "\\{c:03}");
-                    }
-                }
-                out.push(b'.');
-                any = true;
-                at += 1 + len;
-            }
-            0xc0 => {
-                jumps += 1;
-                if jumps > 64 {
-                    return None;
-                }
-                let ptr = (be16(msg, at)? & 0x3fff) as usize;
-                end.get_or_insert(at + 2);
-                at = ptr;
-            }
+        let b = *msg.get(cp)?;
+        cp += 1;
+        match b & 0xc0 {
+            _ if b == 0 => return Some(cp),
+            0xc0 => return Some(cp + 1),
+            0x00 => cp += b as usize,
             _ => return None,
         }
     }
 }
 
-/// One question, ` TYPE? NAME`; where it ends.
-fn question(msg: &[u8], at: usize, out: &mut Vec<u8>) -> Option<usize> {
-    let mut n = Vec::new();
-    let after = name(msg, at, &mut n)?;
-    let t = be16(msg, after)?;
-    be16(msg, after + 2)?;
-    let _ = write!(out, " {}? ", type_name(t));
-    out.extend_from_slice(&n);
-    Some(after + 4)
+/// One question, ` TYPE[ CLASS]? NAME`; where it ends.
+fn question(msg: &[u8], at: usize, out: &mut Vec<u8>) -> Result<usize, Cut> {
+    let after = skip_name(msg, at).ok_or(Cut)?;
+    let (Some(t), Some(class)) = (be16(msg, after), be16(msg, after + 2)) else {
+        return Err(Cut);
+    };
+    let _ = write!(out, " {}", type_name(t));
+    if class != 1 {
+        let _ = write!(out, " {}", class_name(class));
+    }
+    out.extend_from_slice(b"? ");
+    fqdn(msg, at, out)?;
+    Ok(after + 4)
 }
 
-/// One resource record, ` [OWNER ]TYPE DATA`; where it ends.
-fn record(msg: &[u8], at: usize, out: &mut Vec<u8>, verbose: u8) -> Option<usize> {
-    let mut owner = Vec::new();
-    let after = name(msg, at, &mut owner)?;
-    let t = be16(msg, after)?;
-    let class = be16(msg, after + 2)?;
-    let rdlen = be16(msg, after + 8)? as usize;
-    let data_at = after + 10;
-    let data = msg.get(data_at..data_at + rdlen)?;
-    out.push(b' ');
-    if verbose > 0 {
-        out.extend_from_slice(&owner);
+/// One resource record, ` [OWNER ]TYPE DATA`, as tcpdump reads it:
+/// where it ends, or the end of `msg` when its owner (without -v) or fixed
+/// fields were not captured (tcpdump then ends the section quietly).
+fn record(msg: &[u8], at: usize, out: &mut Vec<u8>, verbose: u8) -> Result<usize, Cut> {
+    let after = if verbose > 0 {
         out.push(b' ');
+        Some(fqdn(msg, at, out)?)
+    } else {
+        skip_name(msg, at)
+    };
+    let Some(after) = after.filter(|a| msg.len() >= a + 10) else {
+        return Ok(msg.len());
+    };
+    let (t, class) = (
+        be16(msg, after).ok_or(Cut)?,
+        be16(msg, after + 2).ok_or(Cut)?,
+    );
+    let rdlen = be16(msg, after + 8).ok_or(Cut)? as usize;
+    if class != 1 && t != 41 {
+        let _ = write!(out, " {}", class_name(class));
     }
-    out.extend_from_slice(type_name(t).as_bytes());
+    let data_at = after + 10;
+    let _ = write!(out, " {}", type_name(t));
+    // As tcpdump: the data must have been captured whole.
+    let data = msg.get(data_at..data_at + rdlen).ok_or(Cut)?;
+    rdata(msg, t, class, after, data_at, data, out).ok_or(Cut)?;
+    Ok(data_at + rdlen)
+}
+
+/// The data of a record of type `t` at `data_at` (the record's fixed fields
+/// at `after`), captured whole in `data`.
+fn rdata(
+    msg: &[u8],
+    t: u16,
+    class: u16,
+    after: usize,
+    data_at: usize,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    let rdlen = data.len();
     match t {
         1 if rdlen == 4 => {
             let _ = write!(
@@ -147,11 +241,11 @@ fn record(msg: &[u8], at: usize, out: &mut Vec<u8>, verbose: u8) -> Option<usize
         }
         2 | 5 | 12 | 39 => {
             out.push(b' ');
-            name(msg, data_at, out)?;
+            fqdn(msg, data_at, out).ok()?;
         }
         15 => {
             out.push(b' ');
-            name(msg, data_at + 2, out)?;
+            fqdn(msg, data_at + 2, out).ok()?;
             let _ = write!(out, " {}", be16(data, 0)?);
         }
         16 => {
@@ -172,16 +266,16 @@ fn record(msg: &[u8], at: usize, out: &mut Vec<u8>, verbose: u8) -> Option<usize
         }
         6 => {
             out.push(b' ');
-            let a = name(msg, data_at, out)?;
+            let a = fqdn(msg, data_at, out).ok()?;
             out.push(b' ');
-            let b = name(msg, a, out)?;
+            let b = fqdn(msg, a, out).ok()?;
             for i in 0..5 {
                 let _ = write!(out, " {}", super::be32(msg, b + 4 * i)?);
             }
         }
         33 => {
             out.push(b' ');
-            name(msg, data_at + 6, out)?;
+            fqdn(msg, data_at + 6, out).ok()?;
             let _ = write!(
                 out,
                 ":{} {} {}",
@@ -200,22 +294,24 @@ fn record(msg: &[u8], at: usize, out: &mut Vec<u8>, verbose: u8) -> Option<usize
         }
         _ => {}
     }
-    Some(data_at + rdlen)
+    Some(())
 }
 
 /// Appends tcpdump's text for the DNS message `msg` (a UDP payload of
-/// `len` bytes): all of it or, where it cannot be read, `[|domain]`.
+/// `len` bytes, as much of it as was captured): all of it or, where tcpdump
+/// stops reading, `[|domain]`.
 pub(super) fn print(out: &mut Vec<u8>, msg: &[u8], len: usize, verbose: u8) {
-    if print_message(out, msg, verbose).is_none() {
+    if print_message(out, msg, verbose).is_err() {
         out.extend_from_slice(b" [|domain]");
         return;
     }
     let _ = write!(out, " ({len})");
 }
 
-fn print_message(out: &mut Vec<u8>, msg: &[u8], verbose: u8) -> Option<()> {
-    let (id, flags) = (be16(msg, 0)?, be16(msg, 2)?);
-    let (qd, an, ns, ar) = (be16(msg, 4)?, be16(msg, 6)?, be16(msg, 8)?, be16(msg, 10)?);
+fn print_message(out: &mut Vec<u8>, msg: &[u8], verbose: u8) -> Result<(), Cut> {
+    let field = |o| be16(msg, o).ok_or(Cut);
+    let (id, flags) = (field(0)?, field(2)?);
+    let (qd, an, ns, ar) = (field(4)?, field(6)?, field(8)?, field(10)?);
     let opcode = OPCODES[((flags >> 11) & 0xf) as usize];
     let mut at = 12;
     if flags & 0x8000 != 0 {
@@ -227,15 +323,21 @@ fn print_message(out: &mut Vec<u8>, msg: &[u8], verbose: u8) -> Option<()> {
             if flags & 0x0080 != 0 { "" } else { "-" },
             if flags & 0x0200 != 0 { "|" } else { "" },
         );
-        if verbose > 1 && qd > 0 {
-            out.extend_from_slice(b" q:");
+        if qd != 1 {
+            let _ = write!(out, " [{qd}q]");
         }
-        for _ in 0..qd {
-            let mut q = Vec::new();
-            at = question(msg, at, &mut q)?;
-            if verbose > 1 {
-                out.extend_from_slice(&q);
+        // As tcpdump: without -vv a question's name is skipped, and its
+        // type and class are not read.
+        for i in 0..qd {
+            if i > 0 {
+                out.push(b',');
             }
+            at = if verbose > 1 {
+                out.extend_from_slice(b" q:");
+                question(msg, at, out)?
+            } else {
+                skip_name(msg, at).ok_or(Cut)? + 4
+            };
         }
         let _ = write!(out, " {an}/{ns}/{ar}");
         at = records(msg, at, an, out, verbose, "")?;
@@ -274,8 +376,13 @@ fn print_message(out: &mut Vec<u8>, msg: &[u8], verbose: u8) -> Option<()> {
         if ar > 0 {
             let _ = write!(out, " [{ar}au]");
         }
-        for _ in 0..qd {
+        let mut left = qd;
+        while left > 0 && (left == qd || at < msg.len()) {
             at = question(msg, at, out)?;
+            left -= 1;
+        }
+        if left > 0 {
+            return Err(Cut);
         }
         if verbose > 1 {
             at = records(msg, at, an, out, verbose, "")?;
@@ -283,11 +390,13 @@ fn print_message(out: &mut Vec<u8>, msg: &[u8], verbose: u8) -> Option<()> {
             records(msg, at, ar, out, verbose, " ar:")?;
         }
     }
-    Some(())
+    Ok(())
 }
 
-/// `n` records from `at`, after `head` (when there are any), separated by
-/// commas; where they end.
+/// `n` records from `at`, after `head`, separated by commas, as tcpdump
+/// reads them: the first always, the others while something is left of
+/// what was captured; records that were not all read end the line with
+/// [`Cut`]. Where they end.
 fn records(
     msg: &[u8],
     mut at: usize,
@@ -295,17 +404,24 @@ fn records(
     out: &mut Vec<u8>,
     verbose: u8,
     head: &str,
-) -> Option<usize> {
-    if n > 0 {
-        out.extend_from_slice(head.as_bytes());
+) -> Result<usize, Cut> {
+    // The authority and additional sections start only on what is left.
+    if n == 0 || (!head.is_empty() && at >= msg.len()) {
+        return if n == 0 { Ok(at) } else { Err(Cut) };
     }
-    for i in 0..n {
-        if i > 0 {
+    out.extend_from_slice(head.as_bytes());
+    let mut left = n;
+    while left > 0 && (left == n || at < msg.len()) {
+        if left < n {
             out.push(b',');
         }
         at = record(msg, at, out, verbose)?;
+        left -= 1;
     }
-    Some(at)
+    if left > 0 {
+        return Err(Cut);
+    }
+    Ok(at)
 }
 
 #[cfg(test)]
@@ -319,7 +435,8 @@ mod tests {
         m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
         let mut out = Vec::new();
         print(&mut out, &m, m.len(), 2);
-        assert_eq!(String::from_utf8(out).unwrap(), "1+ [|domain]");
+        // As tcpdump 4.99.3: a pointer must point back.
+        assert_eq!(String::from_utf8(out).unwrap(), "1+ A? <BAD PTR> [|domain]");
         for cut in 0..m.len() {
             let mut out = Vec::new();
             print(&mut out, &m[..cut], cut, 0);

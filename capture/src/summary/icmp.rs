@@ -12,10 +12,19 @@ impl Printer {
     pub(super) fn icmp(&self, out: &mut Vec<u8>, ip: &Ip) {
         let l4 = ip.l4;
         ip.addrs(out);
+        // As tcpdump: the text is made before anything of it is printed,
+        // so a field it needs that was not captured leaves ` [|icmp]`
+        // alone after the addresses.
+        let start = out.len();
         out.extend_from_slice(b"ICMP ");
         let (Some(&t), Some(&code)) = (l4.first(), l4.get(1)) else {
-            out.extend_from_slice(b"[|icmp]");
+            out.truncate(start);
+            out.extend_from_slice(b" [|icmp]");
             return;
+        };
+        let cut = |out: &mut Vec<u8>| {
+            out.truncate(start);
+            out.extend_from_slice(b" [|icmp]");
         };
         // The packet an error quotes: its destination, protocol and port.
         let quoted = l4.get(8..).unwrap_or(&[]);
@@ -27,13 +36,13 @@ impl Printer {
         match (t, code) {
             (0 | 8, _) => {
                 let (Some(id), Some(sq)) = (be16(l4, 4), be16(l4, 6)) else {
-                    out.extend_from_slice(b"[|icmp]");
-                    return;
+                    return cut(out);
                 };
                 let what = if t == 8 { "echo request" } else { "echo reply" };
                 let _ = write!(out, "{what}, id {id}, seq {sq}");
             }
-            (3, _) if q_dst.is_none() => out.extend_from_slice(b"[|icmp]"),
+            (3, _) if q_dst.is_none() => return cut(out),
+            (3, 4) if be16(l4, 6).is_none() => return cut(out),
             (3, 3) => {
                 let dst = q_dst.expect("checked");
                 match (q_proto, q_dport) {
@@ -42,7 +51,7 @@ impl Printer {
                     (Some(pr), Some(p)) => {
                         write_ok(write!(out, "{dst} protocol {pr} port {p} unreachable"))
                     }
-                    _ => out.extend_from_slice(b"[|icmp]"),
+                    _ => return cut(out),
                 }
             }
             (3, code) => {

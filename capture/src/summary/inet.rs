@@ -227,29 +227,42 @@ impl Printer {
         loop {
             match next {
                 0 | 60 => {
-                    let (Some(&nh), Some(&units)) = (payload.first(), payload.get(1)) else {
-                        let _ = write!(out, "{} [|ip6]", if next == 0 { "HBH" } else { "DSTOPT" });
+                    // As tcpdump: nothing of the header is printed unless
+                    // all of it was captured.
+                    let hl = payload.get(1).map(|&u| (u as usize + 1) * 8);
+                    let (Some(&nh), Some(hdr)) =
+                        (payload.first(), hl.and_then(|hl| payload.get(..hl)))
+                    else {
+                        let _ = write!(out, " [|{}]", if next == 0 { "hbhopt" } else { "dstopt" });
                         return;
                     };
-                    let hl = (units as usize + 1) * 8;
-                    out.extend_from_slice(if next == 0 { b"HBH " } else { b"DSTOPT " });
-                    if self.verbose > 0 {
-                        ipv6_options(out, payload.get(2..hl).unwrap_or(&[]));
+                    let hbh = next == 0;
+                    out.extend_from_slice(if hbh { b"HBH " } else { b"DSTOPT " });
+                    // tcpdump checks hop-by-hop options always, and
+                    // destination options only with -v.
+                    let v = self.verbose > 0;
+                    if (hbh || v) && !ipv6_options(out, &hdr[2..], v, hbh.then_some(plen)) {
+                        let _ = write!(out, " [|{}]", if hbh { "hbhopt" } else { "dstopt" });
+                        return;
                     }
                     next = nh;
-                    payload = payload.get(hl..).unwrap_or(&[]);
-                    len = len.saturating_sub(hl);
+                    payload = &payload[hdr.len()..];
+                    len = len.saturating_sub(hdr.len());
                 }
                 44 => {
-                    let (Some(&nh), Some(offlg), Some(id)) =
-                        (payload.first(), be16(payload, 2), be32(payload, 4))
-                    else {
-                        out.extend_from_slice(b"frag [|frag6]");
+                    // tcpdump reads the offset (and with -v the id) only.
+                    let id = be32(payload, 4);
+                    let (Some(&nh), Some(offlg), true) = (
+                        payload.first(),
+                        be16(payload, 2),
+                        self.verbose == 0 || id.is_some(),
+                    ) else {
+                        out.extend_from_slice(b" [|frag6]");
                         return;
                     };
                     let off = offlg & 0xfff8;
                     len = len.saturating_sub(8);
-                    if self.verbose > 0 {
+                    if let (true, Some(id)) = (self.verbose > 0, id) {
                         let _ = write!(out, "frag (0x{id:08x}:{off}|{len})");
                     } else {
                         let _ = write!(out, "frag ({off}|{len})");
@@ -258,9 +271,14 @@ impl Printer {
                         return;
                     }
                     out.push(b' ');
+                    // As tcpdump: nothing more unless something after the
+                    // fragment header was captured.
+                    let Some(rest) = payload.get(8..).filter(|r| !r.is_empty()) else {
+                        return;
+                    };
                     fragmented = true;
                     next = nh;
-                    payload = payload.get(8..).unwrap_or(&[]);
+                    payload = rest;
                 }
                 _ => break,
             }
@@ -290,7 +308,13 @@ impl Printer {
                     out.extend_from_slice(b" [|udp]");
                     return;
                 };
-                let _ = write!(out, "{s}.{sp} > {d}.{dp}: ");
+                if ip.addrs_done {
+                    // After IPv6 extension headers tcpdump prints the
+                    // ports alone: the addresses came before the headers.
+                    let _ = write!(out, "{sp} > {dp}: ");
+                } else {
+                    let _ = write!(out, "{s}.{sp} > {d}.{dp}: ");
+                }
                 if ip.l4.len() < 8 {
                     out.extend_from_slice(b" [|udp]");
                     return;
@@ -326,27 +350,116 @@ impl Printer {
     }
 }
 
-/// IPv6 hop-by-hop and destination options (tcpdump -v).
-fn ipv6_options(out: &mut Vec<u8>, mut b: &[u8]) {
-    while let Some(&kind) = b.first() {
-        if kind == 0 {
-            out.extend_from_slice(b"(pad1) ");
-            b = &b[1..];
-            continue;
-        }
-        let Some(&len) = b.get(1) else {
-            out.extend_from_slice(b"[|hbhopt] ");
-            return;
-        };
-        let data = b.get(2..2 + len as usize).unwrap_or(&[]);
-        let _ = match kind {
-            1 => write!(out, "(padn) "),
-            5 => write!(out, "(rtalert: 0x{:04x}) ", be16(data, 0).unwrap_or(0)),
-            0xc2 => write!(out, "(jumbo: {}) ", be32(data, 0).unwrap_or(0)),
-            k => write!(out, "(opt_type 0x{k:02x}: len={len}) "),
-        };
-        b = b.get(2 + len as usize..).unwrap_or(&[]);
+/// IPv6 hop-by-hop or destination options as tcpdump 4.99 checks and
+/// prints them: with `verbose`, each option in parentheses and a space
+/// after the last. `plen` is the IPv6 payload length for hop-by-hop
+/// options (`None` for destination options, where a jumbo payload option
+/// is not valid). Returns false for an option that overruns the header or
+/// has a wrong length for its type, after printing what tcpdump prints of
+/// it whatever the verbosity: the caller then ends the line with
+/// `[|hbhopt]` or `[|dstopt]`.
+fn ipv6_options(out: &mut Vec<u8>, b: &[u8], verbose: bool, plen: Option<u16>) -> bool {
+    if b.is_empty() {
+        return true;
     }
+    let mut i = 0;
+    let mut jumbo_seen = false;
+    while let Some(&kind) = b.get(i) {
+        let rest = &b[i..];
+        let olen = match (kind, rest.get(1)) {
+            (0, _) => 1,
+            (_, Some(&l)) => l as usize + 2,
+            (_, None) => return false,
+        };
+        if olen > rest.len() {
+            return false;
+        }
+        match kind {
+            0 if verbose => out.extend_from_slice(b"(pad1)"),
+            1 if verbose => out.extend_from_slice(b"(padn)"),
+            0 | 1 => {}
+            5 | 0xc2 => {
+                let (name, want) = if kind == 5 {
+                    ("rtalert", 4)
+                } else {
+                    ("jumbo", 6)
+                };
+                if rest.len() < want {
+                    let _ = write!(out, "({name}: trunc)");
+                    return false;
+                }
+                if olen != want {
+                    let _ = write!(out, "({name}: invalid len {})", olen - 2);
+                    return false;
+                }
+                if !verbose {
+                } else if kind == 5 {
+                    let _ = write!(out, "(rtalert: 0x{:04x}) ", be16(rest, 2).unwrap_or(0));
+                } else {
+                    let n = be32(rest, 2).unwrap_or(0);
+                    let why = match plen {
+                        _ if jumbo_seen => " - already seen",
+                        None => " - not a hop-by-hop option",
+                        Some(p) if p != 0 => " - payload len != 0",
+                        Some(_) if n < 65536 => " - < 65536",
+                        Some(_) => "",
+                    };
+                    let _ = write!(out, "(jumbo: {n}{why}) ");
+                }
+                jumbo_seen |= kind == 0xc2;
+            }
+            0xc9 => {
+                if rest.len() < 18 {
+                    out.extend_from_slice(b"(homeaddr: trunc)");
+                    return false;
+                }
+                if olen < 18 {
+                    let _ = write!(out, "(homeaddr: invalid len {})", olen - 2);
+                    return false;
+                }
+                if verbose {
+                    let a: [u8; 16] = rest[2..18].try_into().unwrap_or([0; 16]);
+                    let _ = write!(out, "(homeaddr: {}", Ipv6Addr::from(a));
+                    if olen > 18 && !ipv6_sub_options(out, &rest[18..olen]) {
+                        return false;
+                    }
+                    out.push(b')');
+                }
+            }
+            k if verbose => {
+                let _ = write!(out, "(opt_type 0x{k:02x}: len={})", olen - 2);
+            }
+            _ => {}
+        }
+        i += olen;
+    }
+    if verbose {
+        out.push(b' ');
+    }
+    true
+}
+
+/// The sub-options of a home address option, as tcpdump -v prints them;
+/// false when one overruns the option.
+fn ipv6_sub_options(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&kind) = b.get(i) {
+        let olen = match (kind, b.get(i + 1)) {
+            (0, _) => 1,
+            (_, Some(&l)) => l as usize + 2,
+            (_, None) => return false,
+        };
+        if i + olen > b.len() {
+            return false;
+        }
+        let _ = match kind {
+            0 => write!(out, ", pad1"),
+            1 => write!(out, ", padn"),
+            k => write!(out, ", sopt_type 0x{k:02x}: len={}", olen - 2),
+        };
+        i += olen;
+    }
+    true
 }
 
 /// Discards the result of a `write!` into a `Vec`, which cannot fail.

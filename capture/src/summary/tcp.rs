@@ -40,11 +40,17 @@ impl Printer {
         let (s, d) = (ip.src, ip.dst);
         let l4 = ip.l4;
         let (Some(sp), Some(dp)) = (be16(l4, 0), be16(l4, 2)) else {
-            ip.addrs(out);
-            out.extend_from_slice(b"[|tcp]");
+            // The addresses, even after IPv6 extension headers that
+            // printed them, as tcpdump.
+            let _ = write!(out, "{s} > {d}: [|tcp]");
             return;
         };
-        let _ = write!(out, "{s}.{sp} > {d}.{dp}: ");
+        if ip.addrs_done {
+            // After IPv6 extension headers, as tcpdump: the ports alone.
+            let _ = write!(out, "{sp} > {dp}: ");
+        } else {
+            let _ = write!(out, "{s}.{sp} > {d}.{dp}: ");
+        }
         // tcpdump reads nothing more (not even with -q) until the whole
         // fixed header was captured.
         let (Some(&doff), Some(&flags), true) = (l4.get(12), l4.get(13), l4.len() >= 20) else {
