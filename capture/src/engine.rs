@@ -332,6 +332,19 @@ impl Writer {
     }
 }
 
+/// Whether `p` is the outgoing copy of a loopback packet. The kernel shows
+/// a packet sent on a loopback device twice to a packet socket: once as it
+/// leaves (PACKET_OUTGOING) and once as it comes back in. As libpcap does,
+/// the capture keeps only the incoming copy, so that files, lines and `-c`
+/// see each packet once (and `-Q out` on `lo` captures nothing, as
+/// tcpdump's). The kernel's statistics still count both copies, as
+/// libpcap's do. The device is known by its hardware type, which the
+/// packet carries (`-i any` too), not by an index looked up here: a sealed
+/// engine runs in a network namespace of its own.
+fn loopback_echo(p: &Packet) -> bool {
+    p.pkttype == libc::PACKET_OUTGOING && p.hatype == libc::ARPHRD_LOOPBACK
+}
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -514,6 +527,9 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             ifc.ring.drain(&mut scratch, |p| {
                 if written >= limit {
                     return false;
+                }
+                if loopback_echo(p) {
+                    return true;
                 }
                 if which == Which::Out && p.direction() != Direction::Out {
                     return true;
