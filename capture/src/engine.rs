@@ -269,6 +269,9 @@ struct Writer {
     /// The last (ifindex, id) looked up: packets come in runs per interface.
     last_idb: Option<(i32, u32)>,
     names: HashMap<i32, String>,
+    /// Lines name the interface and direction: the capture spans several
+    /// interfaces (`-i any`, repeated `-i`), as tcpdump's lines do.
+    line_names: bool,
 }
 
 impl Writer {
@@ -323,7 +326,11 @@ impl Writer {
             }
             Some(Format::Pcap) => format::pcap_record(self.out.buf(), p, self.sll2, self.precision),
             None => {
-                let name = ifname_of(p.ifindex, &mut self.names);
+                let name = if self.line_names {
+                    ifname_of(p.ifindex, &mut self.names)
+                } else {
+                    String::new()
+                };
                 let lt = format::linktype_of(p.hatype);
                 self.printer.line_of_linktype(self.out.buf(), &name, lt, p);
             }
@@ -445,6 +452,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         idb: Vec::new(),
         last_idb: None,
         names: HashMap::new(),
+        line_names: multi,
     };
     w.out
         .set_stall_timeout(opts.stall_timeout)

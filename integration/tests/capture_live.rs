@@ -123,6 +123,7 @@ impl Row {
         t.captured == n.captured
             && (n.received..=n.received + 3).contains(&t.received)
             && t.in_file == n.in_file
+            && t.lines == n.lines
     }
 }
 
@@ -155,7 +156,13 @@ fn differential(ns: &Netns, iface: &str, filter: &str, write: bool, traffic: imp
             captured: stat(&err, " packets captured"),
             received: stat(&err, " packets received by filter"),
             in_file: write.then(|| packets_in(f)),
-            lines: out.lines().map(|l| after_time(l).to_string()).collect(),
+            // tcpdump ends its output with an empty line when interrupted
+            // (for the terminal's `^C`); netshim keeps stdout to packets.
+            lines: out
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| after_time(l).to_string())
+                .collect(),
         }
     };
     let tcpdump = side(t.interrupt(), &tf);
@@ -287,4 +294,68 @@ fn loopback_out_only_captures_nothing() {
     assert_eq!(stat(&err, " packets captured"), 0, "{err}");
     assert_eq!(stat(&err, " packets received by filter"), 40, "{err}");
     assert_eq!(packets_in(&f), 0);
+}
+
+/// Repeated `-i` spans several interfaces: each line names its interface
+/// and direction as tcpdump's `-i any` lines do. Its pcapng (an IDB per
+/// interface) read back with `-r` prints as `tcpdump -r` prints it: no
+/// interface nor direction, with one IDB or several.
+#[test]
+fn several_interfaces_name_lines_and_files_read_as_tcpdump() {
+    let ns = Netns::with_peer();
+    let d = tempfile::tempdir().unwrap();
+    let traffic = || {
+        let mut p = ns.ping_from_peer(1);
+        ping_lo(&ns);
+        p.wait().unwrap();
+    };
+    let mut lines = Vec::new();
+    for (tag, ifaces) in [("two", vec!["lo", &ns.veth]), ("one", vec![&ns.veth])] {
+        let f = d.path().join(format!("{tag}.pcapng"));
+        for write in [false, true] {
+            let mut n = netshim_with_timeout(120);
+            n.args(["capture", "--target-netns", &ns.target(), "-n"]);
+            for i in &ifaces {
+                n.args(["-i", i]);
+            }
+            if write {
+                n.arg("-w").arg(&f);
+            }
+            n.arg("icmp");
+            let mut n = spawn(n, d.path(), tag);
+            n.wait_ready("capturing on");
+            traffic();
+            std::thread::sleep(Duration::from_millis(300));
+            let (code, out, err) = n.interrupt();
+            assert_eq!(code, Some(0), "{err}");
+            if !write {
+                lines.push(out);
+            }
+        }
+        let t = run(Command::new("tcpdump").arg("-n").arg("-r").arg(&f)).ok();
+        let r = run(Command::new(netshim())
+            .args(["capture", "-n", "-r"])
+            .arg(&f))
+        .ok();
+        assert!(t.stdout.lines().count() >= 20, "{t:#?}");
+        assert_eq!(r.stdout, t.stdout, "{tag}: -r prints as tcpdump -r");
+    }
+    let (two, one) = (&lines[0], &lines[1]);
+    assert!(
+        two.lines()
+            .any(|l| after_time(l)
+                .starts_with("lo    In  IP 127.0.0.1 > 127.0.0.1: ICMP echo request")),
+        "{two}"
+    );
+    assert!(
+        two.lines().any(|l| after_time(l).starts_with(&format!(
+            "{} Out IP {} > {}: ICMP echo reply",
+            ns.veth, ns.addr, ns.peer_addr
+        ))),
+        "{two}"
+    );
+    assert!(
+        one.lines().all(|l| after_time(l).starts_with("IP ")),
+        "{one}"
+    );
 }

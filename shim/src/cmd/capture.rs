@@ -567,6 +567,16 @@ fn print_report(report: &netshim_capture::Report, output: Option<&str>) -> bool 
     report.output_failed
 }
 
+/// Whether the capture of one target spans several interfaces (`-i any`,
+/// `-i` repeated with different names): its lines name the interface and
+/// direction, as tcpdump's lines of `-i any` do.
+fn spans_interfaces(a: &CaptureArgs) -> bool {
+    let mut names: Vec<&String> = a.interfaces.iter().collect();
+    names.sort();
+    names.dedup();
+    names.len() > 1 || names.iter().any(|n| *n == "any")
+}
+
 /// Runs the engine in this process, in the current network namespace.
 fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
     let mut rotator = None;
@@ -577,7 +587,7 @@ fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyho
                 .context("duplicating stdout")?,
         ),
         Some(path) => {
-            let (fd, writer) = file_output(a, path, &rot)?;
+            let (fd, writer) = file_output(a, path, &rot, spans_interfaces(a))?;
             rotator = writer;
             File::from(fd)
         }
@@ -679,7 +689,7 @@ fn in_target(
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
     if let Some(path) = a.write.as_deref().filter(|w| *w != "-") {
-        let (fd, writer) = file_output(a, path, &rot)?;
+        let (fd, writer) = file_output(a, path, &rot, spans_interfaces(a))?;
         out = Some(fd);
         if writer.is_none() {
             args.output_name = Some(path.to_string());
