@@ -523,6 +523,9 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut lost_because: Option<String> = None;
 
     let mut last_beat = Instant::now();
+    let started = Instant::now();
+    let max_bytes = opts.max_bytes.unwrap_or(u64::MAX);
+    let mut full = false;
     'outer: loop {
         // Drain every ring the kernel has handed blocks of.
         for ifc in ifaces.iter_mut() {
@@ -531,9 +534,10 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             let counters = &mut ifc.counters;
             let skipped = &mut skipped;
             let flush_error = &mut flush_error;
+            let full = &mut full;
             let ifc_raw_ok = ifc.ifindex != 0;
             ifc.ring.drain(&mut scratch, |p| {
-                if written >= limit {
+                if written >= limit || *full {
                     return false;
                 }
                 if loopback_echo(p) {
@@ -553,13 +557,17 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
                 w.packet(p);
                 written += 1;
                 counters.delivered += 1;
+                // `-a filesize`: the packet that reaches the size is the last.
+                if w.out.committed() + w.out.buf().len() as u64 >= max_bytes {
+                    *full = true;
+                }
                 if w.out.wants_flush() {
                     if let Err(e) = w.out.flush() {
                         *flush_error = Some(e);
                         return false;
                     }
                 }
-                written < limit
+                written < limit && !*full
             });
             if let Some(e) = flush_error.take() {
                 lost_because = Some(e.cause());
@@ -598,8 +606,15 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             }
             last_flush = Instant::now();
         }
-        if written >= limit {
+        if written >= limit || full {
             break;
+        }
+        if opts
+            .duration_ms
+            .is_some_and(|d| started.elapsed() >= Duration::from_millis(d))
+        {
+            // `-a duration`: as a signal, with one more look at the rings.
+            stopping.get_or_insert_with(Instant::now);
         }
         if let Some(t) = stopping {
             // One more look after the kernel retired the last partial block.

@@ -359,3 +359,128 @@ fn several_interfaces_name_lines_and_files_read_as_tcpdump() {
         "{one}"
     );
 }
+
+/// Pings 127.0.0.1 in `ns` every 50 ms for `secs`; ends by itself.
+fn ping_lo_for(ns: &Netns, secs: u32) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", &ns.name, "ping", "-q", "-i", "0.05", "-w"])
+        .arg(secs.to_string())
+        .arg("127.0.0.1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// dumpcap's `-a`: duration, filesize, files (with -G) and packets end the
+/// capture with a valid file, statistics and exit status 0; malformed
+/// conditions are refused with the reason.
+#[test]
+fn stop_conditions_as_dumpcap() {
+    let ns = Netns::new();
+    let d = tempfile::tempdir().unwrap();
+    let cap = |args: &[&str]| {
+        let mut c = netshim_with_timeout(60);
+        c.args(["capture", "--target-netns", &ns.target(), "-i", "lo"])
+            .args(args);
+        c
+    };
+    let ping = ping_lo_for(&ns, 30);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let f = d.path().join("d.pcapng");
+    let t0 = Instant::now();
+    let r = run(&mut cap(&[
+        "-a",
+        "duration:2",
+        "-w",
+        f.to_str().unwrap(),
+        "icmp",
+    ]))
+    .ok();
+    let took = t0.elapsed().as_secs_f64();
+    assert!((1.0..=3.5).contains(&took), "took {took} s: {}", r.stderr);
+    let n = captured_count(&r.stderr);
+    assert!(n > 10, "{}", r.stderr);
+    assert_eq!(packets_in(&f), n);
+
+    let f = d.path().join("s.pcapng");
+    let r = run(&mut cap(&[
+        "-a",
+        "filesize:3",
+        "-w",
+        f.to_str().unwrap(),
+        "icmp",
+    ]))
+    .ok();
+    let len = std::fs::metadata(&f).unwrap().len();
+    assert!(
+        (3000..3000 + 1500).contains(&len),
+        "{len} bytes: {}",
+        r.stderr
+    );
+    assert_eq!(packets_in(&f), captured_count(&r.stderr));
+
+    let r = run(&mut cap(&["-a", "packets:7", "-a", "duration:20", "icmp"])).ok();
+    assert_eq!(r.stdout.lines().count(), 7, "{}", r.stdout);
+    assert_eq!(captured_count(&r.stderr), 7);
+
+    let r = run(&mut cap(&["-a", "packets:5", "-w", "-", "icmp"])).ok();
+    assert!(r.stdout.len() > 5 * 64, "pcapng on stdout");
+
+    let base = d.path().join("g-%s.pcapng");
+    let r = run(&mut cap(&[
+        "-G",
+        "1",
+        "-a",
+        "files:2",
+        "-w",
+        base.to_str().unwrap(),
+        "icmp",
+    ]))
+    .ok();
+    let files: Vec<PathBuf> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("g-"))
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}: {}", r.stderr);
+    for f in &files {
+        capinfos(f);
+    }
+    stop(ping);
+
+    for (bad, why) in [
+        (
+            "duration:0",
+            "the duration must be a number of seconds above 0",
+        ),
+        (
+            "duration:soon",
+            "the duration must be a number of seconds above 0",
+        ),
+        (
+            "filesize:-1",
+            "the file size in kB must be a whole number above 0",
+        ),
+        (
+            "packets:",
+            "the number of packets must be a whole number above 0",
+        ),
+        ("files:2", "needs -G"),
+        ("size:10", "unknown condition \"size\""),
+        ("packets", "no ':'"),
+    ] {
+        let r = run(&mut cap(&[
+            "-a",
+            bad,
+            "-w",
+            d.path().join("x").to_str().unwrap(),
+            "icmp",
+        ]));
+        assert_ne!(r.code, Some(0), "{bad}");
+        assert!(r.stderr.contains(why), "{bad}: {}", r.stderr);
+    }
+    let r = run(&mut cap(&["-a", "filesize:10", "icmp"]));
+    assert!(r.stderr.contains("it needs -w"), "{}", r.stderr);
+}
