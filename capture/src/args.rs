@@ -29,6 +29,10 @@ pub struct EngineArgs {
     /// loopback (as tcpdump), `any` means all of them.
     pub interfaces: Vec<String>,
     pub count: Option<u64>,
+    /// `-a duration:SECS`: stop this many milliseconds after the start.
+    pub duration_ms: Option<u64>,
+    /// `-a filesize:KB`: stop once the output holds this many bytes.
+    pub max_bytes: Option<u64>,
     pub snaplen: u32,
     pub buffer_kib: u32,
     pub promisc: bool,
@@ -80,6 +84,8 @@ impl Default for EngineArgs {
         EngineArgs {
             interfaces: Vec::new(),
             count: None,
+            duration_ms: None,
+            max_bytes: None,
             snaplen: crate::DEFAULT_SNAPLEN,
             buffer_kib: crate::DEFAULT_BUFFER_KIB,
             promisc: true,
@@ -152,6 +158,12 @@ impl EngineArgs {
         }
         if let Some(c) = self.count {
             kv("count", &c);
+        }
+        if let Some(d) = self.duration_ms {
+            kv("duration-ms", &d);
+        }
+        if let Some(b) = self.max_bytes {
+            kv("max-bytes", &b);
         }
         kv("snaplen", &self.snaplen);
         kv("buffer-kib", &self.buffer_kib);
@@ -243,6 +255,8 @@ impl EngineArgs {
             match (key, val) {
                 ("interface", Some(v)) => a.interfaces.push(v.to_string()),
                 ("count", v) => a.count = Some(num(v)?),
+                ("duration-ms", v) => a.duration_ms = Some(num(v)?),
+                ("max-bytes", v) => a.max_bytes = Some(num(v)?),
                 ("snaplen", v) => {
                     a.snaplen = u32::try_from(num(v)?).map_err(|_| bad("too large"))?
                 }
@@ -327,6 +341,8 @@ mod tests {
         EngineArgs {
             interfaces: vec!["eth0".into(), "we=ird:name".into(), "--x".into()],
             count: Some(7),
+            duration_ms: Some(2500),
+            max_bytes: Some(3000),
             snaplen: 96,
             buffer_kib: 8192,
             promisc: false,

@@ -269,6 +269,9 @@ struct Writer {
     /// The last (ifindex, id) looked up: packets come in runs per interface.
     last_idb: Option<(i32, u32)>,
     names: HashMap<i32, String>,
+    /// Lines name the interface and direction: the capture spans several
+    /// interfaces (`-i any`, repeated `-i`), as tcpdump's lines do.
+    line_names: bool,
 }
 
 impl Writer {
@@ -323,13 +326,30 @@ impl Writer {
             }
             Some(Format::Pcap) => format::pcap_record(self.out.buf(), p, self.sll2, self.precision),
             None => {
-                let name = ifname_of(p.ifindex, &mut self.names);
+                let name = if self.line_names {
+                    ifname_of(p.ifindex, &mut self.names)
+                } else {
+                    String::new()
+                };
                 let lt = format::linktype_of(p.hatype);
                 self.printer.line_of_linktype(self.out.buf(), &name, lt, p);
             }
         }
         self.out.end_packet();
     }
+}
+
+/// Whether `p` is the outgoing copy of a loopback packet. The kernel shows
+/// a packet sent on a loopback device twice to a packet socket: once as it
+/// leaves (PACKET_OUTGOING) and once as it comes back in. As libpcap does,
+/// the capture keeps only the incoming copy, so that files, lines and `-c`
+/// see each packet once (and `-Q out` on `lo` captures nothing, as
+/// tcpdump's). The kernel's statistics still count both copies, as
+/// libpcap's do. The device is known by its hardware type, which the
+/// packet carries (`-i any` too), not by an index looked up here: a sealed
+/// engine runs in a network namespace of its own.
+fn loopback_echo(p: &Packet) -> bool {
+    p.pkttype == libc::PACKET_OUTGOING && p.hatype == libc::ARPHRD_LOOPBACK
 }
 
 fn now_ns() -> u64 {
@@ -432,6 +452,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
         idb: Vec::new(),
         last_idb: None,
         names: HashMap::new(),
+        line_names: multi,
     };
     w.out
         .set_stall_timeout(opts.stall_timeout)
@@ -502,6 +523,9 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
     let mut lost_because: Option<String> = None;
 
     let mut last_beat = Instant::now();
+    let started = Instant::now();
+    let max_bytes = opts.max_bytes.unwrap_or(u64::MAX);
+    let mut full = false;
     'outer: loop {
         // Drain every ring the kernel has handed blocks of.
         for ifc in ifaces.iter_mut() {
@@ -510,10 +534,14 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             let counters = &mut ifc.counters;
             let skipped = &mut skipped;
             let flush_error = &mut flush_error;
+            let full = &mut full;
             let ifc_raw_ok = ifc.ifindex != 0;
             ifc.ring.drain(&mut scratch, |p| {
-                if written >= limit {
+                if written >= limit || *full {
                     return false;
+                }
+                if loopback_echo(p) {
+                    return true;
                 }
                 if which == Which::Out && p.direction() != Direction::Out {
                     return true;
@@ -529,13 +557,17 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
                 w.packet(p);
                 written += 1;
                 counters.delivered += 1;
+                // `-a filesize`: the packet that reaches the size is the last.
+                if w.out.committed() + w.out.buf().len() as u64 >= max_bytes {
+                    *full = true;
+                }
                 if w.out.wants_flush() {
                     if let Err(e) = w.out.flush() {
                         *flush_error = Some(e);
                         return false;
                     }
                 }
-                written < limit
+                written < limit && !*full
             });
             if let Some(e) = flush_error.take() {
                 lost_because = Some(e.cause());
@@ -574,8 +606,15 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             }
             last_flush = Instant::now();
         }
-        if written >= limit {
+        if written >= limit || full {
             break;
+        }
+        if opts
+            .duration_ms
+            .is_some_and(|d| started.elapsed() >= Duration::from_millis(d))
+        {
+            // `-a duration`: as a signal, with one more look at the rings.
+            stopping.get_or_insert_with(Instant::now);
         }
         if let Some(t) = stopping {
             // One more look after the kernel retired the last partial block.

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::io::Write;
 use std::net::Ipv4Addr;
 
-use crate::format::{Direction, Packet};
+use crate::format::Packet;
 
 mod dns;
 mod icmp;
@@ -203,6 +203,20 @@ pub fn escape_into(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// `name` made safe to print on a terminal (see [`escape_into`]).
+/// tcpdump's word for a packet's type (`sll_pkttype`) in a line that names
+/// its interface: `In`, `Out`, `B`roadcast, `M`ulticast, `P` (to another
+/// host).
+fn packet_type_word(p: &Packet) -> &'static str {
+    match p.pkttype {
+        libc::PACKET_HOST => "In",
+        libc::PACKET_OUTGOING => "Out",
+        libc::PACKET_BROADCAST => "B",
+        libc::PACKET_MULTICAST => "M",
+        libc::PACKET_OTHERHOST => "P",
+        _ => "?",
+    }
+}
+
 pub fn printable(name: &str) -> String {
     let mut v = Vec::with_capacity(name.len());
     escape_into(&mut v, name.as_bytes());
@@ -352,15 +366,14 @@ impl Printer {
         // An interface name is chosen by whoever holds CAP_NET_ADMIN in the
         // target, and the kernel allows control bytes in it: print those
         // escaped, so that no name can drive the operator's terminal.
+        // As tcpdump prints a capture that spans several interfaces (`-i
+        // any`): the name padded to five columns, then the packet type
+        // padded to three.
+        let at = out.len();
         escape_into(out, ifname.as_bytes());
-        let _ = write!(
-            out,
-            " {} ",
-            match p.direction() {
-                Direction::In => "In ",
-                Direction::Out => "Out",
-            }
-        );
+        let width = out.len() - at;
+        out.extend(std::iter::repeat_n(b' ', 5usize.saturating_sub(width)));
+        let _ = write!(out, " {:<3} ", packet_type_word(p));
     }
 
     /// Prints the Ethernet frame; returns the length of its link-layer
@@ -549,7 +562,7 @@ mod tests {
         let l = show(&frame(0x0800, &ipv4(17, &udp)), libc::PACKET_HOST);
         assert_eq!(
             l,
-            "01:02:03.000456 eth0 In  IP 198.18.0.2.40000 > 198.18.0.1.5000: UDP, length 4\n"
+            "01:02:03.000456 eth0  In  IP 198.18.0.2.40000 > 198.18.0.1.5000: UDP, length 4\n"
         );
         let mut tcp = vec![0u8; 20];
         tcp[0..2].copy_from_slice(&443u16.to_be_bytes());
@@ -583,7 +596,7 @@ mod tests {
         tagged.extend_from_slice(&arp);
         let l = show(&tagged, libc::PACKET_BROADCAST);
         assert!(
-            l.contains("In  ARP, Request who-has 198.18.0.1 tell 198.18.0.2"),
+            l.contains("B   ARP, Request who-has 198.18.0.1 tell 198.18.0.2"),
             "{l}"
         );
     }
@@ -639,8 +652,11 @@ mod tests {
         pr.line(&mut out, "e", &p(1_000_250_000));
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert!(lines[0].starts_with(" 00:00:00.000000 e In  IP "), "{text}");
-        assert!(text.contains("\n 00:00:00.000250 e In  IP "), "{text}");
+        assert!(
+            lines[0].starts_with(" 00:00:00.000000 e     In  IP "),
+            "{text}"
+        );
+        assert!(text.contains("\n 00:00:00.000250 e     In  IP "), "{text}");
         assert!(lines[1].starts_with("\t0x0000:  4500 "), "{text}");
         // The ASCII column: '.' for space, escape and CR, as tcpdump.
         assert!(lines[2].ends_with("..A."), "{text}");
@@ -648,7 +664,7 @@ mod tests {
         for (t, want) in [
             (2, "1.000000 "),
             (4, "1970-01-01 00:00:01.000000 "),
-            (1, "e In"),
+            (1, "e     In  "),
         ] {
             let mut pr = Printer::new(false).with_format(t, Dump::None);
             pr.utc_offset = 0;

@@ -85,6 +85,11 @@ pub struct CaptureArgs {
     /// Stop after COUNT packets.
     #[arg(short = 'c', value_name = "COUNT")]
     pub(crate) count: Option<u64>,
+    /// Stop when a condition is met, as dumpcap's: duration:SECS,
+    /// filesize:KB (1000 bytes), files:N (with -G), packets:N. Repeatable:
+    /// the first met ends the capture.
+    #[arg(short = 'a', long = "autostop", value_name = "COND")]
+    pub(crate) autostop: Vec<String>,
     /// Bytes to keep of each packet (0 means the default, 262144).
     #[arg(short = 's', value_name = "SNAPLEN", default_value_t = netshim_capture::DEFAULT_SNAPLEN)]
     pub(crate) snaplen: u32,
@@ -264,6 +269,93 @@ pub(crate) fn stall_timeout(a: &CaptureArgs) -> Option<u32> {
     }
 }
 
+/// `-a`: dumpcap's stop conditions.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Autostop {
+    duration_ms: Option<u64>,
+    bytes: Option<u64>,
+    files: Option<u32>,
+    packets: Option<u64>,
+}
+
+/// Parses each `-a KEY:VALUE`; a condition given twice keeps the first to
+/// be met (the smaller value).
+pub(crate) fn autostop(conds: &[String]) -> anyhow::Result<Autostop> {
+    let mut s = Autostop::default();
+    for c in conds {
+        let Some((key, val)) = c.split_once(':') else {
+            bail!("-a {c}: no ':': give duration:SECS, filesize:KB, files:N or packets:N");
+        };
+        let whole = |what: &str| -> anyhow::Result<u64> {
+            match val.parse::<u64>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => bail!("-a {c}: {what} must be a whole number above 0"),
+            }
+        };
+        fn keep_min<T: Ord + Copy>(slot: &mut Option<T>, v: T) {
+            *slot = Some(slot.map_or(v, |o| o.min(v)));
+        }
+        match key {
+            "duration" => {
+                let secs: f64 = val
+                    .parse()
+                    .ok()
+                    .filter(|v: &f64| v.is_finite() && *v > 0.0 && *v < 1e9)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!("-a {c}: the duration must be a number of seconds above 0")
+                    })?;
+                keep_min(&mut s.duration_ms, ((secs * 1000.0).ceil() as u64).max(1));
+            }
+            "filesize" => {
+                let kb = whole("the file size in kB")?;
+                let bytes = kb
+                    .checked_mul(1000)
+                    .ok_or_else(|| anyhow::anyhow!("-a {c}: the file size is too large"))?;
+                keep_min(&mut s.bytes, bytes);
+            }
+            "files" => {
+                let n = u32::try_from(whole("the number of files")?)
+                    .map_err(|_| anyhow::anyhow!("-a {c}: the number of files is too large"))?;
+                keep_min(&mut s.files, n);
+            }
+            "packets" => keep_min(&mut s.packets, whole("the number of packets")?),
+            _ => bail!(
+                "-a {c}: unknown condition {key:?}: give duration:SECS, filesize:KB, files:N or packets:N"
+            ),
+        }
+    }
+    Ok(s)
+}
+
+impl Autostop {
+    /// Refuses conditions that mean nothing with the other flags, and
+    /// makes `files:N` the rotation's end.
+    fn check(&self, a: &CaptureArgs, rot: &mut Option<Rotation>) -> anyhow::Result<()> {
+        if self.bytes.is_some() {
+            if a.write.is_none() {
+                bail!("-a filesize:KB stops when the file reaches KB kB: it needs -w");
+            }
+            if rot.is_some() {
+                bail!(
+                    "-a filesize:KB stops one file; with -C or -G, end the capture with -a files:N"
+                );
+            }
+        }
+        if let Some(n) = self.files {
+            match rot {
+                Some(r) if r.seconds.is_some() && r.size.is_none() => {
+                    r.files = Some(r.files.map_or(n, |w| w.min(n)));
+                }
+                Some(_) => bail!(
+                    "-a files:N is taken with -G alone for now; with -C, -W N keeps a ring of N files"
+                ),
+                None => bail!("-a files:N counts the files -G makes: it needs -G and -w FILE"),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `-s 0` means the default, as in tcpdump.
 fn snaplen(a: &CaptureArgs) -> u32 {
     if a.snaplen == 0 {
@@ -413,11 +505,19 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
     if a.sealed && a.targets.is_empty() {
         bail!("--sealed needs --target-netns: it hands sockets made in a target to an engine with no privileges");
     }
-    let rot = rotation(&a)?;
+    let stop = autostop(&a.autostop)?;
+    let mut rot = rotation(&a)?;
+    stop.check(&a, &mut rot)?;
     // The filter is compiled once, here: a typo fails before any target is
     // set up, and the engine only attaches the program.
     let filter = Compiled::for_capture(&a.expression.join(" "), snaplen(&a))?;
-    let args = engine_args(&a, filter);
+    let mut args = engine_args(&a, filter);
+    args.count = match (args.count, stop.packets) {
+        (Some(c), Some(p)) => Some(c.min(p)),
+        (c, p) => c.or(p),
+    };
+    args.duration_ms = stop.duration_ms;
+    args.max_bytes = stop.bytes;
     match single_target(&a) {
         _ if a.targets.is_empty() => engine(&a, args, rot),
         Some(t) => in_target(&a, args, t, rot),
@@ -567,6 +667,16 @@ fn print_report(report: &netshim_capture::Report, output: Option<&str>) -> bool 
     report.output_failed
 }
 
+/// Whether the capture of one target spans several interfaces (`-i any`,
+/// `-i` repeated with different names): its lines name the interface and
+/// direction, as tcpdump's lines of `-i any` do.
+fn spans_interfaces(a: &CaptureArgs) -> bool {
+    let mut names: Vec<&String> = a.interfaces.iter().collect();
+    names.sort();
+    names.dedup();
+    names.len() > 1 || names.iter().any(|n| *n == "any")
+}
+
 /// Runs the engine in this process, in the current network namespace.
 fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyhow::Result<u8> {
     let mut rotator = None;
@@ -577,7 +687,7 @@ fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyho
                 .context("duplicating stdout")?,
         ),
         Some(path) => {
-            let (fd, writer) = file_output(a, path, &rot)?;
+            let (fd, writer) = file_output(a, path, &rot, spans_interfaces(a))?;
             rotator = writer;
             File::from(fd)
         }
@@ -679,7 +789,7 @@ fn in_target(
     let mut out: Option<OwnedFd> = None;
     let mut rotator = None;
     if let Some(path) = a.write.as_deref().filter(|w| *w != "-") {
-        let (fd, writer) = file_output(a, path, &rot)?;
+        let (fd, writer) = file_output(a, path, &rot, spans_interfaces(a))?;
         out = Some(fd);
         if writer.is_none() {
             args.output_name = Some(path.to_string());

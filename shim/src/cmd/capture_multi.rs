@@ -229,7 +229,7 @@ pub(crate) fn main(
                 .context("duplicating stdout")?,
             None,
         ),
-        Some(path) => file_output(a, path, &rot)?,
+        Some(path) => file_output(a, path, &rot, true)?,
     };
     let started = start_engines(a, &args, ready, &out)?;
     let runners: Vec<Pid> = started.iter().map(|(p, _, _)| *p).collect();

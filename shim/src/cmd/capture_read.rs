@@ -34,10 +34,18 @@ fn direction(lt: u16, flags: u32, data: &[u8]) -> u8 {
         (_, linktype::LINUX_SLL2) => data.get(10).copied().unwrap_or(0),
         _ => libc::PACKET_HOST,
     };
-    if pkttype == libc::PACKET_OUTGOING {
-        libc::PACKET_OUTGOING
-    } else {
-        libc::PACKET_HOST
+    match pkttype {
+        libc::PACKET_OUTGOING => libc::PACKET_OUTGOING,
+        // pcapng's reception type (bits 2-4): broadcast, multicast, to
+        // another host, as the cooked headers' types say them.
+        _ if flags & 3 == 1 => match (flags >> 2) & 7 {
+            3 => libc::PACKET_BROADCAST,
+            2 => libc::PACKET_MULTICAST,
+            4 => libc::PACKET_OTHERHOST,
+            _ => libc::PACKET_HOST,
+        },
+        t @ (libc::PACKET_BROADCAST | libc::PACKET_MULTICAST | libc::PACKET_OTHERHOST) => t,
+        _ => libc::PACKET_HOST,
     }
 }
 
@@ -66,23 +74,26 @@ fn packet_of<'a>(rec: &Record<'a>) -> Packet<'a> {
     }
 }
 
-/// Appends the line of a record read from a file or stream.
-pub(crate) fn record_line(printer: &Printer, out: &mut Vec<u8>, rec: &Record) {
+/// Appends the line of a record read from a file or stream. `names`: the
+/// line names the interface (from its pcapng block) and the direction, as
+/// tcpdump's lines of a live capture that spans several interfaces do.
+/// Without it, as `tcpdump -r` prints a file: no interface nor direction,
+/// however many interfaces the file holds, except for the Linux cooked
+/// headers, which carry them (their interface index means nothing here).
+pub(crate) fn record_line(printer: &Printer, out: &mut Vec<u8>, rec: &Record, names: bool) {
     let lt = rec.info.linktype;
     let pkt = packet_of(rec);
-    // Without a name, tcpdump prints no interface and direction except for
-    // the Linux cooked headers, which carry them.
     let name = match (rec.info.name.as_deref(), lt) {
-        (Some(n), _) => n,
-        (None, linktype::LINUX_SLL | linktype::LINUX_SLL2) => "-",
-        (None, _) => "",
+        (Some(n), _) if names => n,
+        (_, linktype::LINUX_SLL | linktype::LINUX_SLL2) => "-",
+        _ => "",
     };
     printer.line_of_linktype(out, name, lt, &pkt);
 }
 
 /// Prints the line of every packet of a capture stream (`--print` beside
 /// `-w`) until it ends.
-pub(crate) fn print_stream(printer: &Printer, src: impl Read) -> anyhow::Result<()> {
+pub(crate) fn print_stream(printer: &Printer, src: impl Read, names: bool) -> anyhow::Result<()> {
     let mut reader = Reader::new(src).context("reading the engine's stream")?;
     let mut line = Vec::with_capacity(256);
     let stdout = std::io::stdout();
@@ -91,7 +102,7 @@ pub(crate) fn print_stream(printer: &Printer, src: impl Read) -> anyhow::Result<
         .context("reading the engine's stream")?
     {
         line.clear();
-        record_line(printer, &mut line, &rec);
+        record_line(printer, &mut line, &rec, names);
         stdout
             .lock()
             .write_all(&line)
@@ -205,13 +216,13 @@ pub fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
         }
         if a.print && !matches!(out, Out::Lines(_)) {
             line.clear();
-            record_line(&printer, &mut line, &rec);
+            record_line(&printer, &mut line, &rec, false);
             std::io::stdout().write_all(&line)?;
         }
         match &mut out {
             Out::Lines(w) => {
                 line.clear();
-                record_line(&printer, &mut line, &rec);
+                record_line(&printer, &mut line, &rec, false);
                 w.write_all(&line)?;
             }
             Out::Pcapng { w, ids } => {

@@ -16,11 +16,14 @@ use crate::cmd::capture::CaptureArgs;
 /// writer (netshim stays single-threaded for the privilege path) that reads
 /// the stream from a pipe and, as the caller, writes the file or the
 /// rotated files and prints each packet's line. Returns the descriptor the
-/// engine writes to and the writer.
+/// engine writes to and the writer. `names`: printed lines name the
+/// interface and direction (the capture spans several interfaces or
+/// targets, see [`crate::cmd::capture_read::record_line`]).
 pub(crate) fn file_output(
     a: &CaptureArgs,
     path: &str,
     rot: &Option<Rotation>,
+    names: bool,
 ) -> anyhow::Result<(OwnedFd, Option<nix::unistd::Pid>)> {
     let file = match rot {
         None => Some(File::create(path).with_context(|| format!("creating {path}"))?),
@@ -35,19 +38,22 @@ pub(crate) fn file_output(
         base: path.to_string(),
         rot: rot.clone(),
         post_rotate: a.post_rotate.clone(),
+        names,
     };
     let (fd, child) = fork_writer(writer, printer)?;
     Ok((fd, Some(child)))
 }
 
 /// Without -w, for a stream netshim merges: a forked printer that reads
-/// the stream from a pipe and prints each packet's line.
+/// the stream from a pipe and prints each packet's line, naming the target
+/// and interface of each.
 pub(crate) fn lines_output(a: &CaptureArgs) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
     let writer = Writer {
         file: None,
         base: String::new(),
         rot: None,
         post_rotate: None,
+        names: true,
     };
     fork_writer(writer, Some(crate::cmd::capture_read::printer_of(a)))
 }
@@ -96,6 +102,7 @@ struct Writer {
     base: String,
     rot: Option<Rotation>,
     post_rotate: Option<String>,
+    names: bool,
 }
 
 /// Copies what is read through it to `copy`: the stream reaches the file
@@ -149,7 +156,7 @@ impl Writer {
             (None, None) => (Box::new(std::io::sink()), None),
         };
         let mut tee = Tee { src, copy };
-        let printed = crate::cmd::capture_read::print_stream(&printer, &mut tee);
+        let printed = crate::cmd::capture_read::print_stream(&printer, &mut tee, self.names);
         // Whatever the reader left after an error still reaches the file.
         let mut rest = Vec::new();
         let _ = tee.src.read_to_end(&mut rest);
