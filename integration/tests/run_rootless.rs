@@ -351,10 +351,11 @@ fn a_run_after_netshim_was_killed_cleans_up_rootless_too() {
         !no_state_in(&state, shim),
         "a killed netshim leaves its state"
     );
-    assert!(
-        !wait_gone_quickly(sleeper),
-        "the orphan outlives netshim until the next run"
-    );
+    // Between netshim's death and the next run, the command's fate is not
+    // promised: its PID namespace's init (netshim's run-init) is reparented
+    // to the host's init, which on some hosts ends it, and the whole
+    // namespace with it (seen once in CI on 2026-12-05; the other runs kept
+    // it). The next run must clean the state and end whatever is left.
     user_run(&["--target-netns", &c.target(), "--", "true"]).ok();
     assert!(
         no_state_in(&state, shim),
@@ -364,11 +365,6 @@ fn a_run_after_netshim_was_killed_cleans_up_rootless_too() {
         wait_gone(sleeper),
         "orphaned command {sleeper} (a subordinate UID) still runs"
     );
-}
-
-fn wait_gone_quickly(pid: i32) -> bool {
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
 #[test]
