@@ -740,3 +740,33 @@ pub fn tun_in(ns: &Netns, name: &str, addr: &str) -> std::os::fd::OwnedFd {
         .join()
         .unwrap()
 }
+
+/// A user namespace like `unshare --user --net` (made as root), with root
+/// unmapped (`0 200000 65536`) and `setgroups` as given ("allow" or
+/// "deny"), as a rootless engine's namespace looks to root; returned with
+/// the holder process (`sleep 60`) for the caller to kill.
+pub fn userns_with_root_unmapped(setgroups: &str) -> (std::process::Child, u32) {
+    let holder = Command::new("unshare")
+        .args(["--user", "--net", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let pid = holder.id();
+    // The maps can be written once unshare has made the namespace.
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare made no user namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for (file, text) in [
+        ("uid_map", "0 200000 65536"),
+        ("setgroups", setgroups),
+        ("gid_map", "0 200000 65536"),
+    ] {
+        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
+    }
+    (holder, pid)
+}

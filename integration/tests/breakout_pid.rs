@@ -188,36 +188,12 @@ fn runc_with_a_pid_namespace_answers_the_same() {
     assert_eq!(found(&n.stdout), found(&r.stdout), "netshim: {n:#?}");
 }
 
-/// A user namespace like `unshare --user --net` (made as root), with
-/// root unmapped (`0 200000 65536`); returned with the holder to kill.
-fn userns_with_root_unmapped() -> (std::process::Child, u32) {
-    let holder = Command::new("unshare")
-        .args(["--user", "--net", "sleep", "60"])
-        .spawn()
-        .unwrap();
-    let pid = holder.id();
-    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
-        assert!(Instant::now() < deadline, "unshare made no user namespace");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for (file, text) in [
-        ("uid_map", "0 200000 65536"),
-        ("setgroups", "allow"),
-        ("gid_map", "0 200000 65536"),
-    ] {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
-    }
-    (holder, pid)
-}
-
 /// join-userns as root, where root is unmapped: the victim is 65534 of the
 /// same user namespace (the same host UID as the command, 265534).
 #[test]
 fn root_joining_a_userns_cannot_reach_a_process_of_the_same_id_there() {
     require_root();
-    let (mut holder, pid) = userns_with_root_unmapped();
+    let (mut holder, pid) = userns_with_root_unmapped("allow");
     let userns = format!("--user=/proc/{pid}/ns/user");
     let v = Victim::start(&["nsenter", &userns]);
     let uid_line = std::fs::read_to_string(format!("/proc/{}/status", v.pid())).unwrap();

@@ -684,25 +684,7 @@ fn without_libpcap_run_works_and_a_filter_says_what_to_install() {
 #[test]
 fn root_joins_a_user_namespace_where_root_is_unmapped() {
     require_root();
-    let mut holder = Command::new("unshare")
-        .args(["--user", "--net", "sleep", "30"])
-        .spawn()
-        .unwrap();
-    let pid = holder.id();
-    // The maps can be written once unshare has made the namespace.
-    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
-        assert!(Instant::now() < deadline, "unshare made no user namespace");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    for (file, text) in [
-        ("uid_map", "0 200000 65536"),
-        ("setgroups", "deny"),
-        ("gid_map", "0 200000 65536"),
-    ] {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
-    }
+    let (mut holder, pid) = userns_with_root_unmapped("deny");
     let target = format!("pid:{pid}");
     let r = netshim_run(&target, &["cat", "/proc/self/status"]);
     let _ = holder.kill();
@@ -782,25 +764,8 @@ fn drop_uid_and_join_userns_give_no_supplementary_group() {
     require_root();
     let ns = Netns::new();
     let dropped = netshim_run_with_groups(&ns.target(), &["cat", "/proc/self/status"]).ok();
-    let mut holder = Command::new("unshare")
-        .args(["--user", "--net", "sleep", "30"])
-        .spawn()
-        .unwrap();
-    let pid = holder.id();
-    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
-        assert!(Instant::now() < deadline, "unshare made no user namespace");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     // "deny" there: netshim empties the list before it joins.
-    for (file, text) in [
-        ("uid_map", "0 200000 65536"),
-        ("setgroups", "deny"),
-        ("gid_map", "0 200000 65536"),
-    ] {
-        std::fs::write(format!("/proc/{pid}/{file}"), text).unwrap();
-    }
+    let (mut holder, pid) = userns_with_root_unmapped("deny");
     let joined = netshim_run_with_groups(&format!("pid:{pid}"), &["cat", "/proc/self/status"]);
     let _ = holder.kill();
     let _ = holder.wait();
