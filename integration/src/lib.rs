@@ -770,3 +770,46 @@ pub fn userns_with_root_unmapped(setgroups: &str) -> (std::process::Child, u32) 
     }
     (holder, pid)
 }
+
+/// A user namespace of the test user's own (its network namespace too),
+/// mapped as rootless Podman maps one with newuidmap/newgidmap: the user
+/// as 0, its first 65536 subordinate IDs from 1. Returned with the holder
+/// (`runuser … unshare … sleep 60`, to kill and wait for) and the PID of
+/// the `sleep` inside it (to kill as well).
+pub fn users_own_userns() -> (std::process::Child, i32) {
+    let (user, _) = test_user();
+    let pw = nix::unistd::User::from_name(&user).unwrap().unwrap();
+    let first_sub = |file: &str| {
+        std::fs::read_to_string(file)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{user}:")))
+            .and_then(|r| r.split(':').next().map(String::from))
+            .unwrap_or_else(|| panic!("{user} has no subordinate IDs in {file}"))
+    };
+    let holder = as_user(&["unshare", "--user", "--net", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = wait_for_descendant_exec(holder.id() as i32, &["sleep", "60"]);
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare made no user namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    for (tool, own, file) in [
+        ("newuidmap", pw.uid.to_string(), "/etc/subuid"),
+        ("newgidmap", pw.gid.to_string(), "/etc/subgid"),
+    ] {
+        let (p, sub) = (pid.to_string(), first_sub(file));
+        run(&mut as_user(&[
+            tool, &p, "0", &own, "1", "1", &sub, "65536",
+        ]))
+        .ok();
+    }
+    (holder, pid)
+}

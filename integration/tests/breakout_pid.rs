@@ -213,37 +213,7 @@ fn root_joining_a_userns_cannot_reach_a_process_of_the_same_id_there() {
 #[test]
 fn user_joining_its_userns_cannot_reach_a_process_of_the_same_id_there() {
     let (user, _) = test_user();
-    let uid = nix::unistd::User::from_name(&user).unwrap().unwrap().uid;
-    let first_sub = |file: &str| {
-        std::fs::read_to_string(file)
-            .unwrap()
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{user}:")))
-            .and_then(|r| r.split(':').next().map(String::from))
-            .unwrap_or_else(|| panic!("{user} has no subordinate IDs in {file}"))
-    };
-    let mut holder = as_user(&["unshare", "--user", "--net", "sleep", "60"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = wait_for_descendant_exec(holder.id() as i32, &["sleep", "60"]);
-    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
-        assert!(Instant::now() < deadline, "unshare made no user namespace");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let gid = nix::unistd::User::from_name(&user).unwrap().unwrap().gid;
-    for (tool, own, file) in [
-        ("newuidmap", uid.to_string(), "/etc/subuid"),
-        ("newgidmap", gid.to_string(), "/etc/subgid"),
-    ] {
-        let (p, sub) = (pid.to_string(), first_sub(file));
-        run(&mut as_user(&[
-            tool, &p, "0", &own, "1", "1", &sub, "65536",
-        ]))
-        .ok();
-    }
+    let (mut holder, pid) = users_own_userns();
     let userns = format!("--user=/proc/{pid}/ns/user");
     let v = Victim::start(&["nsenter", &userns]);
     let bin = netshim();

@@ -225,13 +225,7 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
 /// are all given. procfs shows the PID namespace of the mounting process.
 fn own_proc() -> Result<(), Errno> {
     use nix::mount::{mount, MsFlags};
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    )?;
+    crate::privilege::enter::make_root_slave()?;
     mount(
         Some("proc"),
         "/proc",

@@ -95,8 +95,15 @@ fn cgroup_v2_at_root() -> Result<bool, Errno> {
 /// `MS_REC | MS_SLAVE` on `/` makes them receive the host's mount events and
 /// send none, so nothing mounted here reaches the host.
 pub fn private_mount_namespace() -> Result<(), Errno> {
-    use nix::mount::{mount, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+    make_root_slave()
+}
+
+/// Makes every mount of the caller's (new) mount namespace a slave of its
+/// original: host mount events still arrive, nothing mounted here leaves
+/// (mount_namespaces(7), `MS_REC | MS_SLAVE`).
+pub fn make_root_slave() -> Result<(), Errno> {
+    use nix::mount::{mount, MsFlags};
     mount(
         None::<&str>,
         "/",
