@@ -1395,13 +1395,28 @@ fn cri_refusals_carry_the_reason_and_a_pod_without_the_annotation_is_runc() {
             .expect("runc starts it");
         pod.remove(&mut rt).await;
 
-        // No annotation: netshim adds nothing; the process's capability
-        // sets are runc's, field for field.
+        // No annotation, and an app container with the runtime's default
+        // capabilities: netshim adds nothing; the process's capability sets
+        // are runc's, field for field. Then a narrowed one (drop ALL, add
+        // NET_RAW, no_new_privs): the narrowed-bounding rule makes NET_RAW
+        // ambient under netshim, runc gives it nothing.
+        let default_caps = || {
+            let mut c = container_config();
+            let sc = c.linux.as_mut().unwrap().security_context.as_mut().unwrap();
+            sc.capabilities = None;
+            sc.no_new_privs = false;
+            c
+        };
         let mut caps = Vec::new();
-        for handler in ["netshim", "runc"] {
+        for (handler, config) in [
+            ("netshim", default_caps()),
+            ("runc", default_caps()),
+            ("netshim", container_config()),
+            ("runc", container_config()),
+        ] {
             let mut pod =
                 Pod::run_annotated(&mut rt, "plain", handler, &log_dir, HashMap::new()).await;
-            let id = pod.start(&mut rt, container_config()).await;
+            let id = pod.start(&mut rt, config).await;
             let st = rt
                 .exec_sync(ExecSyncRequest {
                     container_id: id,
@@ -1427,10 +1442,20 @@ fn cri_refusals_carry_the_reason_and_a_pod_without_the_annotation_is_runc() {
             pod.remove(&mut rt).await;
         }
         println!(
-            "without the annotation: netshim {:?}, runc {:?}",
+            "without the annotation, default capabilities: netshim {:?}, runc {:?}",
             caps[0], caps[1]
         );
         assert_eq!(caps[0], caps[1]);
         assert!(caps[0].contains(&"CapAmb=0000000000000000".to_string()));
+        assert!(!caps[0].contains(&"CapBnd=0000000000002000".to_string()));
+        println!(
+            "without the annotation, narrowed to NET_RAW: netshim {:?}, runc {:?}",
+            caps[2], caps[3]
+        );
+        for k in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+            assert!(caps[2].contains(&format!("{k}=0000000000002000")), "{k}");
+            assert!(caps[3].contains(&format!("{k}=0000000000000000")), "{k}");
+        }
+        assert!(caps[2].contains(&"NoNewPrivs=1".to_string()));
     });
 }

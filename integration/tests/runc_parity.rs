@@ -472,13 +472,25 @@ fn rows() -> Vec<Row> {
         },
         Row {
             name: "containerd CRI-shaped, non-root, drop ALL add NET_RAW, no_new_privs",
+            differs: Some(
+                "the narrowed-bounding rule (KEP 2763 adds): a non-root, no_new_privs process whose bounding set \
+                 is only NET_RAW gets it ambient (and inheritable, permitted, effective) under netshim; \
+                 under runc it has none. The row checks netshim's four sets are exactly NET_RAW, then compares the rest",
+            ),
+            check: |rt, id| {
+                let mut seen = probe_row(cri_shaped)(rt, id);
+                if rt.name == "netshim" {
+                    seen.stdout = narrowed_as_runc(&seen.stdout);
+                }
+                seen
+            },
+        },
+        Row {
+            name: "the same without no_new_privs: not narrowed, nothing added",
             differs: None,
-            check: probe!(|s, _| {
-                s["process"]["user"] = json!({"uid": 65534, "gid": 65534});
-                s["process"]["noNewPrivileges"] = json!(true);
-                s["process"]["capabilities"] = json!({
-                    "bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"], "permitted": ["CAP_NET_RAW"]
-                });
+            check: probe!(|s, out| {
+                cri_shaped(s, out);
+                s["process"]["noNewPrivileges"] = json!(false);
             }),
         },
         Row {
@@ -790,7 +802,74 @@ fn rows() -> Vec<Row> {
             differs: None,
             check: callers_mount_namespace,
         },
+        Row {
+            name: "no PATH in the process's env, args[0] absolute (a pause image without Env)",
+            differs: None,
+            check: |rt, id| without_path(rt, id, "/bin/busybox"),
+        },
+        Row {
+            name: "no PATH in the process's env, args[0] a bare name: refused by both",
+            differs: None,
+            check: |rt, id| without_path(rt, id, "busybox"),
+        },
     ]
+}
+
+/// What containerd's CRI plugin writes for a non-root container with
+/// `drop: [ALL]`, `add: [NET_RAW]`, `allowPrivilegeEscalation: false`.
+fn cri_shaped(s: &mut Value, _: &Path) {
+    s["process"]["user"] = json!({"uid": 65534, "gid": 65534});
+    s["process"]["noNewPrivileges"] = json!(true);
+    s["process"]["capabilities"] = json!({
+        "bounding": ["CAP_NET_RAW"], "effective": ["CAP_NET_RAW"], "permitted": ["CAP_NET_RAW"]
+    });
+}
+
+/// netshim's probe output for a narrowed process, checked (CapInh, CapPrm,
+/// CapEff and CapAmb exactly NET_RAW) and then shown as runc shows it (all
+/// four empty), so that the row compares everything else.
+fn narrowed_as_runc(stdout: &str) -> String {
+    let mut checked = 0;
+    let out = stdout
+        .lines()
+        .map(|l| match l.split_once(":\t") {
+            Some((k @ ("CapInh" | "CapPrm" | "CapEff" | "CapAmb"), v)) => {
+                assert_eq!(
+                    v, "0000000000002000",
+                    "netshim's {k} for a narrowed process"
+                );
+                checked += 1;
+                format!("{k}:\t0000000000000000")
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(
+        checked, 4,
+        "the probe printed no capability sets:\n{stdout}"
+    );
+    out + "\n"
+}
+
+/// A process whose `env` has no `PATH` (what a container gets from an image
+/// whose config has no `Env`, as some pause images): runc resolves an
+/// `args[0]` holding a `/` as it is, and a bare name only in the spec's
+/// `PATH`, so the second fails with "executable file not found in $PATH".
+/// The runtimes word the failure differently: stderr is compared on that
+/// phrase.
+fn without_path(rt: &Rt, id: &str, exe: &str) -> Seen {
+    let b = bundle(&[exe, "echo", "ran without PATH"], |s, _| {
+        s["process"]["env"] = json!(["HOME=/", "TERM=xterm"]);
+    });
+    let mut seen = foreground(rt, &b, id);
+    seen.code = seen.code.map(|c| c.min(1));
+    seen.stderr = if seen.stderr.contains("executable file not found in $PATH") {
+        "refused: executable file not found in $PATH\n".into()
+    } else {
+        seen.stderr
+    };
+    seen
 }
 
 /// A spec that lists no mount namespace: the runtime spec says the

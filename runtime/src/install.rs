@@ -51,6 +51,10 @@ pub enum InstallError {
 pub struct Entry {
     pub name: String,
     pub binary: String,
+    /// Also make it the daemon's default runtime (containerd's CRI
+    /// `default_runtime_name`, Docker's `default-runtime`): every pod or
+    /// container that names no runtime then runs under netshim.
+    pub make_default: bool,
 }
 
 /// Which daemon's config.
@@ -194,9 +198,10 @@ pub fn containerd_add(text: &str, e: &Entry, new_version: i64) -> Result<String,
         }
     };
     let keys = runtimes_keys(version).ok_or(EditError::Version(version))?;
+    let default = default_runtime(&doc, &keys);
     let runtimes = table_at(doc.as_table_mut(), &keys)?;
     if let Some(t) = runtimes.get(&e.name).and_then(|i| i.as_table()) {
-        if containerd_entry_matches(t, e) {
+        if containerd_entry_matches(t, e) && (!e.make_default || default == e.name) {
             return Ok(text.to_string());
         }
     }
@@ -223,8 +228,8 @@ pub fn containerd_add(text: &str, e: &Entry, new_version: i64) -> Result<String,
     runtimes.insert(&e.name, Item::Table(rt));
     // A config that lists runtimes replaces containerd's built-in list, so
     // the default runtime (runc) has to be written out with netshim's, or
-    // every pod without a RuntimeClass would fail.
-    let default = default_runtime(&doc, &keys);
+    // every pod without a RuntimeClass (or with RuntimeClass `runc`, once
+    // netshim is the default) would fail.
     let runtimes = table_at(doc.as_table_mut(), &keys)?;
     if default != e.name && !runtimes.contains_key(&default) {
         let mut d = Table::new();
@@ -235,6 +240,22 @@ pub fn containerd_add(text: &str, e: &Entry, new_version: i64) -> Result<String,
         );
         d.insert("runtime_type", value("io.containerd.runc.v2"));
         runtimes.insert(&default, Item::Table(d));
+    }
+    if e.make_default && default != e.name {
+        let end = max_position(doc.as_table()).map_or(0, |p| p + 1);
+        let cri = table_at(doc.as_table_mut(), &keys[..3])?;
+        if cri.is_implicit() {
+            // A header made for the key goes at the end, after netshim's.
+            cri.set_position(end);
+        }
+        cri.insert("default_runtime_name", value(e.name.as_str()));
+        if let Some((mut key, _)) = cri.get_key_value_mut("default_runtime_name") {
+            key.leaf_decor_mut().set_prefix(format!(
+                "# netshim is the default runtime handler ({} before), set by `netshim install \
+                 containerd --default`;\n# `--uninstall` puts {} back.\n",
+                default, default
+            ));
+        }
     }
     Ok(doc.to_string())
 }
@@ -278,10 +299,31 @@ pub fn containerd_remove(text: &str, name: &str) -> Result<String, EditError> {
             }
         }
     }
-    if !remove_in(doc.as_table_mut(), &keys, name) {
+    let was_default = unset_default(doc.as_table_mut(), &keys[..3], name);
+    if !remove_in(doc.as_table_mut(), &keys, name) && !was_default {
         return Ok(text.to_string());
     }
     Ok(doc.to_string())
+}
+
+/// Takes out `default_runtime_name` where it names `name` (containerd's
+/// default, runc, applies again); whether it did.
+fn unset_default(mut t: &mut Table, keys: &[&str], name: &str) -> bool {
+    for k in keys {
+        match t.get_mut(k).and_then(|i| i.as_table_mut()) {
+            Some(c) => t = c,
+            None => return false,
+        }
+    }
+    if t.get("default_runtime_name").and_then(|v| v.as_str()) == Some(name) {
+        t.remove("default_runtime_name");
+        // The header install made explicit for the key goes with it.
+        if t.iter().all(|(_, i)| i.is_table()) {
+            t.set_implicit(true);
+        }
+        return true;
+    }
+    false
 }
 
 /// Whether a containerd config holds nothing but its version.
@@ -353,16 +395,20 @@ fn docker_text(v: &serde_json::Value) -> String {
 pub fn docker_add(text: &str, e: &Entry) -> Result<String, EditError> {
     let mut v = docker_doc(text)?;
     let obj = v.as_object_mut().expect("checked: an object");
+    let want = serde_json::json!({"path": e.binary, "runtimeArgs": DOCKER_RUNTIME_ARGS});
+    let is_default = obj.get("default-runtime").and_then(|d| d.as_str()) == Some(&e.name);
     let runtimes = obj
         .entry("runtimes")
         .or_insert_with(|| serde_json::json!({}))
         .as_object_mut()
         .ok_or_else(|| EditError::Invalid("`runtimes` is not a JSON object".into()))?;
-    let want = serde_json::json!({"path": e.binary, "runtimeArgs": DOCKER_RUNTIME_ARGS});
-    if runtimes.get(&e.name) == Some(&want) {
+    if runtimes.get(&e.name) == Some(&want) && (!e.make_default || is_default) {
         return Ok(text.to_string());
     }
     runtimes.insert(e.name.clone(), want);
+    if e.make_default {
+        obj.insert("default-runtime".into(), e.name.clone().into());
+    }
     Ok(docker_text(&v))
 }
 
@@ -371,14 +417,22 @@ pub fn docker_add(text: &str, e: &Entry) -> Result<String, EditError> {
 pub fn docker_remove(text: &str, name: &str) -> Result<String, EditError> {
     let mut v = docker_doc(text)?;
     let obj = v.as_object_mut().expect("checked: an object");
-    let Some(runtimes) = obj.get_mut("runtimes").and_then(|r| r.as_object_mut()) else {
-        return Ok(text.to_string());
-    };
-    if runtimes.remove(name).is_none() {
-        return Ok(text.to_string());
+    let was_default = obj.get("default-runtime").and_then(|d| d.as_str()) == Some(name);
+    if was_default {
+        obj.remove("default-runtime");
     }
-    if runtimes.is_empty() {
-        obj.remove("runtimes");
+    let removed = match obj.get_mut("runtimes").and_then(|r| r.as_object_mut()) {
+        Some(runtimes) => {
+            let removed = runtimes.remove(name).is_some();
+            if runtimes.is_empty() {
+                obj.remove("runtimes");
+            }
+            removed
+        }
+        None => false,
+    };
+    if !removed && !was_default {
+        return Ok(text.to_string());
     }
     Ok(docker_text(&v))
 }
@@ -470,7 +524,17 @@ pub fn plan_uninstall(
         });
     };
     if let Some(orig) = &backup {
-        if add(daemon, orig, e, new_version).ok().as_deref() == Some(current.as_str()) {
+        let installed = |make_default| {
+            let e = Entry {
+                make_default,
+                ..e.clone()
+            };
+            add(daemon, orig, &e, new_version).ok()
+        };
+        if [false, true]
+            .into_iter()
+            .any(|d| installed(d).as_deref() == Some(current.as_str()))
+        {
             return Ok(Change {
                 path: path.to_path_buf(),
                 before,
@@ -636,6 +700,7 @@ mod tests {
         Entry {
             name: "netshim".into(),
             binary: "/usr/local/bin/netshim".into(),
+            make_default: false,
         }
     }
 
@@ -667,6 +732,60 @@ mod tests {
         let added = containerd_add(&own, &entry(), 2).unwrap();
         assert_eq!(added.matches("runtimes.runc]").count(), 1, "{added}");
         assert_eq!(containerd_remove(&added, "netshim").unwrap(), own);
+    }
+
+    /// `--default`: the handler becomes the CRI default; runc stays listed
+    /// (RuntimeClass `runc` keeps working); uninstall puts runc back.
+    #[test]
+    fn containerd_default_sets_the_handler_and_uninstall_takes_it_back() {
+        let e = Entry {
+            make_default: true,
+            ..entry()
+        };
+        for (base, version) in [(DEBIAN, 2), ("", 2), ("", 3)] {
+            let added = containerd_add(base, &e, version).unwrap();
+            let v: toml::Table = toml::from_str(&added).unwrap();
+            let cri = if version == 2 {
+                &v["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]
+            } else {
+                &v["plugins"]["io.containerd.cri.v1.runtime"]["containerd"]
+            };
+            assert_eq!(
+                cri["default_runtime_name"].as_str(),
+                Some("netshim"),
+                "{added}"
+            );
+            assert!(cri["runtimes"].get("runc").is_some(), "{added}");
+            let (_, default_ok) = containerd_dumped(&added, "netshim").unwrap();
+            assert!(default_ok, "{added}");
+            assert_eq!(containerd_add(&added, &e, version).unwrap(), added);
+            let removed = containerd_remove(&added, "netshim").unwrap();
+            assert!(!removed.contains("default_runtime_name"), "{removed}");
+            if !base.is_empty() {
+                assert_eq!(removed, base);
+            }
+            // Installed without --default first, then with it: one change.
+            let plain = containerd_add(base, &entry(), version).unwrap();
+            let then = containerd_add(&plain, &e, version).unwrap();
+            assert!(
+                then.contains("default_runtime_name = \"netshim\""),
+                "{then}"
+            );
+        }
+    }
+
+    #[test]
+    fn docker_default_runtime_round_trips() {
+        let e = Entry {
+            make_default: true,
+            ..entry()
+        };
+        let orig = "{\n  \"log-level\": \"warn\"\n}\n";
+        let added = docker_add(orig, &e).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&added).unwrap();
+        assert_eq!(v["default-runtime"], "netshim");
+        assert_eq!(docker_add(&added, &e).unwrap(), added);
+        assert_eq!(docker_remove(&added, "netshim").unwrap(), orig);
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! allow = ["NET_RAW", "NET_BIND_SERVICE"]
 //! # what every non-root container gets, where its bounding set holds it
 //! default = []
+//! # a non-root, no_new_privs process whose bounding set holds only allowed
+//! # capabilities gets them ambient (the narrowed-bounding rule)
+//! narrowed = true
 //! ```
 
 use std::collections::BTreeSet;
@@ -55,6 +58,7 @@ struct Ambient {
     allow: Option<Vec<String>>,
     #[serde(default)]
     default: Vec<String>,
+    narrowed: Option<bool>,
 }
 
 fn caps(path: &Path, key: &str, names: &[String]) -> Result<BTreeSet<Cap>, ConfigError> {
@@ -83,6 +87,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Policy, ConfigError> {
         policy.allow = caps(path, "allow", allow)?;
     }
     policy.defaults = caps(path, "default", &file.ambient.default)?;
+    if let Some(n) = file.ambient.narrowed {
+        policy.narrowed = n;
+    }
     policy.validate().map_err(|source| ConfigError::Policy {
         path: path.into(),
         source,

@@ -206,6 +206,7 @@ impl Runtime {
                 .map_err(OciError::lc("create", id))?
                 .with_console_socket(opts.console_socket.clone())
                 .with_preserved_fds(opts.preserve_fds)
+                .with_executor(super::executor::RuncExecutor)
                 .validate_id()
                 .map_err(OciError::lc("create", id))?;
             let cgroup_path = spec

@@ -43,6 +43,7 @@ impl Runtime {
                 let tenant = b
                     .with_console_socket(opts.console_socket.clone())
                     .with_preserved_fds(opts.preserve_fds)
+                    .with_executor(super::executor::RuncExecutor)
                     .as_tenant()
                     .with_process(Some(&file))
                     .with_detach(opts.detach);

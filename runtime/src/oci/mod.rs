@@ -34,6 +34,7 @@ mod create;
 mod delete;
 mod events;
 mod exec;
+mod executor;
 mod features;
 mod foreground;
 mod kill;

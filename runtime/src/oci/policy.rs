@@ -84,6 +84,10 @@ pub enum Source {
     /// `--ambient-caps` or `ambient.default` in the config file: applied to
     /// every non-root container, where its bounding set allows.
     RuntimeDefault,
+    /// The narrowed-bounding rule (`ambient.narrowed`): a non-root,
+    /// `no_new_privs` process whose bounding set holds nothing but allowed
+    /// capabilities gets them ambient.
+    Narrowed,
 }
 
 impl fmt::Display for Source {
@@ -91,6 +95,7 @@ impl fmt::Display for Source {
         match self {
             Source::Annotation => write!(f, "the annotation {ANNOTATION}"),
             Source::RuntimeDefault => f.write_str("the runtime's --ambient-caps / ambient.default"),
+            Source::Narrowed => f.write_str("the narrowed-bounding rule (ambient.narrowed)"),
         }
     }
 }
@@ -139,6 +144,14 @@ pub enum PolicyError {
 pub struct Policy {
     pub allow: BTreeSet<Cap>,
     pub defaults: BTreeSet<Cap>,
+    /// The narrowed-bounding rule: a non-root process with `no_new_privs`
+    /// whose bounding set is not empty and holds only capabilities of
+    /// `allow` gets all of them ambient, without asking. The orchestrator
+    /// narrowed the set to exactly what the process may use (Kubernetes:
+    /// `drop` of everything else, as `kubectl debug --custom` with
+    /// examples/kubernetes/debug-netshim.json does); containers with the
+    /// default set, or any capability beyond the allow-list, gain nothing.
+    pub narrowed: bool,
     /// Where the policy came from, named in errors.
     pub origin: String,
 }
@@ -153,6 +166,7 @@ impl Default for Policy {
             .into_iter()
             .collect(),
             defaults: BTreeSet::new(),
+            narrowed: true,
             origin: "the built-in policy (no config file)".into(),
         }
     }
@@ -258,6 +272,31 @@ fn cap_list(process: &Value, set: &str) -> Result<BTreeSet<Cap>, PolicyError> {
     }
 }
 
+/// What the narrowed-bounding rule grants `process`: its whole bounding set,
+/// when the rule is on, the process has `noNewPrivileges`, and that set is
+/// not empty and lies within the allow-list (and so within KEP 2763's two
+/// capabilities). Root is left alone later, as for every addition.
+///
+/// Why this is safe (docs/security.md, "netshim as a node's default
+/// runtime"): the bounding set is the orchestrator's decision, already
+/// checked by its admission (Pod Security `baseline` admits a set narrowed
+/// by drops alone); a root process in the same container would hold these
+/// capabilities anyway; ambient capabilities cannot grow the bounding set,
+/// and `no_new_privs` stops any gain through setuid or file capabilities.
+/// An app container with the runtime's default set (14 capabilities under
+/// containerd) is never narrowed, so it gets exactly runc's process.
+fn narrowed(policy: &Policy, process: &Value, bounding: &BTreeSet<Cap>) -> BTreeSet<Cap> {
+    let nnp = process.get("noNewPrivileges").and_then(Value::as_bool) == Some(true);
+    let within = bounding
+        .iter()
+        .all(|c| policy.allow.contains(c) && KEP_2763.contains(c));
+    if policy.narrowed && nnp && !bounding.is_empty() && within {
+        bounding.clone()
+    } else {
+        BTreeSet::new()
+    }
+}
+
 /// Applies the policy to an OCI `process` object in place and returns the
 /// decision. `annotations` are the container's (with pod annotations merged
 /// by containerd). The spec's own capability lists are kept as they are
@@ -296,6 +335,7 @@ pub fn apply(
             added.insert(cap);
         }
     }
+    added.extend(narrowed(policy, process, &bounding));
     let mut skipped_defaults = BTreeSet::new();
     for &cap in &policy.defaults {
         if bounding.contains(&cap) {
@@ -394,13 +434,89 @@ mod tests {
         assert_eq!(p["x-unknown"], json!(1), "unknown fields survive");
     }
 
+    /// containerd's default set for a container that drops nothing.
+    const CONTAINERD_DEFAULT: [&str; 14] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ];
+
     #[test]
     fn nothing_requested_changes_nothing() {
+        // An app container with the default set: not narrowed.
         let mut p = cri_process(1000);
+        p["capabilities"]["bounding"] = json!(CONTAINERD_DEFAULT);
         let before = p.clone();
         let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
         assert!(d.added.is_empty());
         assert_eq!(p, before);
+        // A narrowed one, with the rule turned off.
+        let mut p = cri_process(1000);
+        let before = p.clone();
+        let off = Policy {
+            narrowed: false,
+            ..Policy::default()
+        };
+        let d = apply(&off, &mut p, &BTreeMap::new()).unwrap();
+        assert!(d.added.is_empty());
+        assert_eq!(p, before);
+    }
+
+    /// The narrowed-bounding rule: non-root, no_new_privs, a bounding set
+    /// of allowed capabilities only. Each condition missing, nothing.
+    #[test]
+    fn a_narrowed_bounding_set_becomes_ambient_without_asking() {
+        let mut p = cri_process(65534);
+        let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        assert_eq!(d.added, caps(&["NET_RAW"]));
+        assert_eq!(p["capabilities"]["ambient"], json!(["CAP_NET_RAW"]));
+        let mut p = cri_process(65534);
+        p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"]);
+        let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        assert_eq!(d.added, caps(&["NET_RAW", "NET_BIND_SERVICE"]));
+        let unchanged = |edit: &dyn Fn(&mut Value)| {
+            let mut p = cri_process(65534);
+            edit(&mut p);
+            let before = p.clone();
+            let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+            assert!(d.added.is_empty(), "{before}");
+            assert_eq!(p, before);
+        };
+        unchanged(&|p| p["noNewPrivileges"] = json!(false));
+        unchanged(&|p| {
+            p.as_object_mut().unwrap().remove("noNewPrivileges");
+        });
+        unchanged(&|p| p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_KILL"]));
+        unchanged(&|p| p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_NET_ADMIN"]));
+        unchanged(&|p| p["capabilities"]["bounding"] = json!([]));
+        unchanged(&|p| p["capabilities"]["bounding"] = json!(CONTAINERD_DEFAULT));
+        // Root: left alone.
+        let mut p = cri_process(0);
+        let before = p.clone();
+        let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        assert!(d.root && d.added.is_empty());
+        assert_eq!(p, before);
+        // An allow-list without NET_RAW: a set of NET_RAW is not within it.
+        let only_bind = Policy {
+            allow: caps(&["NET_BIND_SERVICE"]),
+            ..Policy::default()
+        };
+        let mut p = cri_process(65534);
+        assert!(apply(&only_bind, &mut p, &BTreeMap::new())
+            .unwrap()
+            .added
+            .is_empty());
     }
 
     #[test]
@@ -427,6 +543,7 @@ mod tests {
         ] {
             for uid in [0, 1000] {
                 let mut p = cri_process(uid);
+                p["capabilities"]["bounding"] = json!(CONTAINERD_DEFAULT);
                 p["capabilities"]["ambient"] = ambient.clone();
                 p["capabilities"]["inheritable"] = ambient.clone();
                 let before = p.clone();

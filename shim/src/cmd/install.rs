@@ -14,6 +14,7 @@ use netshim_runtime::target::docker;
 pub const INSTALL_EXAMPLES: &str = "Examples:
   sudo netshim install containerd --dry-run
   sudo netshim install containerd && sudo systemctl restart containerd
+  sudo netshim install containerd --default   # also the handler of pods without a RuntimeClass
   sudo netshim install docker
   netshim install docker --rootless
   sudo netshim install containerd --uninstall";
@@ -47,9 +48,15 @@ struct Common {
     #[arg(long)]
     dry_run: bool,
     /// Take the runtime out again (the config as it was, if it has not
-    /// changed since).
+    /// changed since); also takes it out as the default runtime.
     #[arg(long)]
     uninstall: bool,
+    /// Also make it the default runtime (containerd's CRI
+    /// `default_runtime_name`, Docker's `default-runtime`), so that pods and
+    /// containers that name no runtime run under netshim (see
+    /// docs/security.md, "netshim as a node's default runtime").
+    #[arg(long = "default", conflicts_with = "uninstall")]
+    make_default: bool,
 }
 
 #[derive(clap::Args)]
@@ -118,6 +125,7 @@ fn entry(c: &Common) -> anyhow::Result<Entry> {
     Ok(Entry {
         name: c.name.clone(),
         binary: binary.to_string_lossy().into_owned(),
+        make_default: c.make_default,
     })
 }
 
