@@ -174,7 +174,7 @@ start_rootful_docker() {
 
 import_busybox() {
   if as_user /usr/bin/docker image inspect netshim-busybox >/dev/null 2>&1 &&
-    /usr/bin/docker -H "$ROOTFUL_SOCK" image inspect netshim-busybox netshim-pause >/dev/null 2>&1 &&
+    /usr/bin/docker -H "$ROOTFUL_SOCK" image inspect netshim-busybox netshim-pause-noenv >/dev/null 2>&1 &&
     (cd /tmp && as_user podman image exists netshim-busybox) &&
     (cd /tmp && podman image exists netshim-busybox); then
     return 0
@@ -192,8 +192,10 @@ import_busybox() {
   as_user /usr/bin/docker import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
   /usr/bin/docker -H "$ROOTFUL_SOCK" import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null
   # A pod sandbox ("pause") image for the CRI tests, which save it from here.
-  /usr/bin/docker -H "$ROOTFUL_SOCK" import --change "ENV PATH=/bin" \
-    --change 'CMD ["sleep", "2147483647"]' "$root.tar" netshim-pause >/dev/null
+  # Its config has no Env, as some pause images: the sandbox's process gets no
+  # PATH, and its absolute args[0] must run as under runc.
+  /usr/bin/docker -H "$ROOTFUL_SOCK" import \
+    --change 'CMD ["/bin/sleep", "2147483647"]' "$root.tar" netshim-pause-noenv >/dev/null
   (cd /tmp && as_user podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
   (cd /tmp && podman import --change "ENV PATH=/bin" "$root.tar" netshim-busybox >/dev/null)
   rm -rf "$root" "$root.tar"

@@ -21,7 +21,10 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 const BRIDGE: &str = "nshcri0";
 const IMAGE: &str = "docker.io/library/netshim-busybox:latest";
-const PAUSE: &str = "docker.io/library/netshim-pause:latest";
+/// The sandbox image: its config has no `Env` (run.sh makes it so, and
+/// `Cri::start` checks), so every pod here also proves that a process
+/// without `PATH` and with an absolute `args[0]` runs, as under runc.
+const PAUSE: &str = "docker.io/library/netshim-pause-noenv:latest";
 const ANN: &str = "netshim.io/ambient-capabilities";
 
 struct Cri {
@@ -96,13 +99,22 @@ impl Cri {
             );
         });
         // The images, from the harness's rootful Docker.
+        let env = run(&mut rootful_docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.Env}}",
+            "netshim-pause-noenv",
+        ]))
+        .ok();
+        assert_eq!(env.stdout.trim(), "null", "the pause image has an Env");
         let tar = ctd.dir.path().join("images.tar");
         run(rootful_docker(&[
             "save",
             "-o",
             tar.to_str().unwrap(),
             "netshim-busybox",
-            "netshim-pause",
+            "netshim-pause-noenv",
         ])
         .stdin(std::process::Stdio::null()))
         .ok();
