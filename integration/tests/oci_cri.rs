@@ -1335,6 +1335,74 @@ fn netshim_install_containerd_round_trips_and_containerd_loads_it() {
             .expect_err("no netshim handler after uninstall");
         assert!(e.message().contains("netshim"), "{e:?}");
     });
+
+    // `--default`: the handler of a pod that names none. A narrowed
+    // container of such a pod (no annotation, no handler) gets NET_RAW
+    // ambient, which only netshim gives; runc stays listed.
+    let def = run(Command::new(netshim())
+        .args([
+            "install",
+            "containerd",
+            "--default",
+            "--binary",
+            &bin,
+            "--config",
+        ])
+        .arg(&cfg))
+    .ok();
+    assert!(
+        def.stderr.contains("default_runtime_name = \"netshim\""),
+        "{def:#?}"
+    );
+    cri.ctd.restart();
+    block_on(async {
+        let mut rt = RuntimeServiceClient::new(cri.channel().await);
+        let s = rt
+            .status(StatusRequest { verbose: true })
+            .await
+            .unwrap()
+            .into_inner();
+        let cfg: serde_json::Value = serde_json::from_str(&s.info["config"]).unwrap();
+        assert_eq!(
+            cfg["containerd"]["defaultRuntimeName"], "netshim",
+            "{cfg:#}"
+        );
+        assert!(
+            cfg["containerd"]["runtimes"].get("runc").is_some(),
+            "{cfg:#}"
+        );
+        let log_dir = cri.log_dir();
+        let mut pod = Pod::run_annotated(&mut rt, "default", "", &log_dir, HashMap::new()).await;
+        let id = pod.start(&mut rt, container_config()).await;
+        let st = rt
+            .exec_sync(ExecSyncRequest {
+                container_id: id,
+                cmd: vec!["cat".into(), "/proc/self/status".into()],
+                timeout: 10,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let f = status_fields(&String::from_utf8_lossy(&st.stdout));
+        println!(
+            "a pod with no handler, narrowed container: CapAmb={}",
+            f["CapAmb"]
+        );
+        assert_eq!(
+            f["CapAmb"], "0000000000002000",
+            "the default handler is not netshim"
+        );
+        pod.remove(&mut rt).await;
+    });
+    let un = run(Command::new(netshim())
+        .args(["install", "containerd", "--uninstall", "--config"])
+        .arg(&cfg))
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(&cfg).unwrap(),
+        cri.config_before,
+        "install --default then --uninstall changed the config: {un:#?}"
+    );
 }
 
 /// Bad requests through CRI: a container that asks (by annotation) for a

@@ -51,9 +51,10 @@ pub enum InstallError {
 pub struct Entry {
     pub name: String,
     pub binary: String,
-    /// Also make it the daemon's default runtime (containerd's CRI
-    /// `default_runtime_name`, Docker's `default-runtime`): every pod or
-    /// container that names no runtime then runs under netshim.
+    /// Also make it containerd's default CRI runtime handler
+    /// (`default_runtime_name`): every pod that names no RuntimeClass then
+    /// runs under netshim. (Docker has no such option here: its entry
+    /// gives every non-root container NET_RAW, `--ambient-caps`.)
     pub make_default: bool,
 }
 
@@ -395,20 +396,16 @@ fn docker_text(v: &serde_json::Value) -> String {
 pub fn docker_add(text: &str, e: &Entry) -> Result<String, EditError> {
     let mut v = docker_doc(text)?;
     let obj = v.as_object_mut().expect("checked: an object");
-    let want = serde_json::json!({"path": e.binary, "runtimeArgs": DOCKER_RUNTIME_ARGS});
-    let is_default = obj.get("default-runtime").and_then(|d| d.as_str()) == Some(&e.name);
     let runtimes = obj
         .entry("runtimes")
         .or_insert_with(|| serde_json::json!({}))
         .as_object_mut()
         .ok_or_else(|| EditError::Invalid("`runtimes` is not a JSON object".into()))?;
-    if runtimes.get(&e.name) == Some(&want) && (!e.make_default || is_default) {
+    let want = serde_json::json!({"path": e.binary, "runtimeArgs": DOCKER_RUNTIME_ARGS});
+    if runtimes.get(&e.name) == Some(&want) {
         return Ok(text.to_string());
     }
     runtimes.insert(e.name.clone(), want);
-    if e.make_default {
-        obj.insert("default-runtime".into(), e.name.clone().into());
-    }
     Ok(docker_text(&v))
 }
 
@@ -417,22 +414,14 @@ pub fn docker_add(text: &str, e: &Entry) -> Result<String, EditError> {
 pub fn docker_remove(text: &str, name: &str) -> Result<String, EditError> {
     let mut v = docker_doc(text)?;
     let obj = v.as_object_mut().expect("checked: an object");
-    let was_default = obj.get("default-runtime").and_then(|d| d.as_str()) == Some(name);
-    if was_default {
-        obj.remove("default-runtime");
-    }
-    let removed = match obj.get_mut("runtimes").and_then(|r| r.as_object_mut()) {
-        Some(runtimes) => {
-            let removed = runtimes.remove(name).is_some();
-            if runtimes.is_empty() {
-                obj.remove("runtimes");
-            }
-            removed
-        }
-        None => false,
-    };
-    if !removed && !was_default {
+    let Some(runtimes) = obj.get_mut("runtimes").and_then(|r| r.as_object_mut()) else {
         return Ok(text.to_string());
+    };
+    if runtimes.remove(name).is_none() {
+        return Ok(text.to_string());
+    }
+    if runtimes.is_empty() {
+        obj.remove("runtimes");
     }
     Ok(docker_text(&v))
 }
@@ -772,20 +761,6 @@ mod tests {
                 "{then}"
             );
         }
-    }
-
-    #[test]
-    fn docker_default_runtime_round_trips() {
-        let e = Entry {
-            make_default: true,
-            ..entry()
-        };
-        let orig = "{\n  \"log-level\": \"warn\"\n}\n";
-        let added = docker_add(orig, &e).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&added).unwrap();
-        assert_eq!(v["default-runtime"], "netshim");
-        assert_eq!(docker_add(&added, &e).unwrap(), added);
-        assert_eq!(docker_remove(&added, "netshim").unwrap(), orig);
     }
 
     #[test]

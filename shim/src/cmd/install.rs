@@ -51,12 +51,6 @@ struct Common {
     /// changed since); also takes it out as the default runtime.
     #[arg(long)]
     uninstall: bool,
-    /// Also make it the default runtime (containerd's CRI
-    /// `default_runtime_name`, Docker's `default-runtime`), so that pods and
-    /// containers that name no runtime run under netshim (see
-    /// docs/security.md, "netshim as a node's default runtime").
-    #[arg(long = "default", conflicts_with = "uninstall")]
-    make_default: bool,
 }
 
 #[derive(clap::Args)]
@@ -69,6 +63,12 @@ struct ContainerdArgs {
     /// The containerd binary that checks the result (`containerd config dump`).
     #[arg(long, default_value = "containerd")]
     containerd: PathBuf,
+    /// Also make it the CRI plugin's default runtime handler
+    /// (`default_runtime_name`), so that every pod that names no
+    /// RuntimeClass runs under netshim (runc stays listed); see
+    /// docs/security.md, "netshim as a node's default runtime".
+    #[arg(long = "default", conflicts_with = "uninstall")]
+    make_default: bool,
 }
 
 #[derive(clap::Args)]
@@ -125,7 +125,7 @@ fn entry(c: &Common) -> anyhow::Result<Entry> {
     Ok(Entry {
         name: c.name.clone(),
         binary: binary.to_string_lossy().into_owned(),
-        make_default: c.make_default,
+        make_default: false,
     })
 }
 
@@ -179,7 +179,10 @@ fn write(change: &Change, c: &Common, what: &str) -> anyhow::Result<bool> {
 }
 
 fn containerd(a: ContainerdArgs) -> anyhow::Result<()> {
-    let e = entry(&a.common)?;
+    let e = Entry {
+        make_default: a.make_default,
+        ..entry(&a.common)?
+    };
     // A new config gets the version of the containerd that will read it.
     let version = containerd_major(&a.containerd).map_or(2, |m| if m >= 2 { 3 } else { 2 });
     let what = format!("runtime handler {:?}", e.name);
