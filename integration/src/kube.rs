@@ -499,7 +499,9 @@ impl Cluster {
 
     /// A kubeconfig for user `user` in `groups`, with a client certificate of
     /// the cluster's CA: what it may do is what RBAC grants it (e.g.
-    /// `kubectl create rolebinding ... --user=USER`).
+    /// `kubectl create role ...` and `kubectl create rolebinding ...
+    /// --user=USER`; the aggregated ClusterRoles view, edit and admin are
+    /// empty here, as no controller-manager aggregates them).
     pub fn user_kubeconfig(&self, user: &str, groups: &[&str]) -> PathBuf {
         let name = format!("user-{user}");
         let subject: String = groups

@@ -97,13 +97,15 @@ fn init_status(c: &Cluster, ns: &str, pod: &str) -> std::collections::BTreeMap<S
 }
 
 /// `kubectl debug -i POD --target=app --image=<netshim's> -c NAME ARGS...`
-/// under `timeout 40` (a container that never starts keeps `kubectl debug
-/// -i` waiting).
-fn debug(c: &Cluster, ns: &str, pod: &str, name: &str, args: &[&str]) -> Ran {
+/// under `timeout SECS` (a container that never starts keeps `kubectl debug
+/// -i` waiting: it prints the runtime's error as a warning and goes on
+/// waiting).
+fn debug(c: &Cluster, ns: &str, pod: &str, name: &str, secs: u32, args: &[&str]) -> Ran {
     let image = format!("--image={NETSHIM_IMAGE}");
+    let secs = secs.to_string();
     let container = format!("--container={name}");
     let mut all = vec![
-        "40",
+        secs.as_str(),
         "kubectl",
         "-n",
         ns,
@@ -219,6 +221,7 @@ fn a_real_kubelet_runs_netshim_pods_and_kubectl_debug_reaches_the_capture() {
     assert_eq!(rc_st["CapAmb"], "0000000000000000");
     assert_eq!(rc_st["CapEff"], "0000000000000000");
 
+    as_users_write_them(&c);
     debug_variants(&c);
     pod_security_baseline(&c);
     println!(
@@ -228,6 +231,71 @@ fn a_real_kubelet_runs_netshim_pods_and_kubectl_debug_reaches_the_capture() {
     );
 }
 
+/// With no scheduler and no controller-manager, what users type still
+/// works: `kubectl apply -f examples/kubernetes/pod.yaml` and `kubectl run`
+/// (the harness binds pods to the node, and made the namespace's
+/// ServiceAccount and CA ConfigMap, so the token volume mounts). A user
+/// with a kubeconfig of their own can do what RBAC grants, no more.
+fn as_users_write_them(c: &Cluster) {
+    run(&mut c.kubectl(&["apply", "-f", "examples/kubernetes/pod.yaml"])).ok();
+    run(&mut c.kubectl(&[
+        "run",
+        "plain",
+        "--image=busybox:1.36",
+        "--",
+        "sleep",
+        "3600",
+    ]))
+    .ok();
+    c.wait_pod_ready("default", "netdebug", 60);
+    c.wait_pod_ready("default", "plain", 60);
+    let st = status_fields(
+        &run(&mut c.kubectl(&["exec", "netdebug", "--", "cat", "/proc/1/status"]))
+            .ok()
+            .stdout,
+    );
+    assert_eq!(st["CapAmb"], "0000000000002000", "{st:?}");
+    let token = run(&mut c.kubectl(&[
+        "exec",
+        "plain",
+        "--",
+        "cat",
+        "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
+    ]))
+    .ok();
+    assert_eq!(token.stdout, "default");
+
+    let alice = c.user_kubeconfig("alice", &["netshim-testers"]);
+    let r = run(&mut c.kubectl_as(&alice, &["get", "pods"]));
+    assert!(
+        r.stderr.contains("forbidden") && r.stderr.contains("\"alice\""),
+        "{r:#?}"
+    );
+    // A Role of its own: the aggregated ClusterRoles (view, edit, admin)
+    // stay empty without a controller-manager to aggregate them.
+    run(&mut c.kubectl(&[
+        "create",
+        "role",
+        "pod-reader",
+        "--verb=get,list",
+        "--resource=pods",
+    ]))
+    .ok();
+    run(&mut c.kubectl(&[
+        "create",
+        "rolebinding",
+        "alice-reads",
+        "--role=pod-reader",
+        "--user=alice",
+    ]))
+    .ok();
+    let r = run(&mut c.kubectl_as(&alice, &["get", "pods", "-o", "name"])).ok();
+    assert!(r.stdout.contains("pod/netdebug"), "{r:#?}");
+    let r = run(&mut c.kubectl_as(&alice, &["delete", "pod", "plain"]));
+    assert!(r.stderr.contains("forbidden"), "{r:#?}");
+    run(&mut c.kubectl(&["delete", "pod", "plain", "netdebug", "--wait=false"])).ok();
+}
+
 /// The three ways of giving netshim its arguments through `kubectl debug`.
 fn debug_variants(c: &Cluster) {
     let custom = "--custom=examples/kubernetes/debug-netshim.json";
@@ -235,21 +303,21 @@ fn debug_variants(c: &Cluster) {
     // What follows `--` becomes the container's command.
     let mut a = vec!["--profile=general", custom, "--"];
     a.extend_from_slice(&capture);
-    let ra = debug(c, "default", "app", "dbg-dashdash", &a);
+    let ra = debug(c, "default", "app", "dbg-dashdash", 15, &a);
     let (spec, status) = ephemeral(c, "default", "app", "dbg-dashdash");
     println!("dbg-dashdash spec: {spec:#}\nstatus: {status:#}");
 
     // --arguments-only: the image's entrypoint (netshim) gets them.
     let mut b = vec!["--profile=general", custom, "--arguments-only", "--"];
     b.extend_from_slice(&capture);
-    let rb = debug(c, "default", "app", "dbg-args", &b);
+    let rb = debug(c, "default", "app", "dbg-args", 40, &b);
     let (spec_b, _) = ephemeral(c, "default", "app", "dbg-args");
     println!("dbg-args spec: {spec_b:#}");
 
     // The command spelled out.
     let mut d = vec!["--profile=general", custom, "--", "netshim"];
     d.extend_from_slice(&capture);
-    let rd = debug(c, "default", "app", "dbg-netshim", &d);
+    let rd = debug(c, "default", "app", "dbg-netshim", 40, &d);
 
     // kubectl 1.32: `--` makes the command (netshim's entrypoint is
     // replaced: "executable 'capture' not found"), --arguments-only the
@@ -298,12 +366,12 @@ fn pod_security_baseline(c: &Cluster) {
     let capture = ["capture", "-i", "lo", "-c", "5", "icmp"];
     let mut g = vec!["--profile=general", custom, "--arguments-only", "--"];
     g.extend_from_slice(&capture);
-    let rg = debug(c, "psa", "app", "dbg-general", &g);
+    let rg = debug(c, "psa", "app", "dbg-general", 40, &g);
     let (spec_g, _) = ephemeral(c, "psa", "app", "dbg-general");
     println!("baseline, general: spec {spec_g:#}");
     let mut l = vec![custom, "--arguments-only", "--"];
     l.extend_from_slice(&capture);
-    let rl = debug(c, "psa", "app", "dbg-custom", &l);
+    let rl = debug(c, "psa", "app", "dbg-custom", 40, &l);
     let (spec_l, _) = ephemeral(c, "psa", "app", "dbg-custom");
     println!("baseline, custom only: spec {spec_l:#}");
     assert_eq!(captured(c, "psa", "app", "dbg-custom", &rl).1, 5, "{rl:#?}");
