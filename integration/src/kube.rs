@@ -40,6 +40,19 @@
 //!
 //! One cluster at a time in a test process: [`Cluster::start`] waits for
 //! the previous one to be dropped.
+//!
+//! The binaries: Kubernetes v1.26.x's `cmd/kube-apiserver` and
+//! `cmd/kubelet`, built outside this repository (Go 1.19 from Debian 12
+//! builds them in vendor mode with `-tags providerless`), in `KUBE_BIN_DIR`;
+//! integration/run.sh sets it to ~/.cache/netshim/kube/v1.26.1/bin when that
+//! directory exists. kubectl is the one on PATH.
+//!
+//! Use: `let Some(c) = Cluster::start_or_skip("NAME") else { return };`, then
+//! `c.kubectl(&[...])` / `c.shell("kubectl ...")` (admin, in the
+//! repository's root), `c.namespace(NS, Some("baseline"))`,
+//! `c.user_kubeconfig(USER, GROUPS)` with `c.kubectl_as(...)`,
+//! `c.wait_pod_ready(NS, POD, SECS)`, `c.log("kubelet")`. With
+//! `NETSHIM_KEEP_KUBE=1` the cluster's files (logs, certificates) are kept.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -90,7 +103,7 @@ pub fn bin_dir_or_skip(test: &str) -> Option<PathBuf> {
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED: {test}: KUBE_BIN_DIR is not set, so no kube-apiserver and kubelet \
-             ({KUBE_VERSION}) to start a cluster with; build them (see integration/src/kube.rs) \
+             ({KUBE_VERSION}) to start a cluster with; build them (see the module documentation of integration/src/kube.rs) \
              and set KUBE_BIN_DIR, or put them in ~/.cache/netshim/kube/{KUBE_VERSION}/bin \
              where integration/run.sh finds them"
         );
@@ -688,28 +701,44 @@ serializeImagePulls: false
     )
 }
 
-/// containerd with the CRI plugin (the pods' CNI bridge, the sandbox image)
-/// and netshim installed into its config by `netshim install containerd`.
-fn start_containerd(dir: &Path, pause: &str, install_args: &[String]) -> Containerd {
+/// The CRI plugin's part of a containerd config (for
+/// [`Containerd::start_with`]): pods on a CNI bridge `bridge` in `subnet`
+/// (no gateway, no masquerade; the network config `name` is written to
+/// DIR/net.d, its addresses kept in DIR/ipam), `pause` as the sandbox
+/// image, and a `runc` runtime.
+pub fn cri_plugin_config(
+    dir: &Path,
+    name: &str,
+    bridge: &str,
+    subnet: &str,
+    pause: &str,
+) -> String {
     let d = dir.display();
     std::fs::create_dir_all(dir.join("net.d")).unwrap();
     std::fs::write(
-        dir.join("net.d/10-netshim-kube.conflist"),
+        dir.join(format!("net.d/10-{name}.conflist")),
         format!(
-            r#"{{"cniVersion": "1.0.0", "name": "netshim-kube", "plugins": [
-              {{"type": "bridge", "bridge": "{BRIDGE}", "isGateway": false, "ipMasq": false,
+            r#"{{"cniVersion": "1.0.0", "name": "{name}", "plugins": [
+              {{"type": "bridge", "bridge": "{bridge}", "isGateway": false, "ipMasq": false,
                 "ipam": {{"type": "host-local", "dataDir": "{d}/ipam",
-                          "ranges": [[{{"subnet": "{POD_SUBNET}"}}]]}}}}]}}"#
+                          "ranges": [[{{"subnet": "{subnet}"}}]]}}}}]}}"#
         ),
     )
     .unwrap();
-    // restrict_oom_score_adj: root here lacks CAP_SYS_RESOURCE (see
-    // oci_cri.rs).
-    let extra = format!(
+    // restrict_oom_score_adj: these machines' root lacks CAP_SYS_RESOURCE,
+    // so the sandbox's default oom_score_adj (-998) could not be set by any
+    // runtime; containerd then clamps it to its own.
+    format!(
         "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{pause}\"\n  disable_apparmor = true\n  restrict_oom_score_adj = true\n\
          [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/net.d\"\n\
          [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"
-    );
+    )
+}
+
+/// containerd with the CRI plugin (the pods' CNI bridge, the sandbox image)
+/// and netshim installed into its config by `netshim install containerd`.
+fn start_containerd(dir: &Path, pause: &str, install_args: &[String]) -> Containerd {
+    let extra = cri_plugin_config(dir, "netshim-kube", BRIDGE, POD_SUBNET, pause);
     Containerd::start_with(&extra, true, |cfg| {
         // As a user installs it: this netshim, the config's path.
         let r = run(Command::new(netshim())
@@ -878,29 +907,36 @@ fn unmount_under(dir: &Path) {
     }
 }
 
+/// A gRPC channel to the CRI API on the unix socket `socket`, as a kubelet
+/// talks to containerd.
+pub async fn cri_channel(
+    socket: &str,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let socket = socket.to_string();
+    tonic::transport::Endpoint::try_from("http://[::]:50051")
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let s = socket.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(s).await?,
+                ))
+            }
+        }))
+        .await
+}
+
 /// Stops and removes every pod sandbox through CRI, as a kubelet would
 /// (containerd tears down their networks and mounts).
 fn remove_sandboxes(socket: &str) {
     use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
     use k8s_cri::v1::*;
-    let socket = socket.to_string();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async move {
-        let Ok(channel) = tonic::transport::Endpoint::try_from("http://[::]:50051")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
-                let s = socket.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(s).await?,
-                    ))
-                }
-            }))
-            .await
-        else {
+        let Ok(channel) = cri_channel(socket).await else {
             return;
         };
         let mut c = RuntimeServiceClient::new(channel);
