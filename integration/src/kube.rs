@@ -852,8 +852,9 @@ fn blob(layout: &Path, data: &[u8]) -> (String, usize) {
     (hex, data.len())
 }
 
-/// The pods' network namespaces (made by containerd's CRI plugin).
-fn cni_netns() -> Vec<String> {
+/// The pods' network namespaces (made by containerd's CRI plugin):
+/// /run/netns/cni-*.
+pub fn cni_netns() -> Vec<String> {
     std::fs::read_dir("/run/netns")
         .map(|rd| {
             rd.flatten()

@@ -40,17 +40,6 @@ struct Cri {
 /// namespace of a pod another test is still starting.
 static LIVE: std::sync::Mutex<(usize, Vec<String>)> = std::sync::Mutex::new((0, Vec::new()));
 
-fn cni_netns() -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with("cni-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Cri {
     fn start() -> Cri {
         require_root();
@@ -94,7 +83,7 @@ impl Cri {
         {
             let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
             if live.0 == 0 {
-                live.1 = cni_netns();
+                live.1 = kube::cni_netns();
             }
             live.0 += 1;
         }
@@ -136,7 +125,7 @@ impl Drop for Cri {
             // The bridge is the one host-side change the pods made.
             let _ = sh(&format!("ip link del {BRIDGE} 2>/dev/null"));
             // A pod that was not removed (a failed assertion) leaves its netns.
-            for n in cni_netns() {
+            for n in kube::cni_netns() {
                 if !live.1.contains(&n) {
                     let _ = sh(&format!("ip netns del {n}"));
                 }
