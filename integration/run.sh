@@ -23,7 +23,9 @@
 #   - runs each cargo-fuzz target briefly (with a nightly toolchain).
 #
 # Environment: NETSHIM_TEST_USER, NETSHIM_SKIP_LINT=1 (skip fmt/clippy),
-# NETSHIM_FUZZ_SECONDS (per fuzz target, default 10),
+# NETSHIM_FUZZ_SECONDS (per fuzz target, default 10), KUBE_BIN_DIR (a directory
+# with kube-apiserver and kubelet v1.26.x for the real-cluster tests, default
+# ~/.cache/netshim/kube/v1.26.1/bin if it exists; without it they are SKIPPED),
 # extra arguments are passed to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 
@@ -42,6 +44,7 @@ PACKAGES=(
   podman conmon catatonit fuse-overlayfs
   iproute2 procps psmisc util-linux acl iptables
   libpcap-dev libseccomp-dev pkg-config protobuf-compiler containernetworking-plugins
+  etcd-server
 )
 
 install_packages() {
@@ -271,6 +274,13 @@ export NETSHIM_TEST_DOCKER=1
 export NETSHIM_TEST_ROOTFUL_DOCKER=$ROOTFUL_SOCK
 export NETSHIM_TEST_ROOTFUL_DAEMON_JSON=$ROOTFUL_DAEMON_JSON
 export NETSHIM_TEST_ROOTLESS_DAEMON_JSON=$DAEMON_JSON
+KUBE_DEFAULT=${XDG_CACHE_HOME:-$HOME/.cache}/netshim/kube/v1.26.1/bin
+if [ -z "${KUBE_BIN_DIR:-}" ] && [ -d "$KUBE_DEFAULT" ]; then KUBE_BIN_DIR=$KUBE_DEFAULT; fi
+if [ -n "${KUBE_BIN_DIR:-}" ]; then
+  export KUBE_BIN_DIR
+else
+  say "real-cluster tests (kube_cluster) SKIPPED: no KUBE_BIN_DIR and no $KUBE_DEFAULT (kube-apiserver and kubelet v1.26.x)"
+fi
 cargo test --workspace --no-fail-fast "$@"
 
 if [ $# = 0 ]; then install_check; fi

@@ -813,3 +813,4 @@ pub fn users_own_userns() -> (std::process::Child, i32) {
     }
     (holder, pid)
 }
+pub mod kube;

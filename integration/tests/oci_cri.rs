@@ -16,8 +16,9 @@ use std::process::Command;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::*;
+use netshim_integration::kube;
 use netshim_integration::*;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 const BRIDGE: &str = "nshcri0";
 const IMAGE: &str = "docker.io/library/netshim-busybox:latest";
@@ -42,17 +43,6 @@ struct Cri {
 /// namespace of a pod another test is still starting.
 static LIVE: std::sync::Mutex<(usize, Vec<String>)> = std::sync::Mutex::new((0, Vec::new()));
 
-fn cni_netns() -> Vec<String> {
-    std::fs::read_dir("/run/netns")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().into_string().ok())
-                .filter(|n| n.starts_with("cni-"))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 impl Cri {
     fn start() -> Cri {
         require_root();
@@ -61,26 +51,8 @@ impl Cri {
             .tempdir_in("/tmp")
             .unwrap()
             .keep();
-        let d = dir.display();
-        std::fs::create_dir_all(dir.join("net.d")).unwrap();
-        std::fs::write(
-            dir.join("net.d/10-netshim-test.conflist"),
-            format!(
-                r#"{{"cniVersion": "1.0.0", "name": "netshim-cri-test", "plugins": [
-                  {{"type": "bridge", "bridge": "{BRIDGE}", "isGateway": false, "ipMasq": false,
-                    "ipam": {{"type": "host-local", "dataDir": "{d}/ipam",
-                              "ranges": [[{{"subnet": "198.18.200.0/24"}}]]}}}}]}}"#
-            ),
-        )
-        .unwrap();
-        let extra = format!(
-            "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE}\"\n  disable_apparmor = true\n  restrict_oom_score_adj = true\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"/usr/lib/cni\"\n  conf_dir = \"{d}/net.d\"\n\
-             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n"
-        );
-        // restrict_oom_score_adj: these machines' root lacks CAP_SYS_RESOURCE,
-        // so the sandbox's default oom_score_adj (-998) could not be set by
-        // any runtime; containerd then clamps it to its own.
+        let extra =
+            kube::cri_plugin_config(&dir, "netshim-cri-test", BRIDGE, "198.18.200.0/24", PAUSE);
         // The `netshim` handler, as a node gets it: `netshim install
         // containerd`, pointing at the binary under test.
         let mut config_before = String::new();
@@ -123,7 +95,7 @@ impl Cri {
         {
             let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
             if live.0 == 0 {
-                live.1 = cni_netns();
+                live.1 = kube::cni_netns();
             }
             live.0 += 1;
         }
@@ -142,17 +114,7 @@ impl Cri {
     }
 
     async fn channel(&self) -> Channel {
-        let path = self.ctd.address.clone();
-        Endpoint::try_from("http://[::]:50051")
-            .unwrap()
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
-                        tokio::net::UnixStream::connect(path).await?,
-                    ))
-                }
-            }))
+        kube::cri_channel(&self.ctd.address)
             .await
             .expect("containerd's CRI API answers on its socket")
     }
@@ -175,7 +137,7 @@ impl Drop for Cri {
             // The bridge is the one host-side change the pods made.
             let _ = sh(&format!("ip link del {BRIDGE} 2>/dev/null"));
             // A pod that was not removed (a failed assertion) leaves its netns.
-            for n in cni_netns() {
+            for n in kube::cni_netns() {
                 if !live.1.contains(&n) {
                     let _ = sh(&format!("ip netns del {n}"));
                 }
