@@ -424,6 +424,7 @@ pub fn run(opts: Options) -> Result<Report, CaptureError> {
             filter,
             promisc: opts.promisc,
             ignore_outgoing: opts.which == Which::In,
+            snaplen: opts.snaplen,
         };
         let ring = Ring::with_socket(fd, &cfg).map_err(socket_err)?;
         ifaces.push(Iface {

@@ -75,6 +75,13 @@ const BLOCK_FIRST_PKT: usize = 16;
 const BLOCK_TS_FIRST: usize = 32;
 const SOCKADDR_LL_OFFSET: usize = 48;
 
+/// Whether the kernel took a VLAN tag out of the frame into the header, as
+/// libpcap decides it: a tag marked valid, or a non-zero TCI (kernels
+/// before 3.0 had no mark, and VLAN 0 untagged is then taken as no tag).
+fn vlan_valid(h: &Tpacket3Hdr) -> bool {
+    h.status & TP_STATUS_VLAN_VALID != 0 || h.vlan_tci != 0
+}
+
 /// How to set up one ring.
 #[derive(Debug, Clone)]
 pub struct RingConfig {
@@ -92,6 +99,10 @@ pub struct RingConfig {
     pub promisc: bool,
     /// Receive no outgoing packets (`-Q in`).
     pub ignore_outgoing: bool,
+    /// Bytes kept of each packet (`-s`). The kernel cuts a packet only
+    /// through a filter's accept length, and a VLAN tag put back adds four
+    /// bytes: what is handed over is cut to this as well, as libpcap cuts.
+    pub snaplen: u32,
 }
 
 /// Chooses the block size for a snaplen: the smallest power-of-two number
@@ -108,6 +119,7 @@ pub struct Ring {
     block_bytes: usize,
     blocks: usize,
     next: usize,
+    snaplen: usize,
 }
 
 // SAFETY: the mapping belongs to this Ring alone and is only touched
@@ -232,6 +244,7 @@ impl Ring {
             block_bytes: cfg.block_bytes,
             blocks,
             next: 0,
+            snaplen: (cfg.snaplen as usize).max(1),
         };
         if let Some(prog) = &cfg.filter {
             let fprog = libc::sock_fprog {
@@ -292,6 +305,7 @@ impl Ring {
     /// `f` returns false.
     pub fn drain(&mut self, scratch: &mut Vec<u8>, mut f: impl FnMut(&Packet) -> bool) -> u64 {
         let mut n = 0;
+        let snaplen = self.snaplen;
         for _ in 0..self.blocks {
             let i = self.next;
             if self.status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
@@ -322,8 +336,14 @@ impl Ring {
                         data: frame,
                         orig_len: h.len,
                     };
-                    if h.status & TP_STATUS_VLAN_VALID != 0 && frame.len() >= 12 {
-                        let tpid = if h.status & TP_STATUS_VLAN_TPID_VALID != 0 {
+                    // As libpcap, only where the link-layer header has a
+                    // type field to put the tag before (Ethernet framing).
+                    if vlan_valid(h)
+                        && frame.len() >= 12
+                        && crate::format::ethernet_framed(p.hatype)
+                    {
+                        let tpid = if h.status & TP_STATUS_VLAN_TPID_VALID != 0 || h.vlan_tpid != 0
+                        {
                             h.vlan_tpid
                         } else {
                             0x8100
@@ -336,6 +356,7 @@ impl Ring {
                         p.data = scratch.as_slice();
                         p.orig_len += 4;
                     }
+                    p.data = &p.data[..p.data.len().min(snaplen)];
                     n += 1;
                     if !f(&p) {
                         go_on = false;

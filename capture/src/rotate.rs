@@ -147,6 +147,10 @@ pub struct Rotation {
     /// `-G`: a new file every this many seconds; the name goes through
     /// strftime(3).
     pub seconds: Option<u64>,
+    /// dumpcap's `-a files:N`: stop once this many files were written, the
+    /// last filled as any other (with `-C`, `-G`, and with a `-C -W` ring,
+    /// whose names are then reused).
+    pub stop_after: Option<u32>,
 }
 
 impl Rotation {
@@ -263,6 +267,9 @@ impl Rotator {
                 }
             }
         }
+        if self.rot.stop_after.is_some_and(|n| self.count >= n) {
+            return Ok(false);
+        }
         let name = self.name(self.count);
         let f = File::create(&name).map_err(|e| OutputError::Io {
             source: io::Error::new(e.kind(), format!("creating {name}: {e}")),
@@ -287,7 +294,8 @@ impl Rotator {
         Ok(true)
     }
 
-    /// Writes one block; returns false once `-G … -W N` has made its files.
+    /// Writes one block; returns false once `-G … -W N` or `-a files:N` has
+    /// made its files.
     pub fn write(&mut self, block: Block) -> Result<bool, OutputError> {
         let due = |r: &Rotator, len: u64| {
             r.packets > 0
@@ -439,6 +447,7 @@ mod tests {
             size: Some(900),
             files: None,
             seconds: None,
+            stop_after: None,
         };
         let files = rotate_stream(&stream(20)[..], base.to_str().unwrap(), rot, None).unwrap();
         let names: Vec<String> = files
@@ -467,6 +476,7 @@ mod tests {
             size: Some(600),
             files: Some(3),
             seconds: None,
+            stop_after: None,
         };
         let files = rotate_stream(&stream(40)[..], base.to_str().unwrap(), rot, None).unwrap();
         let mut names: Vec<String> = files
@@ -489,6 +499,7 @@ mod tests {
                 size: Some(1),
                 files: Some(12),
                 seconds: None,
+                stop_after: None,
             },
         );
         assert_eq!(r.name(0), "f00");
@@ -504,6 +515,7 @@ mod tests {
                 size: None,
                 files: None,
                 seconds: Some(60),
+                stop_after: None,
             },
         );
         let n = r.name(0);
@@ -523,6 +535,7 @@ mod tests {
             size: Some(900),
             files: None,
             seconds: None,
+            stop_after: None,
         };
         let files = rotate_stream(
             &stream(20)[..],
@@ -539,5 +552,46 @@ mod tests {
             assert!(gz.exists(), "{gz:?}");
         }
         assert!(last.exists());
+    }
+
+    /// dumpcap's `-a files:N` with `-C`: N files, each filled to the size,
+    /// then the stream is left unread; with a `-W` ring as well, N files are
+    /// written in turn over the ring's names.
+    #[test]
+    fn stop_after_n_files_with_a_size() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("s.pcapng");
+        let rot = Rotation {
+            size: Some(900),
+            files: None,
+            seconds: None,
+            stop_after: Some(3),
+        };
+        let files = rotate_stream(&stream(40)[..], base.to_str().unwrap(), rot, None).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["s.pcapng", "s.pcapng1", "s.pcapng2"]);
+        for f in &files {
+            let len = std::fs::metadata(f).unwrap().len();
+            // Filled: one more 144-byte EPB would have passed the size.
+            assert!((900 - 144..=900).contains(&len), "{f:?}: {len} bytes");
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3);
+
+        let ring = d.path().join("r");
+        let rot = Rotation {
+            size: Some(600),
+            files: Some(2),
+            seconds: None,
+            stop_after: Some(3),
+        };
+        let files = rotate_stream(&stream(40)[..], ring.to_str().unwrap(), rot, None).unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["r0", "r1", "r0"]);
     }
 }

@@ -212,27 +212,44 @@ impl Netns {
     /// port in turn, about every 2 ms, for `secs`; ends by itself.
     pub fn udp_from_peer(&self, ports: &[u16], secs: u32) -> std::process::Child {
         let peer = self.peer.as_ref().expect("a netns with a peer");
-        let sends: Vec<String> = ports
-            .iter()
-            .map(|p| format!("echo netshim-test > /dev/udp/{}/{p}", self.addr))
-            .collect();
-        // Source ports from 40000-40999, a range none of tcpdump's
-        // port-based dissectors claims: tests compare netshim's lines with
-        // tcpdump's, and a random ephemeral port once hit 49152, which
-        // tcpdump decodes as Broadcom's LI shim. (The range is a sysctl of
-        // the peer's own network namespace.)
-        let script = format!(
-            "echo '40000 40999' > /proc/sys/net/ipv4/ip_local_port_range; \
-             end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do {}; sleep 0.002; done",
-            sends.join("; ")
-        );
-        Command::new("ip")
-            .args(["netns", "exec", peer, "bash", "-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting the UDP sender in the peer namespace")
+        udp_sender(peer, &self.addr, ports, secs)
     }
+
+    /// The same from the target to the peer.
+    pub fn udp_to_peer(&self, ports: &[u16], secs: u32) -> std::process::Child {
+        udp_sender(&self.name, &self.peer_addr, ports, secs)
+    }
+}
+
+/// Sends small UDP datagrams from network namespace `from` to `to`, one to
+/// each port in turn, about every 2 ms, for `secs`; ends by itself.
+fn udp_sender(from: &str, to: &str, ports: &[u16], secs: u32) -> std::process::Child {
+    let sends: Vec<String> = ports
+        .iter()
+        .map(|p| format!("echo netshim-test > /dev/udp/{to}/{p}"))
+        .collect();
+    // Source ports from 40000-40999 (see [`quiet_ports`]).
+    let script = format!(
+        "{QUIET_PORTS}; end=$((SECONDS+{secs})); while [ $SECONDS -lt $end ]; do {}; sleep 0.002; done",
+        sends.join("; ")
+    );
+    Command::new("ip")
+        .args(["netns", "exec", from, "bash", "-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting the UDP sender")
+}
+
+/// Source ports from 40000-40999, a range none of tcpdump's port-based
+/// dissectors claims: tests compare netshim's lines with tcpdump's, and a
+/// random ephemeral port once hit 49152, which tcpdump decodes as
+/// Broadcom's LI shim. (The range is a sysctl of each network namespace.)
+const QUIET_PORTS: &str = "echo '40000 40999' > /proc/sys/net/ipv4/ip_local_port_range";
+
+/// Gives network namespace `ns` (by name) the source ports 40000-40999.
+pub fn quiet_ports(ns: &str) {
+    run(Command::new("ip").args(["netns", "exec", ns, "sh", "-c", QUIET_PORTS])).ok();
 }
 
 impl Default for Netns {

@@ -591,7 +591,7 @@ fn time_rotation_names_files_by_strftime_and_stops_after_w() {
     let _ = ping.wait();
     let r = r.ok();
     assert!(
-        r.stderr.contains("made the 2 files -W asked for"),
+        r.stderr.contains("made the 2 files asked for"),
         "{}",
         r.stderr
     );

@@ -86,7 +86,7 @@ pub struct CaptureArgs {
     #[arg(short = 'c', value_name = "COUNT")]
     pub(crate) count: Option<u64>,
     /// Stop when a condition is met, as dumpcap's: duration:SECS,
-    /// filesize:KB (1000 bytes), files:N (with -G), packets:N. Repeatable:
+    /// filesize:KB (1000 bytes), files:N (with -C or -G), packets:N. Repeatable:
     /// the first met ends the capture.
     #[arg(short = 'a', long = "autostop", value_name = "COND")]
     pub(crate) autostop: Vec<String>,
@@ -329,7 +329,8 @@ pub(crate) fn autostop(conds: &[String]) -> anyhow::Result<Autostop> {
 
 impl Autostop {
     /// Refuses conditions that mean nothing with the other flags, and
-    /// makes `files:N` the rotation's end.
+    /// makes `files:N` the rotation's end (dumpcap's: N files written,
+    /// with `-C`, `-G`, or a `-C -W` ring).
     fn check(&self, a: &CaptureArgs, rot: &mut Option<Rotation>) -> anyhow::Result<()> {
         if self.bytes.is_some() {
             if a.write.is_none() {
@@ -343,13 +344,10 @@ impl Autostop {
         }
         if let Some(n) = self.files {
             match rot {
-                Some(r) if r.seconds.is_some() && r.size.is_none() => {
-                    r.files = Some(r.files.map_or(n, |w| w.min(n)));
-                }
-                Some(_) => bail!(
-                    "-a files:N is taken with -G alone for now; with -C, -W N keeps a ring of N files"
+                Some(r) => r.stop_after = Some(n),
+                None => bail!(
+                    "-a files:N counts the files -C or -G make: it needs -C or -G and -w FILE"
                 ),
-                None => bail!("-a files:N counts the files -G makes: it needs -G and -w FILE"),
             }
         }
         Ok(())
@@ -370,6 +368,7 @@ fn rotation(a: &CaptureArgs) -> anyhow::Result<Option<Rotation>> {
         size: a.file_size.map(|mb| mb.max(1) * 1_000_000),
         files: a.file_count,
         seconds: a.rotate_seconds,
+        stop_after: None,
     };
     if a.file_count.is_some() && !rot.active() {
         bail!("-W needs -C or -G (it counts the files they make)");
@@ -707,7 +706,7 @@ fn engine(a: &CaptureArgs, mut args: EngineArgs, rot: Option<Rotation>) -> anyho
     let output_failed = print_report(&report, label.as_deref());
     let rotated_ok = rotator.is_none_or(wait_writer);
     if let (true, true, Some(n)) = (rotated_ok, output_failed, stops_after_files(&rot)) {
-        eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
+        eprintln!("netshim: made the {n} files asked for; the capture stops there");
         return Ok(0);
     }
     Ok(if output_failed || !rotated_ok { 1 } else { 0 })
@@ -823,7 +822,7 @@ fn in_target(
     let rotated_ok = rotator.is_none_or(wait_writer);
     let status = status?;
     if let (true, 1, Some(n)) = (rotated_ok, status, stops_after_files(&rot)) {
-        eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
+        eprintln!("netshim: made the {n} files asked for; the capture stops there");
         return Ok(0);
     }
     Ok(if status == 0 && !rotated_ok {
@@ -939,5 +938,36 @@ mod tests {
         assert!(e(&["-K"]).starts_with("option -K is not supported"));
         assert!(e(&["tcp", "-9"]).starts_with("unknown option -9"));
         assert!(refuse_flags_in_expression(&["tcp".into(), "port".into(), "80".into()]).is_ok());
+    }
+
+    /// dumpcap's `-a files:N` ends a rotation by size, by time, or a `-C
+    /// -W` ring, after N files; without rotation it is refused.
+    #[test]
+    fn files_autostop_ends_every_rotation() {
+        let stop_after = |argv: &[&str]| {
+            let a = parse(argv);
+            let mut rot = rotation(&a).unwrap();
+            autostop(&a.autostop)
+                .unwrap()
+                .check(&a, &mut rot)
+                .map(|()| stops_after_files(&rot))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            stop_after(&["-C", "1", "-a", "files:3", "-w", "f"]),
+            Ok(Some(3))
+        );
+        assert_eq!(
+            stop_after(&["-C", "1", "-W", "2", "-a", "files:5", "-w", "f"]),
+            Ok(Some(5))
+        );
+        assert_eq!(
+            stop_after(&["-G", "1", "-W", "4", "-a", "files:2", "-w", "f"]),
+            Ok(Some(2))
+        );
+        assert_eq!(stop_after(&["-G", "1", "-W", "4", "-w", "f"]), Ok(Some(4)));
+        assert_eq!(stop_after(&["-C", "1", "-W", "4", "-w", "f"]), Ok(None));
+        let e = stop_after(&["-a", "files:3", "-w", "f"]).unwrap_err();
+        assert!(e.contains("needs -C or -G"), "{e}");
     }
 }

@@ -296,7 +296,7 @@ pub(crate) fn main(
     match &report.output_error {
         Some(merge_err) => {
             if let (true, Some(n)) = (rotated_ok, stops_after_files(&rot)) {
-                eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
+                eprintln!("netshim: made the {n} files asked for; the capture stops there");
                 return Ok(0);
             }
             eprintln!("netshim: {merge_err}");

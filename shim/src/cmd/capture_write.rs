@@ -178,10 +178,14 @@ pub(crate) fn wait_writer(child: nix::unistd::Pid) -> bool {
     )
 }
 
-/// `-G S -W N` (without -C) stops after N files: the writer closes the pipe
-/// and the engine's broken pipe is the expected end, as tcpdump exits then.
+/// `-G S -W N` (without -C) and `-a files:N` stop after N files: the writer
+/// closes the pipe and the engine's broken pipe is the expected end, as
+/// tcpdump and dumpcap exit then.
 pub(crate) fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
-    rot.as_ref()
-        .filter(|r| r.seconds.is_some() && r.size.is_none())
-        .and_then(|r| r.files)
+    let r = rot.as_ref()?;
+    let w = r.files.filter(|_| r.seconds.is_some() && r.size.is_none());
+    match (w, r.stop_after) {
+        (Some(w), Some(n)) => Some(w.min(n)),
+        (w, n) => w.or(n),
+    }
 }

@@ -106,6 +106,7 @@ fn tpacket_v3_in_private_namespace() -> i32 {
             filter: None,
             promisc: false,
             ignore_outgoing: false,
+            snaplen: 262_144,
         };
         match netshim_capture::ring::Ring::open(&cfg) {
             Ok(_) => 0,
