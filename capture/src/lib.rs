@@ -56,7 +56,10 @@ fn socket_hint(e: &std::io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => {
             "; packet sockets need CAP_NET_RAW in the user namespace that owns this network namespace: \
-             use `netshim capture --target-netns TARGET`, which grants exactly that"
+             on a host, use `netshim capture --target-netns TARGET`, which grants exactly that; in a \
+             container, it must run under netshim's runtime (Kubernetes: a node where netshim is the \
+             default handler, or RuntimeClass netshim) with NET_RAW its only capability and \
+             allowPrivilegeEscalation false, as examples/kubernetes/debug-netshim.json gives"
         }
         Some(libc::ENOMEM) => "; the ring did not fit in memory: choose a smaller -B",
         _ => "",

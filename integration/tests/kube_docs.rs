@@ -337,6 +337,38 @@ fn check_general_profile_is_refused(c: &Cluster) {
     assert!(r.stderr.contains("SYS_PTRACE"), "{r:#?}");
 }
 
+/// The same debug container in a pod under RuntimeClass `runc`: no
+/// capability, and `netshim capture` says why it cannot capture.
+fn check_runc_pod_cannot_capture(c: &Cluster) {
+    let app = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/kubernetes/app.yaml"),
+    )
+    .unwrap()
+    .replace("name: app\n  labels", "name: app-runc\n  labels")
+    .replace("spec:\n", "spec:\n  runtimeClassName: runc\n");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("app-runc.yaml");
+    let rc = "apiVersion: node.k8s.io/v1\nkind: RuntimeClass\nmetadata:\n  name: runc\nhandler: runc\n---\n";
+    std::fs::write(&f, format!("{rc}{app}")).unwrap();
+    run(&mut c.kubectl(&["apply", "-f", f.to_str().unwrap()])).ok();
+    c.wait_pod_ready("default", "app-runc", 60);
+    let r = shell(
+        c,
+        &format!(
+            "kubectl debug app-runc --target=app --image={NETSHIM_IMAGE} --container=netshim \
+             --profile=baseline --custom=examples/kubernetes/debug-netshim.json -- sleep 60 && \
+             kubectl wait --for=jsonpath='{{.status.ephemeralContainerStatuses[0].state.running}}' pod/app-runc && \
+             kubectl exec app-runc -c netshim -- grep CapAmb /proc/self/status && \
+             kubectl exec app-runc -c netshim -- netshim capture -i any -n -c 1"
+        ),
+        None,
+        90,
+    );
+    assert!(r.stdout.contains("CapAmb:\t0000000000000000"), "{r:#?}");
+    assert_ne!(r.code, Some(0), "{r:#?}");
+    assert!(r.stderr.contains("cannot open a packet socket"), "{r:#?}");
+}
+
 /// A capture whose kubectl is killed: the page's bound is the debug
 /// container's `sleep`; when it ends, the capture is gone, and nothing of
 /// it reached the container's log.
@@ -435,6 +467,7 @@ fn every_command_of_docs_kubernetes_md_works_as_written_on_a_real_kubelet() {
         percentile(&mut lat, 1.0) * 1e3
     );
     check_general_profile_is_refused(&c);
+    check_runc_pod_cannot_capture(&c);
     check_a_cut_capture_ends(&c);
     println!(
         "the page's commands and checks took {:.1} s (cluster up in {:.1} s)",
