@@ -50,7 +50,10 @@ fn documented() -> Vec<String> {
             _ => {}
         }
     }
-    assert!(out.len() >= 8, "docs/kubernetes.md has too few commands: {out:?}");
+    assert!(
+        out.len() >= 8,
+        "docs/kubernetes.md has too few commands: {out:?}"
+    );
     out
 }
 
@@ -90,7 +93,10 @@ fn shell_quote(s: &str) -> String {
 /// Host PIDs whose command line is exactly `argv`, outermost first (a
 /// process whose parent has the same command line comes after it).
 fn pids_running(argv: &[&str]) -> Vec<i32> {
-    let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
     let mut pids: Vec<i32> = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -103,7 +109,10 @@ fn pids_running(argv: &[&str]) -> Vec<i32> {
 
 fn pids_contains_parent(p: i32, argv: &[&str]) -> bool {
     ppid(p).is_some_and(|pp| {
-        let want: Vec<u8> = argv.iter().flat_map(|a| [a.as_bytes(), b"\0"].concat()).collect();
+        let want: Vec<u8> = argv
+            .iter()
+            .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+            .collect();
         std::fs::read(format!("/proc/{pp}/cmdline")).ok().as_deref() == Some(&want[..])
     })
 }
@@ -147,7 +156,9 @@ fn live_stream(c: &Cluster, cmd: &str, dir: &Path, packets: usize) -> Vec<f64> {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let argv = ["netshim", "capture", "-i", "any", "-w", "-", "tcp", "port", "8080"];
+    let argv = [
+        "netshim", "capture", "-i", "any", "-w", "-", "tcp", "port", "8080",
+    ];
     let capture = wait_for_pid(&argv, 60);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut lat = Vec::new();
@@ -156,7 +167,10 @@ fn live_stream(c: &Cluster, cmd: &str, dir: &Path, packets: usize) -> Vec<f64> {
             .next()
             .unwrap_or_else(|| panic!("the stream ended after {} packets", lat.len()))
             .unwrap();
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
         lat.push(now - l.trim().parse::<f64>().unwrap());
     }
     nix::sys::signal::kill(
@@ -166,15 +180,26 @@ fn live_stream(c: &Cluster, cmd: &str, dir: &Path, packets: usize) -> Vec<f64> {
     .unwrap();
     for l in lines.map_while(Result::ok) {
         if let Ok(ts) = l.trim().parse::<f64>() {
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
             lat.push(now - ts);
         }
     }
     let st = child.wait().unwrap();
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     assert!(st.success(), "the documented pipeline failed: {st}\n{err}");
-    assert!(starts_with_shb(&live), "the stream does not begin with a Section Header Block");
+    assert!(
+        starts_with_shb(&live),
+        "the stream does not begin with a Section Header Block"
+    );
     let n = tshark_reads(&live).unwrap_or_else(|e| panic!("the stream is not whole: {e}"));
     assert_eq!(n, lat.len(), "tshark live and tshark on the file disagree");
     assert!(err.contains("packets captured"), "no statistics: {err}");
@@ -207,7 +232,11 @@ fn check_command(c: &Cluster, cmd: &str, dir: &Path, lat: &mut Vec<f64>) {
             let r = shell(c, &as_run(cmd, Path::new("/")), Some(dir), 60);
             assert_eq!(r.code, Some(0), "{r:#?}");
             let f = dir.join("app.pcapng");
-            assert!(starts_with_shb(&f), "run {}: no Section Header Block first", i + 1);
+            assert!(
+                starts_with_shb(&f),
+                "run {}: no Section Header Block first",
+                i + 1
+            );
             let n = tshark_reads(&f).unwrap_or_else(|e| panic!("run {}: {e}", i + 1));
             assert!(n > 0, "run {}: no packet in 5 s of a fetch a second", i + 1);
             assert!(r.stderr.contains("packets captured"), "{r:#?}");
@@ -216,7 +245,11 @@ fn check_command(c: &Cluster, cmd: &str, dir: &Path, lat: &mut Vec<f64>) {
         return;
     }
     let r = shell(c, &as_run(cmd, Path::new("/")), None, 120);
-    assert_eq!(r.code, Some(0), "a documented command failed: {cmd}\n{r:#?}");
+    assert_eq!(
+        r.code,
+        Some(0),
+        "a documented command failed: {cmd}\n{r:#?}"
+    );
     if cmd.contains("capture -i any -n -c 10") {
         let lines: Vec<&str> = r.stdout.lines().collect();
         assert_eq!(lines.len(), 10, "{r:#?}");
@@ -227,13 +260,24 @@ fn check_command(c: &Cluster, cmd: &str, dir: &Path, lat: &mut Vec<f64>) {
         assert!(r.stdout.contains("0000000000002000"), "{r:#?}");
     }
     if cmd.starts_with("kubectl debug") {
-        assert!(r.stdout.trim().is_empty(), "kubectl debug printed on stdout: {r:#?}");
+        assert!(
+            r.stdout.trim().is_empty(),
+            "kubectl debug printed on stdout: {r:#?}"
+        );
     }
 }
 
 fn status_of(c: &Cluster, container: &str) -> std::collections::BTreeMap<String, String> {
-    let r = run(&mut c.kubectl(&["exec", "app", "-c", container, "--", "cat", "/proc/self/status"]))
-        .ok();
+    let r = run(&mut c.kubectl(&[
+        "exec",
+        "app",
+        "-c",
+        container,
+        "--",
+        "cat",
+        "/proc/self/status",
+    ]))
+    .ok();
     status_fields(&r.stdout)
 }
 
@@ -252,7 +296,11 @@ fn check_what_each_container_holds(c: &Cluster) {
     assert!(dbg["Uid"].starts_with("65534"), "{dbg:?}");
     assert_eq!(dbg["NoNewPrivs"], "1");
     let logs = run(&mut c.kubectl(&["logs", "app", "-c", "netshim"])).ok();
-    assert!(logs.stdout.is_empty(), "the debug container's log: {:?}", logs.stdout);
+    assert!(
+        logs.stdout.is_empty(),
+        "the debug container's log: {:?}",
+        logs.stdout
+    );
 }
 
 /// `--profile=general` adds SYS_PTRACE: the namespace's `baseline` refuses it.
@@ -266,7 +314,11 @@ fn check_general_profile_is_refused(c: &Cluster) {
         None,
         60,
     );
-    assert_ne!(r.code, Some(0), "baseline admitted --profile=general: {r:#?}");
+    assert_ne!(
+        r.code,
+        Some(0),
+        "baseline admitted --profile=general: {r:#?}"
+    );
     assert!(r.stderr.contains("SYS_PTRACE"), "{r:#?}");
 }
 
@@ -286,13 +338,17 @@ fn check_a_cut_capture_ends(c: &Cluster) {
     assert_eq!(r.code, Some(0), "{r:#?}");
     let started = Instant::now();
     let mut k = c
-        .kubectl(&["exec", "-i", "app", "-c", "cut", "--", "netshim", "capture", "-i", "any", "-w",
-            "-", "tcp", "port", "8080"])
+        .kubectl(&[
+            "exec", "-i", "app", "-c", "cut", "--", "netshim", "capture", "-i", "any", "-w", "-",
+            "tcp", "port", "8080",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let argv = ["netshim", "capture", "-i", "any", "-w", "-", "tcp", "port", "8080"];
+    let argv = [
+        "netshim", "capture", "-i", "any", "-w", "-", "tcp", "port", "8080",
+    ];
     let mut got = vec![0u8; 64];
     k.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
     let capture = wait_for_pid(&argv, 30);
@@ -312,7 +368,11 @@ fn check_a_cut_capture_ends(c: &Cluster) {
         "the capture outlived its container's bound"
     );
     let logs = run(&mut c.kubectl(&["logs", "app", "-c", "cut"])).ok();
-    assert!(logs.stdout.is_empty(), "the container's log holds {} bytes", logs.stdout.len());
+    assert!(
+        logs.stdout.is_empty(),
+        "the container's log holds {} bytes",
+        logs.stdout.len()
+    );
 }
 
 fn wait_gone_within(pid: i32, secs: u64) -> Duration {
@@ -331,6 +391,7 @@ fn every_command_of_docs_kubernetes_md_works_as_written_on_a_real_kubelet() {
     let opts = Options {
         install_args: vec!["--default".into()],
         pause_without_env: true,
+        ..Options::default()
     };
     let Some(c) = Cluster::start_with_or_skip("kube_docs", opts) else {
         return;
