@@ -407,7 +407,8 @@ async fn merge_and_stop(
     let [s1, s2, s3] = &mut sigs[..] else {
         unreachable!()
     };
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let every = Duration::from_secs(2);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     let mut stopped = false;
     loop {
         tokio::select! {
