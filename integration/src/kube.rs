@@ -344,21 +344,7 @@ impl Cluster {
         .unwrap();
         // The sysctls the kubelet checks, as it wants them, in its own mount
         // namespace only (/proc is a private mount here).
-        let sysctl = self.dir.join("sysctl");
-        std::fs::create_dir_all(&sysctl).unwrap();
-        let mut binds = String::new();
-        for (k, v) in [
-            ("vm/overcommit_memory", "1"),
-            ("vm/panic_on_oom", "0"),
-            ("kernel/panic", "10"),
-            ("kernel/panic_on_oops", "1"),
-            ("kernel/keys/root_maxkeys", "1000000"),
-            ("kernel/keys/root_maxbytes", "25000000"),
-        ] {
-            let f = sysctl.join(k.replace('/', "."));
-            std::fs::write(&f, format!("{v}\n")).unwrap();
-            binds += &format!("mount --bind {} /proc/sys/{k} && ", f.display());
-        }
+        let binds = sysctl_binds(&self.dir.join("sysctl"));
         let d = self.dir.display();
         let script = format!(
             "{binds}exec {kubelet} --config={d}/kubelet.yaml --kubeconfig={d}/kubelet.kubeconfig \
@@ -607,8 +593,14 @@ fn host_setup() {
          ip addr add {NODE_IP}/32 dev {DUMMY}; ip link set {DUMMY}p up; ip link set {DUMMY} up"
     ))
     .ok();
+    make_cgroup_root(CGROUP);
+}
+
+/// The cgroup `name` in every hierarchy (cpuset's with its parent's CPUs
+/// and memory nodes).
+fn make_cgroup_root(name: &str) {
     for h in cgroup_hierarchies() {
-        let d = h.join(CGROUP);
+        let d = h.join(name);
         let _ = std::fs::create_dir(&d);
         if h.ends_with("cpuset") {
             for f in ["cpuset.cpus", "cpuset.mems"] {
@@ -617,6 +609,27 @@ fn host_setup() {
             }
         }
     }
+}
+
+/// The sysctls the kubelet checks, as it wants them, as files in `dir`;
+/// the `mount --bind` commands (each followed by `&&`) that show them in
+/// a mount namespace of the kubelet's own (/proc is a private mount).
+fn sysctl_binds(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut binds = String::new();
+    for (k, v) in [
+        ("vm/overcommit_memory", "1"),
+        ("vm/panic_on_oom", "0"),
+        ("kernel/panic", "10"),
+        ("kernel/panic_on_oops", "1"),
+        ("kernel/keys/root_maxkeys", "1000000"),
+        ("kernel/keys/root_maxbytes", "25000000"),
+    ] {
+        let f = dir.join(k.replace('/', "."));
+        std::fs::write(&f, format!("{v}\n")).unwrap();
+        binds += &format!("mount --bind {} /proc/sys/{k} && ", f.display());
+    }
+    binds
 }
 
 /// The mounted cgroup hierarchies (v1 controllers and the unified one).
@@ -1081,16 +1094,7 @@ impl Cluster {
              ip addr add {NODE2_IP}/32 dev {DUMMY2}; ip link set {DUMMY2}p up; ip link set {DUMMY2} up"
         ))
         .ok();
-        for h in cgroup_hierarchies() {
-            let d = h.join(CGROUP2);
-            let _ = std::fs::create_dir(&d);
-            if h.ends_with("cpuset") {
-                for f in ["cpuset.cpus", "cpuset.mems"] {
-                    let v = std::fs::read_to_string(h.join(f)).unwrap();
-                    std::fs::write(d.join(f), v.trim()).unwrap();
-                }
-            }
-        }
+        make_cgroup_root(CGROUP2);
         let ctd = d2.join("ctd");
         let sock = format!("{}/containerd.sock", ctd.display());
         let extra = cri_plugin_config(&d2, "netshim-kube2", BRIDGE2, POD_SUBNET2, self.pause_image);
@@ -1130,19 +1134,7 @@ impl Cluster {
                 &format!("{}/kubelet/volume-plugins", d2.display()),
             );
         std::fs::write(d2.join("kubelet.yaml"), yaml).unwrap();
-        let mut binds = String::new();
-        for (k, v) in [
-            ("vm/overcommit_memory", "1"),
-            ("vm/panic_on_oom", "0"),
-            ("kernel/panic", "10"),
-            ("kernel/panic_on_oops", "1"),
-            ("kernel/keys/root_maxkeys", "1000000"),
-            ("kernel/keys/root_maxbytes", "25000000"),
-        ] {
-            let f = d2.join("sysctl").join(k.replace('/', "."));
-            std::fs::write(&f, format!("{v}\n")).unwrap();
-            binds += &format!("mount --bind {} /proc/sys/{k} && ", f.display());
-        }
+        let binds = sysctl_binds(&d2.join("sysctl"));
         let d = d2.display();
         let script = format!(
             "set -e; mount --bind {d}/logs/pods /var/log/pods; \
