@@ -79,6 +79,13 @@ const NODE_IP: &str = "198.18.211.1";
 const DUMMY: &str = "nshkubed0";
 const BRIDGE: &str = "nshkube0";
 const POD_SUBNET: &str = "198.18.210.0/24";
+/// The second node's name ([`Options::second_node`]).
+pub const NODE2: &str = "netshim-node-2";
+const NODE2_IP: &str = "198.18.213.1";
+const DUMMY2: &str = "nshkubed1";
+const BRIDGE2: &str = "nshkube1";
+const POD_SUBNET2: &str = "198.18.214.0/24";
+const CGROUP2: &str = "netshim-kube2";
 /// Services get addresses here (objects only: no kube-proxy routes them).
 const SERVICE_RANGE: &str = "198.18.219.0/24";
 const SERVICE_IP: &str = "198.18.219.1";
@@ -91,6 +98,8 @@ pub struct Options {
     pub install_args: Vec<String>,
     /// The sandbox image is [`PAUSE_IMAGE_NO_ENV`] (its config has no `Env`).
     pub pause_without_env: bool,
+    /// A second node, [`NODE2`] (see [`Cluster::start_second_node`]).
+    pub second_node: bool,
 }
 
 /// The directory holding kube-apiserver and kubelet, from `KUBE_BIN_DIR`;
@@ -150,6 +159,8 @@ pub struct Cluster {
     etcd_dir: Option<tempfile::TempDir>,
     netns_before: Vec<String>,
     logs_before: Vec<PathBuf>,
+    /// The second node's containerd: (PID, CRI socket).
+    node2: Option<(i32, String)>,
     _one: MutexGuard<'static, ()>,
 }
 
@@ -218,6 +229,7 @@ impl Cluster {
             etcd_dir: Some(etcd_dir),
             netns_before: cni_netns(),
             logs_before: pod_logs(),
+            node2: None,
             _one: one,
         };
         // From here on, Drop undoes whatever was done.
@@ -228,9 +240,15 @@ impl Cluster {
         c.start_node(bin, &opts);
         let t_node = t0.elapsed();
         c.wait_api_ready();
+        if opts.second_node {
+            c.start_second_node(bin, &opts);
+        }
         c.namespace("default", None);
         c.start_binder();
         c.wait_node_ready();
+        if opts.second_node {
+            c.wait_until("the second node Ready", 90, |c| c.node_ready(NODE2));
+        }
         c.started_in = t0.elapsed();
         println!(
             "cluster: control plane spawned at {:.1} s, containerd with images and kubelet at {:.1} s, \
@@ -326,21 +344,7 @@ impl Cluster {
         .unwrap();
         // The sysctls the kubelet checks, as it wants them, in its own mount
         // namespace only (/proc is a private mount here).
-        let sysctl = self.dir.join("sysctl");
-        std::fs::create_dir_all(&sysctl).unwrap();
-        let mut binds = String::new();
-        for (k, v) in [
-            ("vm/overcommit_memory", "1"),
-            ("vm/panic_on_oom", "0"),
-            ("kernel/panic", "10"),
-            ("kernel/panic_on_oops", "1"),
-            ("kernel/keys/root_maxkeys", "1000000"),
-            ("kernel/keys/root_maxbytes", "25000000"),
-        ] {
-            let f = sysctl.join(k.replace('/', "."));
-            std::fs::write(&f, format!("{v}\n")).unwrap();
-            binds += &format!("mount --bind {} /proc/sys/{k} && ", f.display());
-        }
+        let binds = sysctl_binds(&self.dir.join("sysctl"));
         let d = self.dir.display();
         let script = format!(
             "{binds}exec {kubelet} --config={d}/kubelet.yaml --kubeconfig={d}/kubelet.kubeconfig \
@@ -589,8 +593,14 @@ fn host_setup() {
          ip addr add {NODE_IP}/32 dev {DUMMY}; ip link set {DUMMY}p up; ip link set {DUMMY} up"
     ))
     .ok();
+    make_cgroup_root(CGROUP);
+}
+
+/// The cgroup `name` in every hierarchy (cpuset's with its parent's CPUs
+/// and memory nodes).
+fn make_cgroup_root(name: &str) {
     for h in cgroup_hierarchies() {
-        let d = h.join(CGROUP);
+        let d = h.join(name);
         let _ = std::fs::create_dir(&d);
         if h.ends_with("cpuset") {
             for f in ["cpuset.cpus", "cpuset.mems"] {
@@ -599,6 +609,27 @@ fn host_setup() {
             }
         }
     }
+}
+
+/// The sysctls the kubelet checks, as it wants them, as files in `dir`;
+/// the `mount --bind` commands (each followed by `&&`) that show them in
+/// a mount namespace of the kubelet's own (/proc is a private mount).
+fn sysctl_binds(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut binds = String::new();
+    for (k, v) in [
+        ("vm/overcommit_memory", "1"),
+        ("vm/panic_on_oom", "0"),
+        ("kernel/panic", "10"),
+        ("kernel/panic_on_oops", "1"),
+        ("kernel/keys/root_maxkeys", "1000000"),
+        ("kernel/keys/root_maxbytes", "25000000"),
+    ] {
+        let f = dir.join(k.replace('/', "."));
+        std::fs::write(&f, format!("{v}\n")).unwrap();
+        binds += &format!("mount --bind {} /proc/sys/{k} && ", f.display());
+    }
+    binds
 }
 
 /// The mounted cgroup hierarchies (v1 controllers and the unified one).
@@ -974,8 +1005,8 @@ fn remove_cgroup_tree(dir: &Path) {
 impl Drop for Cluster {
     fn drop(&mut self) {
         let t0 = Instant::now();
-        // The binder and the kubelet first: nothing starts pods any more.
-        for name in ["binder", "kubelet"] {
+        // The binder and the kubelets first: nothing starts pods any more.
+        for name in ["binder", "kubelet", "kubelet-2"] {
             if let Some((_, c)) = self.procs.iter_mut().find(|(n, _)| *n == name) {
                 end(name, c, 15);
             }
@@ -991,8 +1022,9 @@ impl Drop for Cluster {
                 let _ = std::fs::remove_dir_all(&ctd_dir);
             }
         }
+        self.stop_second_node();
         for (name, c) in self.procs.iter_mut().rev() {
-            if *name != "binder" && *name != "kubelet" {
+            if *name != "binder" && *name != "kubelet" && *name != "kubelet-2" {
                 end(name, c, 15);
             }
         }
@@ -1020,5 +1052,189 @@ impl Drop for Cluster {
             eprintln!("kept the cluster's files in {}", self.dir.display());
         }
         println!("cluster: torn down in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+}
+
+/// The second node ([`Options::second_node`]): a kubelet named [`NODE2`]
+/// on its own address (198.18.213.1, on a veth of its own) with its own
+/// root directory, cgroup root, certificates and containerd (a kubelet
+/// kills the pods of its runtime that it does not know, so two kubelets
+/// cannot share one), whose pods are on a bridge of their own (nshkube1,
+/// 198.18.214.0/24).
+///
+/// That containerd and the kubelet run in one mount namespace of their
+/// own, where /var/log/pods and /var/log/containers are directories of the
+/// node's: Kubernetes 1.26 fixes the pods' log directory, and a kubelet's
+/// garbage collection removes the log directories of pods it does not know,
+/// the other node's included. Its pods' network namespaces are mounted
+/// there too. The scheduler-less binder leaves pods on [`NODE`]: a pod is
+/// put on this node by `spec.nodeName`.
+impl Cluster {
+    fn start_second_node(&mut self, bin: &Path, opts: &Options) {
+        let d2 = self.dir.join("node2");
+        for sub in ["logs/pods", "logs/containers", "kubelet", "ctd", "sysctl"] {
+            std::fs::create_dir_all(d2.join(sub)).unwrap();
+        }
+        let pki = self.dir.join("pki");
+        let san = format!("subjectAltName=IP:{NODE2_IP},DNS:{NODE2}\nextendedKeyUsage=serverAuth");
+        sh(&format!(
+            "set -e; cd {}; {PKI_FUNCS} cert kubelet-serving-2 /CN={NODE2} '{san}'
+             cert kubelet-2 /O=system:nodes/CN=system:node:{NODE2} extendedKeyUsage=clientAuth",
+            pki.display()
+        ))
+        .ok();
+        write_kubeconfig(
+            &d2.join("kubelet.kubeconfig"),
+            &self.server,
+            &pki,
+            "kubelet-2",
+        );
+        sh(&format!(
+            "ip link del {DUMMY2} 2>/dev/null; set -e; ip link add {DUMMY2} type veth peer name {DUMMY2}p; \
+             ip addr add {NODE2_IP}/32 dev {DUMMY2}; ip link set {DUMMY2}p up; ip link set {DUMMY2} up"
+        ))
+        .ok();
+        make_cgroup_root(CGROUP2);
+        let ctd = d2.join("ctd");
+        let sock = format!("{}/containerd.sock", ctd.display());
+        let extra = cri_plugin_config(&d2, "netshim-kube2", BRIDGE2, POD_SUBNET2, self.pause_image);
+        let config = ctd.join("config.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 2\nroot = \"{c}/root\"\nstate = \"{c}/state\"\n\
+                 [grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n\
+                 [debug]\n  level = \"info\"\n{extra}\n",
+                c = ctd.display()
+            ),
+        )
+        .unwrap();
+        let r = run(Command::new(netshim())
+            .args(["install", "containerd", "--config"])
+            .arg(&config)
+            .args(&opts.install_args));
+        assert_eq!(
+            r.code,
+            Some(0),
+            "netshim install containerd (node 2): {r:#?}"
+        );
+        let kport = free_port(NODE2_IP);
+        let yaml = kubelet_config(&self.dir, kport)
+            .replace(
+                &format!("address: {NODE_IP}"),
+                &format!("address: {NODE2_IP}"),
+            )
+            .replace("kubelet-serving.", "kubelet-serving-2.")
+            .replace(
+                &format!("cgroupRoot: /{CGROUP}"),
+                &format!("cgroupRoot: /{CGROUP2}"),
+            )
+            .replace(
+                &format!("{}/kubelet/volume-plugins", self.dir.display()),
+                &format!("{}/kubelet/volume-plugins", d2.display()),
+            );
+        std::fs::write(d2.join("kubelet.yaml"), yaml).unwrap();
+        let binds = sysctl_binds(&d2.join("sysctl"));
+        let d = d2.display();
+        let script = format!(
+            "set -e; mount --bind {d}/logs/pods /var/log/pods; \
+             mount --bind {d}/logs/containers /var/log/containers; \
+             mount --bind {d}/kubelet {d}/kubelet; mount --make-rshared {d}/kubelet; \
+             containerd --config {cfg} >{d}/containerd.log 2>&1 & echo $! > {d}/containerd.pid; \
+             while [ ! -S {sock} ]; do sleep 0.1; done; \
+             {binds}exec {kubelet} --config={d}/kubelet.yaml --kubeconfig={d}/kubelet.kubeconfig \
+             --root-dir={d}/kubelet --cert-dir={d}/kubelet/pki \
+             --container-runtime-endpoint=unix://{sock} --node-ip={NODE2_IP} \
+             --hostname-override={NODE2} --v=2",
+            cfg = config.display(),
+            kubelet = bin.join("kubelet").display()
+        );
+        let child = spawn_logged(
+            &self.dir,
+            "kubelet-2",
+            Command::new("unshare").args([
+                "--mount",
+                "--propagation",
+                "private",
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ]),
+        );
+        self.procs.push(("kubelet-2", child));
+        let t = Instant::now();
+        while !Path::new(&sock).exists() || !d2.join("containerd.pid").exists() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "node 2's containerd did not start: {}",
+                tail(&d2.join("containerd.log"), 30)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let pid: i32 = std::fs::read_to_string(d2.join("containerd.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        self.node2 = Some((pid, sock.clone()));
+        // The images node 1 was given, already built.
+        for t in ["netshim.tar", "base.tar"] {
+            let tar = self.dir.join("images").join(t);
+            run(Command::new("ctr")
+                .args(["--address", &sock, "-n", "k8s.io", "images", "import"])
+                .arg(&tar))
+            .ok();
+        }
+    }
+
+    /// Whether node `name` is Ready.
+    fn node_ready(&self, name: &str) -> bool {
+        let r = run(&mut self.kubectl(&[
+            "get",
+            "node",
+            name,
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+        ]));
+        r.stdout.trim() == "True"
+    }
+
+    /// The nodes: [`NODE`], and [`NODE2`] when it was asked for.
+    pub fn nodes(&self) -> Vec<&'static str> {
+        if self.node2.is_some() {
+            vec![NODE, NODE2]
+        } else {
+            vec![NODE]
+        }
+    }
+
+    /// The second node's containerd and what it made (its kubelet has been
+    /// ended): the pods' sandboxes through CRI, then containerd, the
+    /// bridge, the interface and the cgroups. The mounts were its mount
+    /// namespace's, gone with its last process.
+    fn stop_second_node(&mut self) {
+        let Some((pid, sock)) = self.node2.take() else {
+            return;
+        };
+        remove_sandboxes(&sock);
+        let p = nix::unistd::Pid::from_raw(pid);
+        let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
+        let t = Instant::now();
+        while PathBuf::from(format!("/proc/{pid}")).exists()
+            && t.elapsed() < Duration::from_secs(15)
+        {
+            // Reaped by init once the kubelet (its parent) is gone.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = sh(&format!(
+            "ip link del {BRIDGE2} 2>/dev/null; ip link del {DUMMY2} 2>/dev/null"
+        ));
+        for h in cgroup_hierarchies() {
+            remove_cgroup_tree(&h.join(CGROUP2));
+        }
     }
 }

@@ -445,6 +445,7 @@ fn every_command_of_docs_kubernetes_md_works_as_written_on_a_real_kubelet() {
     let opts = Options {
         install_args: vec!["--default".into()],
         pause_without_env: true,
+        ..Options::default()
     };
     let Some(c) = Cluster::start_with_or_skip("kube_docs", opts) else {
         return;

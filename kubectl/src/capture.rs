@@ -1,0 +1,485 @@
+//! `kubectl netshim capture`: the filter compiled, the pods checked, a debug
+//! container per pod, one capture per pod through the API server, and
+//! their streams merged into one pcapng.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::args::CaptureArgs;
+use crate::cluster::{self, Facts, Target};
+use crate::{debug, merging};
+
+/// One pod whose capture runs.
+struct Running {
+    t: Target,
+    api: Api<Pod>,
+    /// The capture's PID in the debug container, once it said it.
+    pid: Option<oneshot::Receiver<u32>>,
+    packets: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<String>,
+}
+
+/// Counts the packets (EPBs) of a pcapng stream as it passes.
+#[derive(Default)]
+struct BlockCounter {
+    /// Bytes until the next block starts.
+    skip: usize,
+    /// The start of a block header cut by a read's end.
+    head: Vec<u8>,
+}
+
+impl BlockCounter {
+    fn feed(&mut self, mut b: &[u8]) -> u64 {
+        let mut n = 0;
+        loop {
+            if self.skip > 0 {
+                let s = self.skip.min(b.len());
+                self.skip -= s;
+                b = &b[s..];
+            }
+            if b.is_empty() {
+                return n;
+            }
+            let want = 8 - self.head.len();
+            let take = want.min(b.len());
+            self.head.extend_from_slice(&b[..take]);
+            b = &b[take..];
+            if self.head.len() < 8 {
+                return n;
+            }
+            let kind = u32::from_le_bytes(self.head[0..4].try_into().unwrap());
+            let len = u32::from_le_bytes(self.head[4..8].try_into().unwrap()) as usize;
+            if kind == 6 {
+                n += 1;
+            }
+            self.skip = len.saturating_sub(8);
+            self.head.clear();
+        }
+    }
+}
+
+/// The arguments of every pod's `netshim capture -w -`.
+fn capture_args(a: &CaptureArgs) -> Vec<String> {
+    let mut v = Vec::new();
+    if !a
+        .passthrough
+        .iter()
+        .any(|f| f == "-i" || f == "--interface")
+    {
+        v.extend(["-i".to_string(), "any".to_string()]);
+    }
+    // Packet-buffered: the stream is read live.
+    v.push("-U".into());
+    if let Some(c) = a.count {
+        // No pod needs to capture more than the whole count.
+        v.extend(["-c".to_string(), c.to_string()]);
+    }
+    v.extend(a.passthrough.iter().cloned());
+    v.extend(a.filter.iter().cloned());
+    v
+}
+
+fn say(quiet: bool, msg: &str) {
+    if !quiet {
+        eprintln!("{msg}");
+    }
+}
+
+/// Where the merged pcapng goes.
+fn open_output(w: Option<&str>) -> Result<(File, bool)> {
+    match w {
+        Some("-") | None => {
+            if w.is_none() && std::io::stdout().is_terminal() {
+                bail!("give -w FILE, or -w - and a pipe (| wireshark -k -i -): a pcapng is not for a terminal");
+            }
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .context("cannot use stdout")?;
+            Ok((File::from(fd), true))
+        }
+        Some(f) => Ok((
+            File::create(f).with_context(|| format!("cannot create {f}"))?,
+            false,
+        )),
+    }
+}
+
+/// The checks of every target: those to capture, or the refusal.
+async fn checked(
+    c: &cluster::Cluster,
+    a: &CaptureArgs,
+    targets: Vec<Target>,
+) -> Result<Vec<Target>> {
+    let mut facts = Facts::default();
+    let (mut go, mut refused) = (Vec::new(), Vec::new());
+    for t in targets {
+        let (why, warn) = facts.refusal(&c.client, &t, &a.handler).await?;
+        if let Some(w) = warn {
+            eprintln!("{}: {w}", t.label());
+        }
+        match why {
+            Some(why) => refused.push(format!("  {}: {why}", t.label())),
+            None => go.push(t),
+        }
+    }
+    if !refused.is_empty() {
+        let list = refused.join("\n");
+        if !a.skip_unreachable || go.is_empty() {
+            bail!(
+                "cannot capture {} of the {} pods; nothing was created:\n{list}{}",
+                refused.len(),
+                refused.len() + go.len(),
+                if go.is_empty() {
+                    ""
+                } else {
+                    "\n(--skip-unreachable captures the others)"
+                }
+            );
+        }
+        eprintln!("skipping (--skip-unreachable):\n{list}");
+    }
+    Ok(go)
+}
+
+/// Adds the debug containers, waits until they run; the pods whose did.
+async fn debug_containers(
+    c: &cluster::Cluster,
+    a: &CaptureArgs,
+    image: &str,
+    name: &str,
+    go: Vec<Target>,
+) -> Result<Vec<Target>> {
+    let mut jobs = Vec::new();
+    for t in go {
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), &t.ns);
+        let (image, name, lifetime) = (image.to_string(), name.to_string(), a.lifetime);
+        jobs.push(tokio::spawn(async move {
+            let r = async {
+                debug::add(&api, &t, &name, &image, lifetime).await?;
+                debug::wait_running(&api, &t, &name, 120).await
+            }
+            .await;
+            (t, r)
+        }));
+    }
+    let mut ok = Vec::new();
+    let mut failed = Vec::new();
+    for j in jobs {
+        let (t, r) = j.await?;
+        match r {
+            Ok(()) => {
+                say(
+                    a.quiet,
+                    &format!(
+                        "{}: debug container {name} runs on node {}",
+                        t.label(),
+                        t.node
+                    ),
+                );
+                ok.push(t);
+            }
+            Err(e) => failed.push(format!("  {e:#}")),
+        }
+    }
+    if !failed.is_empty() && (!a.skip_unreachable || ok.is_empty()) {
+        bail!("no capture was started:\n{}", failed.join("\n"));
+    }
+    for f in &failed {
+        eprintln!("skipping:{f}");
+    }
+    Ok(ok)
+}
+
+/// Copies a pod's stream into the merge's pipe, counting its packets.
+async fn pump(
+    mut from: impl AsyncRead + Unpin,
+    into: std::os::fd::OwnedFd,
+    packets: Arc<AtomicU64>,
+) -> Result<()> {
+    let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(into)?;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut count = BlockCounter::default();
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        packets.fetch_add(count.feed(&buf[..n]), Ordering::Relaxed);
+        tx.write_all(&buf[..n]).await?;
+    }
+}
+
+/// Starts the capture of `t` in its debug container; its stream goes into
+/// the write end `into`.
+async fn start(
+    t: Target,
+    api: Api<Pod>,
+    name: &str,
+    args: &[String],
+    into: std::os::fd::OwnedFd,
+    quiet: bool,
+) -> Result<Running> {
+    let mut p = debug::exec_capture(&api, &t, name, args).await?;
+    let stdout = p.stdout().context("the exec has no stdout")?;
+    let stderr = p.stderr().context("the exec has no stderr")?;
+    // Held, never written: the capture's lifeline (see debug.rs).
+    let stdin = p.stdin();
+    let status = p.take_status();
+    let packets = Arc::new(AtomicU64::new(0));
+    let (pid_tx, pid_rx) = oneshot::channel();
+    let label = t.label();
+    let err_task = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut pid_tx = Some(pid_tx);
+        let mut kept = Vec::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if let Some(pid) = l
+                .strip_prefix("netshim-capture-pid ")
+                .and_then(|p| p.trim().parse().ok())
+            {
+                if let Some(tx) = pid_tx.take() {
+                    let _ = tx.send(pid);
+                }
+                continue;
+            }
+            if !quiet {
+                eprintln!("{label}: {l}");
+            }
+            kept.push(l);
+        }
+        kept
+    });
+    let pk = packets.clone();
+    let label = t.label();
+    let task = tokio::spawn(async move {
+        let pumped = pump(stdout, into, pk).await;
+        let lines = err_task.await.unwrap_or_default();
+        let st = match status {
+            Some(s) => s.await,
+            None => None,
+        };
+        drop(stdin);
+        let _ = p.join().await;
+        let mut end = match st {
+            Some(s) if s.status.as_deref() == Some("Failure") => {
+                format!("the capture failed: {}", s.message.unwrap_or_default())
+            }
+            _ => "the capture ended".to_string(),
+        };
+        if let Err(e) = pumped {
+            end = format!("its stream broke off: {e}");
+        }
+        if end.contains("failed") && quiet {
+            for l in lines {
+                eprintln!("{label}: {l}");
+            }
+        }
+        end
+    });
+    Ok(Running {
+        t,
+        api,
+        pid: Some(pid_rx),
+        packets,
+        task,
+    })
+}
+
+/// Sends every capture SIGINT (a second exec each), once.
+async fn stop_all(runs: &mut [Running], name: &str) {
+    let mut jobs = Vec::new();
+    for r in runs.iter_mut() {
+        let Some(rx) = r.pid.take() else { continue };
+        let (api, t, name) = (r.api.clone(), r.t.clone(), name.to_string());
+        jobs.push(tokio::spawn(async move {
+            let Ok(Ok(pid)) = tokio::time::timeout(Duration::from_secs(10), rx).await else {
+                return;
+            };
+            if let Err(e) = debug::interrupt(&api, &t, &name, pid).await {
+                eprintln!("{}: {e:#}", t.label());
+            }
+        }));
+    }
+    for j in jobs {
+        let _ = j.await;
+    }
+}
+
+fn progress(runs: &[Running]) -> String {
+    runs.iter()
+        .map(|r| format!("{} {}", r.t.label(), r.packets.load(Ordering::Relaxed)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `kubectl netshim capture`; the exit status.
+pub async fn run(a: CaptureArgs) -> Result<i32> {
+    let expr = a.filter.join(" ");
+    netshim_capture::filter::Compiled::for_capture(&expr, a.snaplen)
+        .map_err(|e| anyhow!("{e}; nothing was created"))?;
+    let image = a.image.clone().context(
+        "name netshim's image for the debug containers: --image REGISTRY/netshim:TAG (or KUBECTL_NETSHIM_IMAGE)",
+    )?;
+    if a.write.is_none() && std::io::stdout().is_terminal() {
+        bail!("give -w FILE, or -w - and a pipe (| wireshark -k -i -): a pcapng is not for a terminal");
+    }
+    let c = cluster::connect(&a.kube).await?;
+    let targets = cluster::pods(&c, &a.pods, a.selector.as_deref(), a.container.as_deref()).await?;
+    let go = checked(&c, &a, targets).await?;
+    let (out, to_pipe) = open_output(a.write.as_deref())?;
+    let name = debug::container_name();
+    let t0 = Instant::now();
+    let go = debug_containers(&c, &a, &image, &name, go).await?;
+    let args = capture_args(&a);
+    let mut runs = Vec::new();
+    let mut streams = Vec::new();
+    for t in go {
+        let (r, w) = merging::pipe()?;
+        streams.push(merging::Stream {
+            src: r,
+            label: t.label(),
+            description: t.description(),
+        });
+        let api: Api<Pod> = Api::namespaced(c.client.clone(), &t.ns);
+        runs.push(start(t, api, &name, &args, w, a.quiet).await?);
+    }
+    say(
+        a.quiet,
+        &format!(
+            "capturing {} pods ({:.1} s to start); merged in time order, reorder window {} ms",
+            runs.len(),
+            t0.elapsed().as_secs_f64(),
+            a.window_ms
+        ),
+    );
+    let out = merge_and_stop(&a, out, to_pipe, streams, &mut runs, &name).await?;
+    report(&a, &out, runs).await;
+    let failed = out.output_error.is_some() && !out.reader_gone;
+    Ok(if failed { 1 } else { 0 })
+}
+
+/// Runs the merge on its own thread; stops every capture when it asks (the
+/// count, the output gone) or a signal arrives.
+async fn merge_and_stop(
+    a: &CaptureArgs,
+    out: File,
+    to_pipe: bool,
+    streams: Vec<merging::Stream>,
+    runs: &mut [Running],
+    name: &str,
+) -> Result<merging::Outcome> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let (stop_tx, mut stop_rx) = mpsc::unbounded_channel::<()>();
+    let settings = merging::Settings {
+        window: Duration::from_millis(a.window_ms),
+        limit: a.count,
+        low_latency: to_pipe,
+        grace: Duration::from_secs(15),
+    };
+    let flag = interrupted.clone();
+    let merge = tokio::task::spawn_blocking(move || {
+        let mut stop = || {
+            let _ = stop_tx.send(());
+        };
+        merging::run(streams, out, settings, flag, &mut stop)
+    });
+    tokio::pin!(merge);
+    let mut sigs = Vec::new();
+    for k in [
+        tokio::signal::unix::SignalKind::interrupt(),
+        tokio::signal::unix::SignalKind::terminate(),
+        tokio::signal::unix::SignalKind::hangup(),
+    ] {
+        sigs.push(tokio::signal::unix::signal(k).context("cannot handle signals")?);
+    }
+    let [s1, s2, s3] = &mut sigs[..] else {
+        unreachable!()
+    };
+    let every = Duration::from_secs(2);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut stopped = false;
+    loop {
+        tokio::select! {
+            r = &mut merge => return r.map_err(|e| anyhow!("the merge thread failed: {e}"))?,
+            _ = s1.recv() => interrupted.store(true, Ordering::Relaxed),
+            _ = s2.recv() => interrupted.store(true, Ordering::Relaxed),
+            _ = s3.recv() => interrupted.store(true, Ordering::Relaxed),
+            Some(()) = stop_rx.recv(), if !stopped => {
+                stopped = true;
+                say(a.quiet, "stopping every capture");
+                stop_all(runs, name).await;
+            }
+            _ = tick.tick() => say(a.quiet, &format!("packets so far: {}", progress(runs))),
+        }
+    }
+}
+
+/// The closing counts, on stderr.
+async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
+    let mut ends = BTreeMap::new();
+    for r in runs {
+        let label = r.t.label();
+        // A capture still running after the merge's grace: its exec is
+        // dropped, and its lifeline ends it.
+        let end = match tokio::time::timeout(Duration::from_secs(5), r.task).await {
+            Ok(Ok(e)) => e,
+            _ => "did not end in time; its exec stream was closed".to_string(),
+        };
+        ends.insert(label, end);
+    }
+    for (label, end) in &ends {
+        if end != "the capture ended" {
+            eprintln!("{label}: {end}");
+        }
+    }
+    for e in &out.stream_errors {
+        eprintln!("{e}");
+    }
+    if let Some(e) = &out.output_error {
+        eprintln!("{e}");
+    }
+    if !a.quiet {
+        for (name, recv, drop, written) in &out.interfaces {
+            eprintln!("{name}: {written} packets written, {recv} received by filter, {drop} dropped by kernel");
+        }
+    }
+    eprintln!(
+        "{} packets captured from {} pods ({} written out of order, later than the {} ms window)",
+        out.written,
+        ends.len(),
+        out.late,
+        a.window_ms
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BlockCounter;
+
+    #[test]
+    fn packets_are_counted_across_cut_reads() {
+        let mut s = Vec::new();
+        for (kind, len) in [(0x0A0D_0D0Au32, 28u32), (1, 20), (6, 32), (6, 36), (5, 24)] {
+            s.extend_from_slice(&kind.to_le_bytes());
+            s.extend_from_slice(&len.to_le_bytes());
+            s.resize(s.len() + len as usize - 8, 0);
+        }
+        for cut in 1..s.len() {
+            let mut c = BlockCounter::default();
+            let n = c.feed(&s[..cut]) + c.feed(&s[cut..]);
+            assert_eq!(n, 2, "cut at {cut}");
+        }
+    }
+}

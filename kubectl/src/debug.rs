@@ -1,0 +1,194 @@
+//! One pod's part: the debug container (an ephemeral container of
+//! netshim's image that only sleeps), the capture started in it through
+//! the exec subresource once it runs, and the capture's end.
+//!
+//! The capture runs under a small `sh` script: it starts `netshim capture
+//! -w -` with the exec's stdout, prints the capture's PID on stderr, and
+//! watches the exec's stdin, which the plugin never writes: when the exec's
+//! stream goes away (the plugin was killed, the network cut), the script
+//! sends the capture SIGINT, so no capture outlives the plugin. The
+//! plugin's own stop is a second exec, `kill -INT PID`, in the same
+//! container (it shares the app's PID namespace), so the capture ends with
+//! its statistics, its stream whole. The container's `sleep` bounds
+//! whatever is left; it writes nothing, so nothing reaches the container's
+//! log.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, AttachParams, AttachedProcess, Patch, PatchParams};
+
+use crate::cluster::{api_error, Target};
+
+/// The debug container's security context: examples/kubernetes/
+/// debug-netshim.json (Pod Security `baseline` admits it, netshim grants
+/// NET_RAW ambient to it).
+pub fn security_context() -> serde_json::Value {
+    serde_json::json!({
+        "runAsNonRoot": true,
+        "runAsUser": 65534,
+        "runAsGroup": 65534,
+        "allowPrivilegeEscalation": false,
+        "privileged": false,
+        "capabilities": {"drop": [
+            "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+            "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"
+        ]},
+        "seccompProfile": {"type": "RuntimeDefault"}
+    })
+}
+
+/// A name for this run's debug containers: `netshim-` and five letters.
+pub fn container_name() -> String {
+    let mut x = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ (u64::from(std::process::id()) << 32);
+    let mut s = String::from("netshim-");
+    for _ in 0..5 {
+        s.push((b'a' + (x % 26) as u8) as char);
+        x /= 26;
+    }
+    s
+}
+
+/// Adds the debug container `name` to `t`'s pod.
+pub async fn add(api: &Api<Pod>, t: &Target, name: &str, image: &str, lifetime: u64) -> Result<()> {
+    let ec = serde_json::json!({
+        "name": name,
+        "image": image,
+        "command": ["sleep", lifetime.to_string()],
+        "targetContainerName": t.container,
+        "stdin": false,
+        "tty": false,
+        "terminationMessagePolicy": "File",
+        "securityContext": security_context(),
+    });
+    let patch = serde_json::json!({"spec": {"ephemeralContainers": [ec]}});
+    api.patch_ephemeral_containers(&t.name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot add the debug container to {}: {}",
+                t.label(),
+                api_error(&e)
+            )
+        })?;
+    Ok(())
+}
+
+/// Waits until the debug container `name` runs.
+pub async fn wait_running(api: &Api<Pod>, t: &Target, name: &str, secs: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let p = api
+            .get(&t.name)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {}", t.label(), api_error(&e)))?;
+        let st = p
+            .status
+            .and_then(|s| s.ephemeral_container_statuses)
+            .and_then(|v| v.into_iter().find(|c| c.name == name));
+        if let Some(state) = st.and_then(|s| s.state) {
+            if state.running.is_some() {
+                return Ok(());
+            }
+            if let Some(term) = state.terminated {
+                bail!(
+                    "the debug container of {} ended before the capture began: {} {}",
+                    t.label(),
+                    term.reason.unwrap_or_default(),
+                    term.message.unwrap_or_default()
+                );
+            }
+            if let Some(w) = state.waiting {
+                let reason = w.reason.unwrap_or_default();
+                if reason != "ContainerCreating"
+                    && reason != "PodInitializing"
+                    && !reason.is_empty()
+                {
+                    bail!(
+                        "the debug container of {} does not start: {reason}: {}",
+                        t.label(),
+                        w.message.unwrap_or_default()
+                    );
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the debug container of {} did not run within {secs} s",
+                t.label()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The script the capture runs under (see the module's documentation);
+/// `$@` are netshim capture's arguments.
+const SCRIPT: &str = r#"exec 3<&0
+netshim capture -w - "$@" </dev/null &
+p=$!
+echo "netshim-capture-pid $p" >&2
+{ while read -r _; do :; done <&3; kill -INT $p; } >/dev/null 2>&1 &
+w=$!
+exec 3<&-
+wait $p
+s=$?
+kill $w 2>/dev/null
+exit $s"#;
+
+/// Starts `netshim capture -w - ARGS` in the debug container `name`.
+pub async fn exec_capture(
+    api: &Api<Pod>,
+    t: &Target,
+    name: &str,
+    args: &[String],
+) -> Result<AttachedProcess> {
+    let mut cmd: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        SCRIPT.into(),
+        "netshim-capture".into(),
+    ];
+    cmd.extend(args.iter().cloned());
+    let ap = AttachParams::default()
+        .container(name)
+        .stdin(true)
+        .stdout(true)
+        .stderr(true)
+        .max_stdout_buf_size(1 << 20);
+    api.exec(&t.name, cmd, &ap).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot start the capture in {}: {}",
+            t.label(),
+            api_error(&e)
+        )
+    })
+}
+
+/// Sends the capture (PID `pid` in the debug container `name`) SIGINT.
+pub async fn interrupt(api: &Api<Pod>, t: &Target, name: &str, pid: u32) -> Result<()> {
+    let ap = AttachParams::default()
+        .container(name)
+        .stdin(false)
+        .stdout(false)
+        .stderr(true);
+    let cmd = vec!["kill".to_string(), "-INT".into(), pid.to_string()];
+    let mut p = api
+        .exec(&t.name, cmd, &ap)
+        .await
+        .with_context(|| format!("cannot stop the capture in {}", t.label()))?;
+    let status = p.take_status();
+    p.join().await.ok();
+    if let Some(s) = status {
+        if let Some(s) = s.await.filter(|s| s.status.as_deref() == Some("Failure")) {
+            // The capture had already ended: nothing to stop.
+            tracing::debug!(pod = %t.label(), "kill: {}", s.message.unwrap_or_default());
+        }
+    }
+    Ok(())
+}
