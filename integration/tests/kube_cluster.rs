@@ -320,11 +320,15 @@ fn debug_variants(c: &Cluster) {
     let rd = debug(c, "default", "app", "dbg-netshim", 40, &d);
 
     // kubectl 1.32: `--` makes the command (netshim's entrypoint is
-    // replaced: "executable 'capture' not found"), --arguments-only the
+    // replaced: `exec: "capture": executable file not found in $PATH`, as
+    // runc words it), --arguments-only the
     // args; the general profile adds SYS_PTRACE to the custom profile.
     assert_eq!(spec["command"][0], "capture", "{spec:#}");
     let msg = status["state"]["waiting"]["message"].as_str().unwrap_or("");
-    assert!(msg.contains("executable 'capture' not found"), "{status:#}");
+    assert!(
+        msg.contains("exec: \"capture\": executable file not found in $PATH"),
+        "{status:#}"
+    );
     assert_eq!(icmp_lines(&ra.stdout), 0, "{ra:#?}");
     assert!(
         spec_b["command"].is_null() && spec_b["args"][0] == "capture",
