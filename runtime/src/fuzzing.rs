@@ -31,7 +31,11 @@ pub fn policy(data: &[u8]) {
         defaults: [crate::kernel::caps::NET_RAW].into_iter().collect(),
         ..Policy::default()
     };
-    let before = process.clone();
+    // The spec as runc reads it: names runc ignores are dropped first.
+    let mut before = process.clone();
+    if before.is_object() && policy::runc_names(&mut before).is_err() {
+        return;
+    }
     let Ok(d) = policy::apply(&pol, &mut process, &annotations) else {
         return;
     };

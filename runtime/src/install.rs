@@ -186,6 +186,20 @@ fn containerd_entry_matches(t: &Table, e: &Entry) -> bool {
             == Some(e.binary.as_str())
 }
 
+/// Whether a runtime table is one netshim install wrote: it passes
+/// `netshim.io/*` annotations, or runs a binary named netshim.
+fn is_netshims(t: &Table) -> bool {
+    let ann = strings(t.get("pod_annotations")).is_some_and(|a| a.iter().any(|x| x == ANNOTATIONS));
+    let bin = t
+        .get("options")
+        .and_then(|o| o.as_table())
+        .and_then(|o| o.get("BinaryName"))
+        .and_then(|v| v.as_str())
+        .and_then(|b| Path::new(b).file_name())
+        .is_some_and(|f| f.to_string_lossy().starts_with("netshim"));
+    ann || bin
+}
+
 /// containerd's config with netshim's runtime handler: the runc v2 shim
 /// running netshim (`BinaryName`), with `netshim.io/*` annotations passed
 /// through. `new_version` is the version a new (empty) config gets.
@@ -205,6 +219,20 @@ pub fn containerd_add(text: &str, e: &Entry, new_version: i64) -> Result<String,
         if containerd_entry_matches(t, e) && (!e.make_default || default == e.name) {
             return Ok(text.to_string());
         }
+        if !is_netshims(t) {
+            return Err(EditError::Invalid(format!(
+                "it already has a runtime named {:?} that is not netshim's; install would replace \
+                 it: choose another --name",
+                e.name
+            )));
+        }
+    } else if default == e.name && !e.make_default {
+        return Err(EditError::Invalid(format!(
+            "{:?} is containerd's default runtime: a netshim handler of that name would run every \
+             pod without a RuntimeClass; say so with --default (and another --name), or choose \
+             another --name",
+            e.name
+        )));
     }
     // New tables go at the end of the file, after every table it has.
     let last = max_position(doc.as_table()).map_or(0, |p| p + 1);
@@ -264,6 +292,17 @@ pub fn containerd_add(text: &str, e: &Entry, new_version: i64) -> Result<String,
 /// containerd's config without the runtime handler `name` (and without
 /// the tables that held only it). An empty config comes back empty.
 pub fn containerd_remove(text: &str, name: &str) -> Result<String, EditError> {
+    containerd_remove_restoring(text, name, None)
+}
+
+/// [`containerd_remove`]; where `name` is the default runtime, `previous`
+/// (the default before install, from its backup) becomes it again, or
+/// containerd's own (runc) when there is none.
+pub fn containerd_remove_restoring(
+    text: &str,
+    name: &str,
+    previous: Option<&str>,
+) -> Result<String, EditError> {
     let mut doc = containerd_doc(text)?;
     let Some(version) = containerd_version(&doc)? else {
         return Ok(text.to_string());
@@ -300,16 +339,17 @@ pub fn containerd_remove(text: &str, name: &str) -> Result<String, EditError> {
             }
         }
     }
-    let was_default = unset_default(doc.as_table_mut(), &keys[..3], name);
+    let was_default = unset_default(doc.as_table_mut(), &keys[..3], name, previous);
     if !remove_in(doc.as_table_mut(), &keys, name) && !was_default {
         return Ok(text.to_string());
     }
     Ok(doc.to_string())
 }
 
-/// Takes out `default_runtime_name` where it names `name` (containerd's
-/// default, runc, applies again); whether it did.
-fn unset_default(mut t: &mut Table, keys: &[&str], name: &str) -> bool {
+/// Where `default_runtime_name` names `name`: sets it back to `previous`
+/// (not runc), else takes it out (containerd's default, runc, applies
+/// again); whether it did.
+fn unset_default(mut t: &mut Table, keys: &[&str], name: &str, previous: Option<&str>) -> bool {
     for k in keys {
         match t.get_mut(k).and_then(|i| i.as_table_mut()) {
             Some(c) => t = c,
@@ -317,6 +357,10 @@ fn unset_default(mut t: &mut Table, keys: &[&str], name: &str) -> bool {
         }
     }
     if t.get("default_runtime_name").and_then(|v| v.as_str()) == Some(name) {
+        if let Some(p) = previous.filter(|p| *p != name && *p != "runc") {
+            t.insert("default_runtime_name", value(p));
+            return true;
+        }
         t.remove("default_runtime_name");
         // The header install made explicit for the key goes with it.
         if t.iter().all(|(_, i)| i.is_table()) {
@@ -338,6 +382,15 @@ fn containerd_is_empty(text: &str) -> bool {
 /// `containerd config dump` prints it (either version's CRI table), and
 /// whether the config's default runtime is defined.
 pub fn containerd_dumped(text: &str, name: &str) -> Result<(Option<String>, bool), String> {
+    containerd_dumped_default(text, name).map(|(b, ok, _)| (b, ok))
+}
+
+/// [`containerd_dumped`], and the name of the default runtime containerd
+/// will use.
+pub fn containerd_dumped_default(
+    text: &str,
+    name: &str,
+) -> Result<(Option<String>, bool, String), String> {
     let v: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
     for version in [2, 3] {
         let keys = runtimes_keys(version).expect("known versions");
@@ -367,9 +420,9 @@ pub fn containerd_dumped(text: &str, name: &str) -> Result<(Option<String>, bool
             .and_then(|d| d.as_str())
             .unwrap_or("runc");
         let default_ok = runtimes.is_some_and(|r| r.contains_key(default));
-        return Ok((binary, default_ok));
+        return Ok((binary, default_ok, default.to_string()));
     }
-    Ok((None, false))
+    Ok((None, false, "runc".into()))
 }
 
 fn docker_doc(text: &str) -> Result<serde_json::Value, EditError> {
@@ -532,8 +585,14 @@ pub fn plan_uninstall(
             });
         }
     }
+    // The default before install, from the backup (the config as it was).
+    let previous = backup.as_deref().and_then(|b| {
+        let doc = containerd_doc(b).ok()?;
+        let keys = runtimes_keys(containerd_version(&doc).ok()??)?;
+        Some(default_runtime(&doc, &keys))
+    });
     let after = match daemon {
-        Daemon::Containerd => containerd_remove(&current, &e.name),
+        Daemon::Containerd => containerd_remove_restoring(&current, &e.name, previous.as_deref()),
         Daemon::Docker => docker_remove(&current, &e.name),
     }
     .map_err(|x| x.at(path))?;
@@ -761,6 +820,47 @@ mod tests {
                 "{then}"
             );
         }
+    }
+
+    /// A default other than runc comes back at uninstall, even after an
+    /// unrelated edit (no byte-for-byte restore); an entry of another
+    /// runtime, or the default's name without --default, is refused.
+    #[test]
+    fn containerd_default_round_trips_a_default_that_was_not_runc_and_refuses_takeovers() {
+        let crun = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd]\n  default_runtime_name = \"crun\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun]\n  runtime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.crun.options]\n  BinaryName = \"/usr/bin/crun\"\n";
+        let e = Entry {
+            make_default: true,
+            ..entry()
+        };
+        let added = containerd_add(crun, &e, 2).unwrap();
+        let edited = added.replace("version = 2\n", "version = 2\n# an unrelated edit\n");
+        let removed = containerd_remove_restoring(&edited, "netshim", Some("crun")).unwrap();
+        let v: toml::Table = toml::from_str(&removed).unwrap();
+        let cri = &v["plugins"]["io.containerd.grpc.v1.cri"]["containerd"];
+        assert_eq!(
+            cri["default_runtime_name"].as_str(),
+            Some("crun"),
+            "{removed}"
+        );
+        assert!(cri["runtimes"].get("netshim").is_none(), "{removed}");
+        let over = Entry {
+            name: "crun".into(),
+            ..entry()
+        };
+        let err = containerd_add(crun, &over, 2).unwrap_err();
+        assert!(
+            matches!(&err, EditError::Invalid(m) if m.contains("not netshim's")),
+            "{err:?}"
+        );
+        let runc = Entry {
+            name: "runc".into(),
+            ..entry()
+        };
+        let err = containerd_add("version = 2\n", &runc, 2).unwrap_err();
+        assert!(
+            matches!(&err, EditError::Invalid(m) if m.contains("default runtime")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -57,9 +57,19 @@ pub fn look_path(name: &str, path: Option<&str>) -> Result<PathBuf, String> {
             .map(|()| p)
             .map_err(|e| format!("exec: {name:?}: {e}"));
     }
-    for dir in path.unwrap_or("").split(':').filter(|d| !d.is_empty()) {
+    // Go's LookPath: an empty entry is the current directory, and a name
+    // found through a relative entry is refused (Go >= 1.19's ErrDot, which
+    // runc keeps): a file planted in the working directory must not shadow
+    // a command.
+    for dir in path.into_iter().flat_map(|p| p.split(':')) {
+        let dir = if dir.is_empty() { "." } else { dir };
         let p = Path::new(dir).join(name);
         if check_executable(&p).is_ok() {
+            if p.is_relative() {
+                return Err(format!(
+                    "exec: {name:?}: cannot run executable found relative to current directory"
+                ));
+            }
             return Ok(p);
         }
     }
@@ -93,10 +103,16 @@ impl Executor for RuncExecutor {
         // On success execv does not return; the environment is the one
         // libcontainer set from the spec (`setup_envs`).
         let err = nix::unistd::execv(&cpath, &argv).unwrap_err();
-        Err(ExecutorError::Other(format!(
-            "exec {:?}: {err}",
-            cpath.to_string_lossy()
-        )))
+        // After start nobody reads the runtime's log but an engine's; the
+        // container's own stderr gets the reason, as under runc ("exec
+        // /a/noshebang: exec format error").
+        let msg = format!(
+            "exec {}: {}",
+            cpath.to_string_lossy(),
+            err.desc().to_lowercase()
+        );
+        let _ = nix::unistd::write(std::io::stderr(), format!("{msg}\n").as_bytes());
+        Err(ExecutorError::Other(msg))
     }
 }
 
@@ -118,6 +134,28 @@ mod tests {
         assert!(look_path("sh", Some("/nonexistent:/bin")).is_ok());
         let e = look_path("sh", Some("")).unwrap_err();
         assert!(e.contains("not found in $PATH"), "{e}");
+    }
+
+    #[test]
+    fn relative_path_entries_are_refused_as_go_refuses_them() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("planted");
+        std::fs::write(&f, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // The directory named relative to the current one (which the test
+        // does not change: other tests run beside it).
+        let up = "../".repeat(std::env::current_dir().unwrap().components().count() - 1);
+        let rel = format!(
+            "{up}{}",
+            d.path().display().to_string().trim_start_matches('/')
+        );
+        let relative = look_path("planted", Some(&format!("{rel}:/bin")));
+        let empty = look_path("sh", Some(":/nonexistent"));
+        let abs = look_path("planted", Some(d.path().to_str().unwrap()));
+        assert!(empty.is_err());
+        let e = relative.unwrap_err();
+        assert!(e.contains("relative to current directory"), "{e}");
+        assert_eq!(abs.unwrap(), f);
     }
 
     #[test]

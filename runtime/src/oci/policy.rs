@@ -272,8 +272,8 @@ fn cap_list(process: &Value, set: &str) -> Result<BTreeSet<Cap>, PolicyError> {
     }
 }
 
-/// What the narrowed-bounding rule grants `process`: its whole bounding set,
-/// when the rule is on, the process has `noNewPrivileges`, and that set is
+/// What the narrowed-bounding rule grants `process`: its bounding set (as
+/// far as the spec also permits it), when the rule is on, the process has `noNewPrivileges`, and that set is
 /// not empty and lies within the allow-list (and so within KEP 2763's two
 /// capabilities). Root is left alone later, as for every addition.
 ///
@@ -285,16 +285,70 @@ fn cap_list(process: &Value, set: &str) -> Result<BTreeSet<Cap>, PolicyError> {
 /// and `no_new_privs` stops any gain through setuid or file capabilities.
 /// An app container with the runtime's default set (14 capabilities under
 /// containerd) is never narrowed, so it gets exactly runc's process.
-fn narrowed(policy: &Policy, process: &Value, bounding: &BTreeSet<Cap>) -> BTreeSet<Cap> {
+fn narrowed(
+    policy: &Policy,
+    process: &Value,
+    bounding: &BTreeSet<Cap>,
+) -> Result<BTreeSet<Cap>, PolicyError> {
     let nnp = process.get("noNewPrivileges").and_then(Value::as_bool) == Some(true);
     let within = bounding
         .iter()
         .all(|c| policy.allow.contains(c) && KEP_2763.contains(c));
-    if policy.narrowed && nnp && !bounding.is_empty() && within {
-        bounding.clone()
-    } else {
-        BTreeSet::new()
+    if !(policy.narrowed && nnp && !bounding.is_empty() && within) {
+        return Ok(BTreeSet::new());
     }
+    // Only what the orchestrator also permitted: a root process of the same
+    // spec holds exactly its permitted set (containerd's CRI makes it the
+    // bounding set; an empty one gives nothing, under runc and here).
+    let permitted = cap_list(process, "permitted")?;
+    Ok(bounding.intersection(&permitted).copied().collect())
+}
+
+/// Keeps, in each capability list of `process`, only the names runc
+/// applies: exactly `CAP_` and a capability's upper-case name. runc passes
+/// over anything else with a warning ("ignoring unknown or unavailable
+/// capabilities"); libcontainer's parser (oci-spec) would upper-case a
+/// name and strip every `CAP_` it starts with, so `cap_sys_admin` or
+/// `CAP_CAP_SYS_ADMIN` (what containerd's CRI writes for `add:
+/// [CAP_SYS_ADMIN]`) would be granted where runc grants nothing. The
+/// policy, and libcontainer after it, see the lists as runc applies them.
+pub(crate) fn runc_names(process: &mut Value) -> Result<(), PolicyError> {
+    let Some(caps) = process
+        .get_mut("capabilities")
+        .and_then(Value::as_object_mut)
+    else {
+        return Ok(());
+    };
+    let mut ignored = Vec::new();
+    for (set, list) in caps.iter_mut() {
+        let Some(list) = list.as_array_mut() else {
+            continue;
+        };
+        for v in list.iter() {
+            if !v.is_string() {
+                return Err(PolicyError::BadProcess(format!(
+                    "capabilities.{set} holds a non-string {v}"
+                )));
+            }
+        }
+        list.retain(|v| {
+            let s = v.as_str().expect("checked above");
+            let exact = s.parse::<Cap>().is_ok_and(|c| c.to_string() == s);
+            if !exact {
+                ignored.push(s.to_string());
+            }
+            exact
+        });
+    }
+    if !ignored.is_empty() {
+        ignored.sort();
+        ignored.dedup();
+        tracing::warn!(
+            ?ignored,
+            "ignoring unknown or unavailable capabilities, as runc does"
+        );
+    }
+    Ok(())
 }
 
 /// Applies the policy to an OCI `process` object in place and returns the
@@ -311,6 +365,7 @@ pub fn apply(
     if !process.is_object() {
         return Err(PolicyError::BadProcess("process is not an object".into()));
     }
+    runc_names(process)?;
     let uid = match process.pointer("/user/uid") {
         None => 0,
         Some(v) => v
@@ -335,7 +390,7 @@ pub fn apply(
             added.insert(cap);
         }
     }
-    added.extend(narrowed(policy, process, &bounding));
+    added.extend(narrowed(policy, process, &bounding)?);
     let mut skipped_defaults = BTreeSet::new();
     for &cap in &policy.defaults {
         if bounding.contains(&cap) {
@@ -452,6 +507,43 @@ mod tests {
         "CAP_AUDIT_WRITE",
     ];
 
+    /// runc applies only `CAP_` + an upper-case known name; everything else
+    /// is dropped before libcontainer (which would read `cap_sys_admin` and
+    /// `CAP_CAP_SYS_ADMIN` as SYS_ADMIN) sees it.
+    #[test]
+    fn names_runc_ignores_are_dropped_from_every_set() {
+        let mut p = cri_process(0);
+        let odd = json!([
+            "CAP_CAP_SYS_ADMIN",
+            "cap_sys_ptrace",
+            "NET_ADMIN",
+            "CAP_FOO",
+            "CAP_KILL"
+        ]);
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
+            p["capabilities"][set] = odd.clone();
+        }
+        apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        for set in [
+            "bounding",
+            "effective",
+            "permitted",
+            "inheritable",
+            "ambient",
+        ] {
+            assert_eq!(p["capabilities"][set], json!(["CAP_KILL"]), "{set}");
+        }
+        let mut p = cri_process(0);
+        p["capabilities"]["bounding"] = json!(["CAP_KILL", 7]);
+        assert!(apply(&Policy::default(), &mut p, &BTreeMap::new()).is_err());
+    }
+
     #[test]
     fn nothing_requested_changes_nothing() {
         // An app container with the default set: not narrowed.
@@ -484,6 +576,11 @@ mod tests {
         let mut p = cri_process(65534);
         p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"]);
         let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        assert_eq!(d.added, caps(&["NET_RAW"]), "only what is also permitted");
+        let mut p = cri_process(65534);
+        p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"]);
+        p["capabilities"]["permitted"] = json!(["CAP_NET_RAW", "CAP_NET_BIND_SERVICE"]);
+        let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
         assert_eq!(d.added, caps(&["NET_RAW", "NET_BIND_SERVICE"]));
         let unchanged = |edit: &dyn Fn(&mut Value)| {
             let mut p = cri_process(65534);
@@ -501,6 +598,15 @@ mod tests {
         unchanged(&|p| p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_NET_ADMIN"]));
         unchanged(&|p| p["capabilities"]["bounding"] = json!([]));
         unchanged(&|p| p["capabilities"]["bounding"] = json!(CONTAINERD_DEFAULT));
+        // Nothing permitted (as dockerd writes for a non-root user): nothing.
+        unchanged(&|p| p["capabilities"]["permitted"] = json!([]));
+        // A name runc does not apply is dropped first, so it cannot make a
+        // set look narrowed while libcontainer would grant it.
+        let mut p = cri_process(65534);
+        p["capabilities"]["bounding"] = json!(["CAP_NET_RAW", "CAP_CAP_SYS_ADMIN"]);
+        let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
+        assert_eq!(p["capabilities"]["bounding"], json!(["CAP_NET_RAW"]));
+        assert_eq!(d.added, caps(&["NET_RAW"]));
         // Root: left alone.
         let mut p = cri_process(0);
         let before = p.clone();
@@ -546,9 +652,16 @@ mod tests {
                 p["capabilities"]["bounding"] = json!(CONTAINERD_DEFAULT);
                 p["capabilities"]["ambient"] = ambient.clone();
                 p["capabilities"]["inheritable"] = ambient.clone();
-                let before = p.clone();
+                let mut before = p.clone();
                 let d = apply(&Policy::default(), &mut p, &BTreeMap::new()).unwrap();
                 assert!(d.added.is_empty());
+                // Names runc ignores are dropped, as runc drops them.
+                for set in ["ambient", "inheritable"] {
+                    before["capabilities"][set]
+                        .as_array_mut()
+                        .unwrap()
+                        .retain(|v| v != "CAP_NOT_A_CAP");
+                }
                 assert_eq!(p, before, "{ambient}");
             }
         }

@@ -200,8 +200,15 @@ fn containerd(a: ContainerdArgs) -> anyhow::Result<()> {
     match dump(&a.containerd, &a.config) {
         Err(why) => eprintln!("netshim: could not check the result with containerd: {why}"),
         Ok(text) => {
-            let (binary, default_ok) = install::containerd_dumped(&text, &e.name)
+            let (binary, default_ok, default) = install::containerd_dumped_default(&text, &e.name)
                 .map_err(|why| anyhow::anyhow!("cannot read `containerd config dump`: {why}"))?;
+            if e.make_default && default != e.name {
+                bail!(
+                    "containerd's default runtime is still {default:?} after the change: something in \
+                     its config overrides default_runtime_name (containerd 1.x: a deprecated \
+                     `[…containerd.default_runtime]` table, or another file in `imports`); take it out"
+                );
+            }
             match (a.common.uninstall, binary) {
                 (false, Some(b)) if b == e.binary => eprintln!(
                     "netshim: containerd reads it: handler {:?} runs {b}",
