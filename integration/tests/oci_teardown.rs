@@ -183,6 +183,8 @@ fn assert_nothing_left(ctd: &Containerd, ns: &str, ids: &[String]) {
             assert!(!cg.exists(), "cgroup {} left", cg.display());
         }
     }
+    // The runtimes' root for this namespace, empty now (runc leaves it too).
+    let _ = std::fs::remove_dir(&root);
 }
 
 fn write_spec(dir: &Path) -> String {
