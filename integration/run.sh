@@ -18,6 +18,9 @@
 #   - imports a busybox image built from Debian's busybox-static into both
 #     Dockers, into the user's rootless Podman and root's Podman (daemonless);
 #   - the containerd tests start private containerd instances themselves;
+#   - cgroup_v2_guest.rs builds a pure cgroup v2 Debian 12 guest once per
+#     machine (integration/guest/build.sh, cached under ~/.cache/netshim/guest)
+#     and runs a plan of the tests in it under QEMU's software emulation;
 #   - runs cargo fmt --check, cargo clippy -D warnings and cargo test;
 #   - installs with install.sh into a throwaway prefix and uninstalls;
 #   - runs each cargo-fuzz target briefly (with a nightly toolchain).
@@ -44,7 +47,7 @@ PACKAGES=(
   podman conmon catatonit fuse-overlayfs
   iproute2 procps psmisc util-linux acl iptables
   libpcap-dev libseccomp-dev pkg-config protobuf-compiler containernetworking-plugins
-  etcd-server
+  etcd-server debootstrap
 )
 
 install_packages() {

@@ -109,6 +109,28 @@ pub(super) fn own_cgroup(text: &str, key: &str) -> String {
         .unwrap_or_else(|| "/".into())
 }
 
+/// On a pure cgroup v2 host (cgroup2 at `/sys/fs/cgroup`), a relative
+/// `cgroupsPath` made absolute as runc's cgroupfs v2 driver takes it: from
+/// the parent of the runtime's own cgroup (its own one most likely holds
+/// processes, so no controllers can be enabled below it). None on other
+/// hosts, and for absolute paths. libcontainer would take it from the root,
+/// and for a spec with a user namespace it hands a relative path to its
+/// systemd manager, which netshim does not build ("systemd cgroup feature
+/// is required"): such a container could not start on a v2 host.
+pub(super) fn v2_absolute(cgroups_path: &str) -> Option<String> {
+    if cgroups_path.starts_with('/') || !Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        return None;
+    }
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    Some(v2_absolute_in(cgroups_path, &own))
+}
+
+fn v2_absolute_in(relative: &str, proc_self_cgroup: &str) -> String {
+    let own = own_cgroup(proc_self_cgroup, "");
+    let parent = Path::new(&own).parent().unwrap_or(Path::new("/"));
+    parent.join(relative).to_string_lossy().into_owned()
+}
+
 /// The extra hierarchies a container is being created in (see
 /// [`extra_hierarchies`]). The runtime joins them itself before libcontainer
 /// forks the container's init, so that the init starts there, and goes
@@ -560,6 +582,15 @@ mod tests {
                 PathBuf::from("/sys/fs/cgroup/unified")
             ]
         );
+    }
+
+    #[test]
+    fn v2_relative_paths_start_from_the_parent_of_the_runtimes_cgroup() {
+        let own = "0::/system.slice/containerd.service\n";
+        assert_eq!(v2_absolute_in("c1", own), "/system.slice/c1");
+        assert_eq!(v2_absolute_in("a/b", "0::/\n"), "/a/b");
+        assert_eq!(v2_absolute_in("x", "0::/netshim-tests.scope\n"), "/x");
+        assert_eq!(v2_absolute("/abs"), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::bundle::{
     write_private,
 };
 use super::cgroups::{
-    clean_cgroups_path, disable_oom_killer, write_out_v1_cgroup_mounts, ExtraCgroups,
+    clean_cgroups_path, disable_oom_killer, v2_absolute, write_out_v1_cgroup_mounts, ExtraCgroups,
 };
 use super::*;
 
@@ -159,9 +159,12 @@ impl Runtime {
                             ),
                         });
                     }
-                    if cleaned != given {
-                        tracing::debug!(id, given, cleaned, "cgroupsPath cleaned");
-                        *p = Value::String(cleaned);
+                    let placed = v2_absolute(&cleaned)
+                        .filter(|_| privileged() && !self.cgroup_view)
+                        .unwrap_or(cleaned);
+                    if placed != given {
+                        tracing::debug!(id, given, placed, "cgroupsPath cleaned");
+                        *p = Value::String(placed);
                     }
                 }
             }

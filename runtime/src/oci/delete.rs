@@ -19,6 +19,10 @@ impl Runtime {
                     let _ = crate::statedir::remove_tree(&dir);
                 }
                 return if force {
+                    // As runc: nothing left to delete is no error with --force
+                    // (containerd's clean-up after a shim runs this for a
+                    // container its task delete already removed).
+                    tracing::info!(id, "delete --force: no such container (already deleted)");
                     Ok(())
                 } else {
                     Err(OciError::NotFound(id.into()))
