@@ -18,7 +18,6 @@ use netshim_runtime::oci::{self, config, policy, CreateOptions, ExecOptions, Run
 
 mod args;
 mod log;
-mod parent;
 mod route;
 
 use args::{parse_interval, update_resources, OciCli, OciCommand};
@@ -234,11 +233,7 @@ pub fn main(argv: Vec<OsString>) -> std::process::ExitCode {
         return std::process::ExitCode::from(1);
     }
     let has_log = cli.log.is_some();
-    let is_delete = matches!(cli.command, OciCommand::Delete { .. });
     let result = dispatch(cli);
-    if is_delete {
-        parent::wait_for_shim_cleanup();
-    }
     match result {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {
