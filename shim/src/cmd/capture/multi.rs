@@ -25,8 +25,11 @@ use nix::sys::signal::{kill, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::cmd::capture::{engine_argv, engine_run, sealed_engine, CaptureArgs, FormatArg};
-use crate::cmd::capture_write::{file_output, lines_output, stops_after_files, wait_writer};
+use super::flags::{stall_timeout, CaptureArgs, FormatArg};
+use super::launch::sealed_engine;
+use super::settings::{engine_argv, engine_run};
+use super::targets::{expand, prepare_all, Ready};
+use super::writer::{file_output, lines_output, stops_after_files, wait_writer};
 
 /// How long the engines get to end (and write their statistics) once asked.
 const GRACE: Duration = Duration::from_secs(10);
@@ -35,85 +38,6 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
-}
-
-/// The targets the selectors stand for, each once, listed on stderr.
-fn expand(a: &CaptureArgs) -> anyhow::Result<Vec<Chosen>> {
-    let mut all: Vec<Chosen> = Vec::new();
-    for sel in &a.targets {
-        let chosen = sel
-            .expand()
-            .with_context(|| format!("finding the targets of {sel}"))?;
-        if sel.is_many() {
-            eprintln!(
-                "netshim: {sel} stands for {} target(s): {}",
-                chosen.len(),
-                chosen
-                    .iter()
-                    .map(|c| c.target.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-        }
-        for c in chosen {
-            if !all.iter().any(|x| x.target == c.target) {
-                all.push(c);
-            }
-        }
-    }
-    Ok(all)
-}
-
-/// One target, planned, its engine not yet started.
-struct Ready {
-    chosen: Chosen,
-    prepared: netshim_runtime::Prepared,
-}
-
-/// Plans every target; refuses the capture at the first that cannot be
-/// joined, unless `--skip-unreachable`. Targets that share a network
-/// namespace are captured once.
-fn prepare_all(a: &CaptureArgs, chosen: Vec<Chosen>) -> anyhow::Result<Vec<Ready>> {
-    let mut ready: Vec<Ready> = Vec::new();
-    for c in chosen {
-        let opts = engine_run(c.target.clone(), Vec::new());
-        let prepared = match netshim_runtime::prepare(&opts) {
-            Ok(p) => p,
-            Err(e) if a.skip_unreachable => {
-                eprintln!("netshim: skipping {}: {e}", c.target);
-                continue;
-            }
-            Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!(
-                    "cannot capture in {}; nothing was started (give --skip-unreachable to \
-                     capture the other targets without it)",
-                    c.target
-                )))
-            }
-        };
-        let id = prepared.resolved.netns.id().ok();
-        if let Some(same) = ready
-            .iter()
-            .find(|r| id.is_some() && r.prepared.resolved.netns.id().ok() == id)
-        {
-            eprintln!(
-                "netshim: {} shares its network namespace with {}: captured once, as {}",
-                c.target, same.chosen.target, same.chosen.target
-            );
-            continue;
-        }
-        ready.push(Ready {
-            chosen: c,
-            prepared,
-        });
-    }
-    if ready.is_empty() {
-        bail!(
-            "no target is left to capture in: every one was skipped (the warnings above say why); \
-             fix those, or name targets that can be joined"
-        );
-    }
-    Ok(ready)
 }
 
 /// The engine of one target, in a forked child (see the module's comment):
@@ -191,7 +115,7 @@ fn start_engines(
     Ok(started)
 }
 
-pub(crate) fn main(
+pub(super) fn main(
     a: &CaptureArgs,
     mut args: EngineArgs,
     rot: Option<Rotation>,
@@ -273,7 +197,7 @@ pub(crate) fn main(
             stop: &mut stop,
             grace: GRACE,
             low_latency,
-            stall_timeout: crate::cmd::capture::stall_timeout(a),
+            stall_timeout: stall_timeout(a),
         },
     );
     let statuses = wait_runners(&runners);
