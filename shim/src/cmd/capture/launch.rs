@@ -1,44 +1,68 @@
 //! Starting the one engine of a capture and reading its report: in this
 //! process (no target), in a target through `netshim run`'s privilege path,
 //! or sealed (`--sealed`, and every capture of several targets): no
-//! capability at all, with the packet sockets netshim made in each target.
-//! Also the engine's own side (`netshim capture-engine`).
+//! capability at all, holding the packet sockets netshim made in each
+//! target. Also the engine's own side (`netshim capture-engine`).
 
 use std::fs::File;
 use std::io::IsTerminal;
 use std::os::fd::OwnedFd;
 
 use anyhow::{bail, Context};
+use netshim_capture::args::{EngineTarget, HandedSocket};
+use netshim_capture::engine::HandedRing;
 use netshim_capture::rotate::Rotation;
 use netshim_capture::{EngineArgs, Options};
+use netshim_runtime::plan::Plan;
+use netshim_runtime::target::select::Chosen;
 use netshim_runtime::target::Target;
+use nix::unistd::Pid;
 
-use super::flags::{single_target, spans_interfaces, CaptureArgs};
+use super::flags::{single_target, spans_interfaces, CaptureArgs, FormatArg};
 use super::settings::{engine_argv, engine_run};
+use super::targets::{arm, arm_all, expand, prepare_all, Armed, Ready};
 use super::writer::{file_output, stops_after_files, wait_writer};
 
-/// The sockets a sealed engine was handed (see [`EngineArgs::sockets`]).
-fn handed_sockets(a: &EngineArgs) -> anyhow::Result<Vec<(String, i32, OwnedFd)>> {
+/// A descriptor netshim placed at `fd` for this engine, checked to be a
+/// socket (or, for a pidfd, not to be one).
+fn take_handed(fd: i32, socket: bool) -> anyhow::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
-    let mut v = Vec::new();
-    for s in &a.sockets {
-        let fd = s.fd;
-        let st = nix::sys::stat::fstat(fd).with_context(|| format!("handed descriptor {fd}"))?;
-        anyhow::ensure!(
-            st.st_mode & libc::S_IFMT == libc::S_IFSOCK && fd > 2,
-            "descriptor {fd} handed to the sealed engine is not a socket"
-        );
-        // SAFETY: netshim placed this socket at `fd` for this process and
-        // nothing else here owns it (checked to be a socket above).
-        v.push((s.name.clone(), s.ifindex, unsafe {
-            OwnedFd::from_raw_fd(fd)
-        }));
-    }
-    Ok(v)
+    let st = nix::sys::stat::fstat(fd).with_context(|| format!("handed descriptor {fd}"))?;
+    let is_socket = st.st_mode & libc::S_IFMT == libc::S_IFSOCK;
+    anyhow::ensure!(
+        is_socket == socket && fd > 2,
+        "descriptor {fd} handed to the sealed engine is not a {}",
+        if socket { "socket" } else { "pidfd" }
+    );
+    // SAFETY: netshim placed this descriptor at `fd` for this process and
+    // nothing else here owns it (checked above; each is taken once, as the
+    // arguments list each once).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// `-D`: here, or in a target through the same path as a capture (the
-/// engine, UID 65534, lists what its network namespace holds).
+/// The sockets and pidfds a sealed engine was handed (see
+/// [`EngineArgs::sockets`], [`EngineArgs::targets`]).
+type Handed = (Vec<HandedRing>, Vec<(usize, OwnedFd)>);
+
+fn handed(a: &EngineArgs) -> anyhow::Result<Handed> {
+    let mut sockets = Vec::new();
+    for s in &a.sockets {
+        sockets.push(HandedRing {
+            target: s.target,
+            name: s.name.clone(),
+            ifindex: s.ifindex,
+            fd: take_handed(s.fd, true)?,
+        });
+    }
+    let mut pidfds = Vec::new();
+    for (t, x) in a.targets.iter().enumerate() {
+        if let Some(fd) = x.pidfd {
+            pidfds.push((t, take_handed(fd, false)?));
+        }
+    }
+    Ok((sockets, pidfds))
+}
+
 pub(super) fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
     if a.targets.is_empty() {
         for line in netshim_capture::engine::describe_interfaces() {
@@ -74,22 +98,21 @@ pub(super) fn list_interfaces(a: &CaptureArgs) -> anyhow::Result<u8> {
 /// to its stdout (which netshim opened as the caller).
 pub fn engine_main(argv: &[String]) -> anyhow::Result<u8> {
     let args = EngineArgs::from_argv(argv).context("reading the engine's arguments")?;
-    let sockets = handed_sockets(&args)?;
+    let (sockets, pidfds) = handed(&args)?;
     let out = File::from(
         std::io::stdout()
             .as_fd_owned()
             .context("duplicating stdout")?,
     );
-    let quiet = args.no_report;
     let name = output_label(args.write.is_some(), args.output_name.as_deref());
-    let report = netshim_capture::run(Options { args, out, sockets })?;
-    if quiet {
-        if let Some(why) = &report.ended_by {
-            eprintln!("netshim: capture ended early: {why}");
-        }
-        return Ok(if report.output_failed { 1 } else { 0 });
-    }
-    Ok(if print_report(&report, name.as_deref()) {
+    let window = args.reorder_ms;
+    let report = netshim_capture::run(Options {
+        args,
+        out,
+        sockets,
+        pidfds,
+    })?;
+    Ok(if print_report(&report, name.as_deref(), window) {
         1
     } else {
         0
@@ -110,7 +133,7 @@ fn output_label(writes: bool, file: Option<&str>) -> Option<String> {
 /// Prints tcpdump's closing counts (and each interface's, when several) on
 /// stderr, and after a failed write what reached `output` and what did
 /// not; true when the output failed.
-fn print_report(report: &netshim_capture::Report, output: Option<&str>) -> bool {
+fn print_report(report: &netshim_capture::Report, output: Option<&str>, window_ms: u64) -> bool {
     let t = report.total();
     eprintln!("{} packets captured", t.delivered);
     eprintln!("{} packets received by filter", t.received + t.dropped);
@@ -137,6 +160,13 @@ fn print_report(report: &netshim_capture::Report, output: Option<&str>) -> bool 
                 .lost_because
                 .as_deref()
                 .unwrap_or("the output failed")
+        );
+    }
+    if report.late > 0 {
+        eprintln!(
+            "netshim: {} packet(s) were written out of timestamp order (later than \
+             --reorder-window {window_ms} ms, or past the memory bound of what is held)",
+            report.late
         );
     }
     if let Some(why) = &report.ended_by {
@@ -167,16 +197,18 @@ pub(super) fn engine(
     let to_file = !matches!(a.write.as_deref(), None | Some("-"));
     args.low_latency = a.write.as_deref() == Some("-");
     args.status_line = to_file && std::io::stderr().is_terminal() && !a.print;
+    let window = args.reorder_ms;
     let report = netshim_capture::run(Options {
         args,
         out,
         sockets: Vec::new(),
+        pidfds: Vec::new(),
     })?;
     // The engine writes the file itself only without a writer (-C, -G,
     // --print): otherwise it writes to the writer's pipe.
     let file = a.write.as_deref().filter(|_| rotator.is_none());
     let label = output_label(a.write.is_some(), file.filter(|w| *w != "-"));
-    let output_failed = print_report(&report, label.as_deref());
+    let output_failed = print_report(&report, label.as_deref(), window);
     let rotated_ok = rotator.is_none_or(wait_writer);
     if let (true, true, Some(n)) = (rotated_ok, output_failed, stops_after_files(&rot)) {
         eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
@@ -196,105 +228,124 @@ impl AsFdOwned for std::io::Stdout {
     }
 }
 
-/// `--sealed`: make the packet sockets in the target here, then start the
-/// engine with none of netshim's privileges (see `netshim_runtime::sealed`).
-pub(super) fn sealed_engine(
+/// The printable form of a label or description in the engine's command
+/// line, which separates them with tabs.
+fn no_tabs(s: &str) -> String {
+    s.replace(['\t', '\n'], " ")
+}
+
+/// The one sealed engine of a capture, holding the sockets of every target
+/// in `armed` (see `netshim_runtime::sealed`). `labelled`: the capture was
+/// asked of several targets, whose interfaces it names `TARGET/IFACE`.
+fn sealed_engine(
     mut args: EngineArgs,
-    prepared: &netshim_runtime::Prepared,
+    mut armed: Vec<Armed>,
+    labelled: bool,
     exe: OwnedFd,
     out: Option<OwnedFd>,
-    spare: Option<i32>,
+    spare: Option<Pid>,
 ) -> anyhow::Result<i32> {
     use netshim_runtime::sealed;
-    sealed::enter(&prepared.plan, prepared.uid_map.as_ref())?;
-    let wanted = args.interfaces.clone();
-    let made = sealed::in_netns(&prepared.resolved.netns, move || {
-        let chosen = netshim_capture::engine::choose_interfaces(&wanted)?;
-        let mut socks = Vec::new();
-        for (name, idx) in chosen {
-            let fd = netshim_capture::ring::Ring::new_socket().map_err(|source| {
-                netshim_capture::CaptureError::Socket {
-                    iface: name.clone(),
-                    source,
-                }
-            })?;
-            socks.push((name, idx, fd));
+    // The engine's user namespace is made in netshim's own when a target
+    // is reached without joining one (root); otherwise in the first
+    // target's, which netshim joins (the user's own rootless engine's),
+    // mapping 65534 there, as for one target.
+    let home = armed
+        .iter()
+        .position(|x| matches!(x.prepared.plan, Plan::DropUid))
+        .unwrap_or(0);
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut pidfds = Vec::new();
+    for (t, x) in armed.iter_mut().enumerate() {
+        for (name, ifindex, fd) in std::mem::take(&mut x.sockets) {
+            // sealed::run places the descriptors at 3, 4, … in this order.
+            args.sockets.push(HandedSocket {
+                fd: 3 + fds.len() as i32,
+                target: t,
+                ifindex,
+                name,
+            });
+            fds.push(fd);
         }
-        Ok::<_, netshim_capture::CaptureError>((socks, netshim_capture::engine::interface_names()))
-    })??;
-    let (socks, names) = made;
-    let mut fds = Vec::new();
-    for (i, (name, ifindex, fd)) in socks.into_iter().enumerate() {
-        // sealed::run places the sockets at 3, 4, … in this order.
-        args.sockets.push(netshim_capture::args::HandedSocket {
-            fd: 3 + i as i32,
-            ifindex,
-            name,
+        args.names.extend(
+            std::mem::take(&mut x.names)
+                .into_iter()
+                .map(|(i, n)| (t, i, n)),
+        );
+        args.targets.push(EngineTarget {
+            label: if labelled {
+                no_tabs(&x.chosen.target.to_string())
+            } else {
+                String::new()
+            },
+            description: if labelled {
+                no_tabs(&x.chosen.description)
+            } else {
+                String::new()
+            },
+            pidfd: None,
         });
+        // A pidfd of the target's process, opened here (in netshim's PID
+        // namespace): the engine sees the target exit without a process
+        // per target.
+        if let Some(pid) = x.prepared.resolved.pid {
+            match netshim_runtime::kernel::ns::pidfd_open(pid) {
+                Ok(fd) => pidfds.push((t, fd)),
+                Err(e) => tracing::warn!(pid, "cannot watch the target's process: {e}"),
+            }
+        }
+    }
+    for (t, fd) in pidfds {
+        args.targets[t].pidfd = Some(3 + fds.len() as i32);
         fds.push(fd);
     }
-    args.names = names;
+    let home = armed.get(home).context("no target to capture in")?;
+    sealed::enter(&home.prepared.plan, home.prepared.uid_map.as_ref())?;
     Ok(sealed::run(sealed::Engine {
         exe,
         args: engine_argv(&args),
         stdout: out,
-        sockets: fds,
-        watch: prepared.resolved.pid,
-        spare,
+        fds,
+        watch: None,
+        spare: spare.map(Pid::as_raw),
     })?)
 }
 
-/// Runs the engine in a target through `netshim run`'s privilege path.
-pub(super) fn in_target(
+/// Where the engine writes with `-w FILE`: the file, opened here as the
+/// caller, or the pipe of the forked writer (rotation, `--print`), and the
+/// writer. `None`: netshim's own stdout (`-w -`, lines).
+fn output_of(
     a: &CaptureArgs,
-    mut args: EngineArgs,
-    target: Target,
-    rot: Option<Rotation>,
-) -> anyhow::Result<u8> {
-    // The engine runs from a sealed in-memory copy of netshim, handed over
-    // as its stdin: the target never holds the host's binary.
-    let sealed = netshim_runtime::privilege::selfexec::sealed_copy_of_self()
-        .context("making a sealed copy of netshim's binary for the engine")?;
-    args.confine = true;
+    args: &mut EngineArgs,
+    rot: &Option<Rotation>,
+    names: bool,
+) -> anyhow::Result<(Option<OwnedFd>, Option<Pid>)> {
     // The engine writes to a pipe or file netshim opened: flush each batch.
     args.low_latency = a.write.is_some();
-    let mut out: Option<OwnedFd> = None;
-    let mut rotator = None;
-    if let Some(path) = a.write.as_deref().filter(|w| *w != "-") {
-        let (fd, writer) = file_output(a, path, &rot, spans_interfaces(a))?;
-        out = Some(fd);
-        if writer.is_none() {
-            args.output_name = Some(path.to_string());
-        }
-        rotator = writer;
-        // A status line would garble the printed lines.
-        args.status_line = std::io::stderr().is_terminal() && !a.print;
-    }
-    let opts = engine_run(target, engine_argv(&args));
-    let prepared = netshim_runtime::prepare(&opts)?;
-    let spare = rotator.map(|p: nix::unistd::Pid| p.as_raw());
-    let status = if a.sealed {
-        sealed_engine(args, &prepared, sealed, out, spare)
-            .with_context(|| format!("capturing in {} (sealed)", opts.target))
-    } else {
-        // The run's init executes from the same sealed copy.
-        let init_exe = sealed
-            .try_clone()
-            .context("duplicating the sealed copy for the run's init")?;
-        let io = netshim_runtime::RunIo {
-            stdin: Some(sealed),
-            stdout: out,
-            spare,
-            init_exe: Some(init_exe),
-        };
-        netshim_runtime::run(&opts, prepared, io)
-            .with_context(|| format!("capturing in {}", opts.target))
+    let Some(path) = a.write.as_deref().filter(|w| *w != "-") else {
+        return Ok((None, None));
     };
+    let (fd, writer) = file_output(a, path, rot, names)?;
+    if writer.is_none() {
+        args.output_name = Some(path.to_string());
+    }
+    // A status line would garble the printed lines.
+    args.status_line = std::io::stderr().is_terminal() && !a.print;
+    Ok((Some(fd), writer))
+}
+
+/// netshim's exit status once the engine ended with `status` and the
+/// writer, if any, was waited for.
+fn ended(
+    status: anyhow::Result<i32>,
+    rotator: Option<Pid>,
+    rot: &Option<Rotation>,
+) -> anyhow::Result<u8> {
     // The engine has exited and the pipe's last write end is closed: the
     // writer sees the end of the stream.
     let rotated_ok = rotator.is_none_or(wait_writer);
     let status = status?;
-    if let (true, 1, Some(n)) = (rotated_ok, status, stops_after_files(&rot)) {
+    if let (true, 1, Some(n)) = (rotated_ok, status, stops_after_files(rot)) {
         eprintln!("netshim: made the {n} files -W asked for; the capture stops there");
         return Ok(0);
     }
@@ -303,4 +354,83 @@ pub(super) fn in_target(
     } else {
         u8::try_from(status).unwrap_or(255)
     })
+}
+
+/// The sealed copy of netshim the engine runs from (its stdin): the target
+/// never holds the host's binary.
+fn sealed_copy() -> anyhow::Result<OwnedFd> {
+    netshim_runtime::privilege::selfexec::sealed_copy_of_self()
+        .context("making a sealed copy of netshim's binary for the engine")
+}
+
+/// One target: the engine through `netshim run`'s privilege path (UID
+/// 65534 with only CAP_NET_RAW in the target), or sealed.
+pub(super) fn in_target(
+    a: &CaptureArgs,
+    mut args: EngineArgs,
+    target: Target,
+    rot: Option<Rotation>,
+) -> anyhow::Result<u8> {
+    let exe = sealed_copy()?;
+    args.confine = true;
+    let (out, rotator) = output_of(a, &mut args, &rot, spans_interfaces(a))?;
+    let opts = engine_run(target, engine_argv(&args));
+    let prepared = netshim_runtime::prepare(&opts)?;
+    let status = if a.sealed {
+        let ready = Ready {
+            chosen: Chosen {
+                target: opts.target.clone(),
+                description: String::new(),
+            },
+            prepared,
+        };
+        arm(ready, &args.interfaces)
+            .and_then(|x| sealed_engine(args, vec![x], false, exe, out, rotator))
+            .with_context(|| format!("capturing in {} (sealed)", opts.target))
+    } else {
+        // The run's init executes from the same sealed copy.
+        let init_exe = exe
+            .try_clone()
+            .context("duplicating the sealed copy for the run's init")?;
+        let io = netshim_runtime::RunIo {
+            stdin: Some(exe),
+            stdout: out,
+            spare: rotator.map(Pid::as_raw),
+            init_exe: Some(init_exe),
+        };
+        netshim_runtime::run(&opts, prepared, io)
+            .with_context(|| format!("capturing in {}", opts.target))
+    };
+    ended(status, rotator, &rot)
+}
+
+/// Several targets (`--target-netns` repeated, or a selector): each one's
+/// sockets made in it on its own plan, every one refused or kept before
+/// anything starts, then one sealed engine reads them all into one output.
+pub(super) fn in_targets(
+    a: &CaptureArgs,
+    mut args: EngineArgs,
+    rot: Option<Rotation>,
+) -> anyhow::Result<u8> {
+    if a.write.is_some() && matches!(a.format, FormatArg::Pcap) {
+        bail!(
+            "several targets are written as pcapng only: a pcap file has no interfaces to say \
+             which packet came from where; leave out --format pcap"
+        );
+    }
+    let ready = prepare_all(a, expand(a)?)?;
+    let armed = arm_all(a, ready)?;
+    for x in &armed {
+        eprintln!(
+            "netshim: capturing in {} ({})",
+            x.chosen.target, x.chosen.description
+        );
+    }
+    let exe = sealed_copy()?;
+    args.confine = true;
+    args.reorder_ms = a.reorder_ms;
+    let (out, rotator) = output_of(a, &mut args, &rot, true)?;
+    let status = sealed_engine(args, armed, true, exe, out, rotator)
+        .context("capturing in several targets (sealed)");
+    ended(status, rotator, &rot)
 }

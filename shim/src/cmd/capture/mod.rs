@@ -9,7 +9,6 @@
 mod flags;
 mod launch;
 mod lines;
-mod multi;
 mod read;
 mod settings;
 mod targets;
@@ -74,6 +73,6 @@ pub fn main(mut a: CaptureArgs) -> anyhow::Result<u8> {
     match single_target(&a) {
         _ if a.targets.is_empty() => launch::engine(&a, args, rot),
         Some(t) => launch::in_target(&a, args, t, rot),
-        None => multi::main(&a, args, rot),
+        None => launch::in_targets(&a, args, rot),
     }
 }

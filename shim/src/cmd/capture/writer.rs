@@ -45,20 +45,6 @@ pub(super) fn file_output(
     Ok((fd, Some(child)))
 }
 
-/// Without -w, for a stream netshim merges: a forked printer that reads
-/// the stream from a pipe and prints each packet's line, naming the target
-/// and interface of each.
-pub(super) fn lines_output(a: &CaptureArgs) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
-    let writer = Writer {
-        file: None,
-        base: String::new(),
-        rot: None,
-        post_rotate: None,
-        names: true,
-    };
-    fork_writer(writer, Some(printer_of(a)))
-}
-
 /// Forks `writer` to read what is written to the returned descriptor.
 fn fork_writer(
     writer: Writer,
@@ -153,8 +139,7 @@ impl Writer {
                 let t = std::thread::spawn(move || rotate(File::from(pr), rot, base, post));
                 (Box::new(File::from(pw)), Some(t))
             }
-            // Lines only (a merged capture without -w).
-            (None, None) => (Box::new(std::io::sink()), None),
+            (None, None) => anyhow::bail!("a writer that prints writes a file too"),
         };
         let mut tee = Tee { src, copy };
         let printed = print_stream(&printer, &mut tee, self.names);
