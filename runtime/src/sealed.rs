@@ -408,60 +408,8 @@ fn child(
     if let Err(e) = own_proc() {
         return fail("mounting its own /proc", e);
     }
-    // SAFETY: PR_CAPBSET_DROP takes integers only and changes only this
-    // process's bounding set.
-    unsafe {
-        for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
-        }
-    }
-    let id = nix::unistd::Uid::from_raw(ENGINE_ID);
-    let gid = nix::unistd::Gid::from_raw(ENGINE_ID);
-    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
-        return fail("taking GID 65534", e);
-    }
-    if let Err(e) = nix::unistd::setresuid(id, id, id) {
-        return fail("taking UID 65534", e);
-    }
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut hdr = CapHeader {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset with a v3 header and two data words, as capget(2)
-    // documents; both live on this frame.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
-    if r != 0 {
-        return fail("clearing its capabilities", Errno::last());
-    }
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return fail("setting no_new_privs", Errno::last());
-        }
+    if let Err((what, e)) = drop_privileges() {
+        return fail(what, e);
     }
     // The profile every process netshim starts in a target gets; the engine
     // narrows it with its allow-list once set up.
@@ -521,4 +469,65 @@ fn child(
         Ok(_) => 0,
         Err(e) => fail("executing netshim's sealed copy", e),
     }
+}
+
+/// The engine's credentials: an empty bounding set, UID and GID 65534, every
+/// capability set cleared, `no_new_privs`. On failure, what failed.
+fn drop_privileges() -> Result<(), (&'static str, Errno)> {
+    // SAFETY: PR_CAPBSET_DROP takes integers only and changes only this
+    // process's bounding set.
+    unsafe {
+        for cap in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+    }
+    let id = nix::unistd::Uid::from_raw(ENGINE_ID);
+    let gid = nix::unistd::Gid::from_raw(ENGINE_ID);
+    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
+        return Err(("taking GID 65534", e));
+    }
+    if let Err(e) = nix::unistd::setresuid(id, id, id) {
+        return Err(("taking UID 65534", e));
+    }
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset with a v3 header and two data words, as capget(2)
+    // documents; both live on this frame.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r != 0 {
+        return Err(("clearing its capabilities", Errno::last()));
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(("setting no_new_privs", Errno::last()));
+        }
+    }
+    Ok(())
 }

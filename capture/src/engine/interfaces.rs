@@ -24,19 +24,7 @@ pub fn interface_names() -> Vec<(i32, String)> {
 /// netfilter or D-Bus pseudo-devices.
 pub fn describe_interfaces() -> Vec<String> {
     use nix::net::if_::InterfaceFlags as F;
-    let mut seen: Vec<(String, i32, F)> = Vec::new();
-    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
-        for a in addrs {
-            if seen.iter().any(|x| x.0 == a.interface_name) {
-                continue;
-            }
-            let idx = nix::net::if_::if_nametoindex(a.interface_name.as_str())
-                .map(|i| i as i32)
-                .unwrap_or(0);
-            seen.push((a.interface_name.clone(), idx, a.flags));
-        }
-    }
-    seen.sort_by_key(|x| x.1);
+    let seen = with_flags();
     let merit = |f: F| {
         let state = if f.contains(F::IFF_RUNNING) {
             0
@@ -86,28 +74,32 @@ pub fn describe_interfaces() -> Vec<String> {
         .collect()
 }
 
-/// Interfaces of the current network namespace: (name, index, up, loopback).
-pub(super) fn list_interfaces() -> Vec<(String, i32, bool, bool)> {
-    let mut v: Vec<(String, i32, bool, bool)> = Vec::new();
+/// Interfaces of the current network namespace, each once, by index:
+/// (name, index, flags).
+fn with_flags() -> Vec<(String, i32, nix::net::if_::InterfaceFlags)> {
+    let mut seen: Vec<(String, i32, nix::net::if_::InterfaceFlags)> = Vec::new();
     if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
         for a in addrs {
-            if v.iter().any(|x| x.0 == a.interface_name) {
+            if seen.iter().any(|x| x.0 == a.interface_name) {
                 continue;
             }
             let idx = nix::net::if_::if_nametoindex(a.interface_name.as_str())
                 .map(|i| i as i32)
                 .unwrap_or(0);
-            let f = a.flags;
-            v.push((
-                a.interface_name.clone(),
-                idx,
-                f.contains(nix::net::if_::InterfaceFlags::IFF_UP),
-                f.contains(nix::net::if_::InterfaceFlags::IFF_LOOPBACK),
-            ));
+            seen.push((a.interface_name.clone(), idx, a.flags));
         }
     }
-    v.sort_by_key(|x| x.1);
-    v
+    seen.sort_by_key(|x| x.1);
+    seen
+}
+
+/// Interfaces of the current network namespace: (name, index, up, loopback).
+pub(super) fn list_interfaces() -> Vec<(String, i32, bool, bool)> {
+    use nix::net::if_::InterfaceFlags as F;
+    with_flags()
+        .into_iter()
+        .map(|(n, i, f)| (n, i, f.contains(F::IFF_UP), f.contains(F::IFF_LOOPBACK)))
+        .collect()
 }
 
 /// The name of interface `index` in the current network namespace

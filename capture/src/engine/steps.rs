@@ -188,11 +188,7 @@ impl Capture {
         let w = Self::writer(&args, out, multi, raw_only, sealed)?;
         let mut targets: Vec<Target> = (0..args.targets.len().max(1))
             .map(|t| Target {
-                label: args
-                    .targets
-                    .get(t)
-                    .map(|x| x.label.clone())
-                    .unwrap_or_default(),
+                label: w.naming[t].label.clone(),
                 pidfd: None,
                 ending: None,
                 ended: false,

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use netshim_capture::filter::{self, Insn};
 use netshim_capture::format;
 use netshim_capture::read::{linktype, Reader};
+use netshim_capture::summary::Printer;
 
 use super::flags::{CaptureArgs, FormatArg};
 use super::lines::{packet_of, printer_of, record_line};
@@ -55,32 +56,7 @@ pub(super) fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
     let mut reader = Reader::new(BufReader::with_capacity(1 << 16, src))
         .with_context(|| format!("reading {path}"))?;
     let expr = a.expression.join(" ");
-    let mut out = match a.write.as_deref() {
-        None => Out::Lines(BufWriter::new(Box::new(std::io::stdout()))),
-        Some(w) => {
-            let file: Box<dyn Write> = if w == "-" {
-                if std::io::stdout().is_terminal() {
-                    bail!("refusing to write binary capture data to a terminal: redirect it or pipe it");
-                }
-                Box::new(std::io::stdout())
-            } else {
-                Box::new(File::create(w).with_context(|| format!("creating {w}"))?)
-            };
-            let mut w = BufWriter::with_capacity(1 << 16, file);
-            match a.format {
-                FormatArg::Pcapng => {
-                    let mut head = Vec::new();
-                    format::pcapng_shb(&mut head, concat!("netshim ", env!("CARGO_PKG_VERSION")));
-                    w.write_all(&head)?;
-                    Out::Pcapng {
-                        w,
-                        ids: HashMap::new(),
-                    }
-                }
-                FormatArg::Pcap => Out::Pcap { w, linktype: None },
-            }
-        }
-    };
+    let mut out = open_output(a)?;
     if let Some(first) = reader.interfaces.first() {
         eprintln!(
             "reading from file {path}, link-type {}, snapshot length {}",
@@ -132,44 +108,7 @@ pub(super) fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
             record_line(&printer, &mut line, &rec, false);
             std::io::stdout().write_all(&line)?;
         }
-        match &mut out {
-            Out::Lines(w) => {
-                line.clear();
-                record_line(&printer, &mut line, &rec, false);
-                w.write_all(&line)?;
-            }
-            Out::Pcapng { w, ids } => {
-                block.clear();
-                let next = ids.len() as u32;
-                let id = *ids.entry(rec.iface).or_insert_with(|| {
-                    let name = iface
-                        .name
-                        .clone()
-                        .unwrap_or_else(|| format!("if{}", rec.iface));
-                    format::pcapng_idb(&mut block, lt, iface.snaplen, &name, None);
-                    next
-                });
-                format::pcapng_epb(&mut block, id, &pkt);
-                w.write_all(&block)?;
-            }
-            Out::Pcap { w, linktype: have } => {
-                block.clear();
-                match *have {
-                    None => {
-                        format::pcap_header(&mut block, iface.snaplen, lt, a.precision.into());
-                        *have = Some(lt);
-                    }
-                    Some(h) if h != lt => bail!(
-                        "the file holds packets of two link types ({} and {}); a pcap file holds one: write pcapng (leave out --format pcap)",
-                        linktype::name(h),
-                        linktype::name(lt)
-                    ),
-                    Some(_) => {}
-                }
-                format::pcap_record(&mut block, &pkt, false, a.precision.into());
-                w.write_all(&block)?;
-            }
-        }
+        write_record(a, &printer, &mut out, &rec, &pkt, &mut line, &mut block)?;
     };
     // What was read is written before any error is reported: nothing lost.
     match &mut out {
@@ -200,4 +139,87 @@ pub(super) fn main(a: &CaptureArgs, path: &str) -> anyhow::Result<u8> {
         }
     );
     Ok(0)
+}
+
+/// Where `-r` puts what it reads: lines on stdout, or `-w`'s file (or
+/// stdout) in `--format`, its header written.
+fn open_output(a: &CaptureArgs) -> anyhow::Result<Out> {
+    Ok(match a.write.as_deref() {
+        None => Out::Lines(BufWriter::new(Box::new(std::io::stdout()))),
+        Some(w) => {
+            let file: Box<dyn Write> = if w == "-" {
+                if std::io::stdout().is_terminal() {
+                    bail!("refusing to write binary capture data to a terminal: redirect it or pipe it");
+                }
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(File::create(w).with_context(|| format!("creating {w}"))?)
+            };
+            let mut w = BufWriter::with_capacity(1 << 16, file);
+            match a.format {
+                FormatArg::Pcapng => {
+                    let mut head = Vec::new();
+                    format::pcapng_shb(&mut head, concat!("netshim ", env!("CARGO_PKG_VERSION")));
+                    w.write_all(&head)?;
+                    Out::Pcapng {
+                        w,
+                        ids: HashMap::new(),
+                    }
+                }
+                FormatArg::Pcap => Out::Pcap { w, linktype: None },
+            }
+        }
+    })
+}
+
+/// Writes one record read from the file to `out`.
+fn write_record(
+    a: &CaptureArgs,
+    printer: &Printer,
+    out: &mut Out,
+    rec: &netshim_capture::read::Record,
+    pkt: &format::Packet,
+    line: &mut Vec<u8>,
+    block: &mut Vec<u8>,
+) -> anyhow::Result<()> {
+    let (iface, lt) = (rec.info, rec.info.linktype);
+    match out {
+        Out::Lines(w) => {
+            line.clear();
+            record_line(printer, line, rec, false);
+            w.write_all(line)?;
+        }
+        Out::Pcapng { w, ids } => {
+            block.clear();
+            let next = ids.len() as u32;
+            let id = *ids.entry(rec.iface).or_insert_with(|| {
+                let name = iface
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| format!("if{}", rec.iface));
+                format::pcapng_idb(block, lt, iface.snaplen, &name, None);
+                next
+            });
+            format::pcapng_epb(block, id, pkt);
+            w.write_all(block)?;
+        }
+        Out::Pcap { w, linktype: have } => {
+            block.clear();
+            match *have {
+                None => {
+                    format::pcap_header(block, iface.snaplen, lt, a.precision.into());
+                    *have = Some(lt);
+                }
+                Some(h) if h != lt => bail!(
+                    "the file holds packets of two link types ({} and {}); a pcap file holds one: write pcapng (leave out --format pcap)",
+                    linktype::name(h),
+                    linktype::name(lt)
+                ),
+                Some(_) => {}
+            }
+            format::pcap_record(block, pkt, false, a.precision.into());
+            w.write_all(block)?;
+        }
+    }
+    Ok(())
 }
