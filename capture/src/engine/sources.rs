@@ -14,6 +14,13 @@ use crate::CaptureError;
 /// (TPACKET_V3's block retire timer).
 pub const RETIRE_MS: u32 = 20;
 
+/// The block retire timer when the engine reads several rings: a packet of
+/// one ring may wait for the block another ring is filling to be handed
+/// over (see `steps`), so each ring hands its blocks over sooner. At a high
+/// rate blocks fill first and the timer changes nothing; at a low rate it
+/// is a wake-up per ring every few ms while packets come.
+pub const RETIRE_MS_SEVERAL: u32 = 5;
+
 /// A packet socket made elsewhere (by netshim, in target `target`'s network
 /// namespace) on interface `name` (`ifindex`, 0 for `any`).
 pub struct HandedRing {
@@ -121,6 +128,11 @@ pub(super) fn open(
     let mut raw_only = true;
     let per_target = |t: usize| wanted.iter().filter(|w| w.0 == t).count();
     let shares: Vec<usize> = wanted.iter().map(|w| per_target(w.0)).collect();
+    let retire_ms = if wanted.len() > 1 {
+        RETIRE_MS_SEVERAL
+    } else {
+        RETIRE_MS
+    };
     for ((target, name, ifindex, fd), share) in wanted.into_iter().zip(shares) {
         let socket_err = |source| CaptureError::Socket {
             iface: name.clone(),
@@ -153,7 +165,7 @@ pub(super) fn open(
             ifindex,
             ring_bytes: ring_bytes / share,
             block_bytes: block,
-            retire_ms: RETIRE_MS,
+            retire_ms,
             filter,
             promisc: args.promisc,
             ignore_outgoing: args.which == Which::In,

@@ -12,7 +12,8 @@
 //! stamped before now, less [`IN_FLIGHT_NS`] for what is still on its way
 //! through the stack, has been handed over), or it was opened at its
 //! `ts_first_pkt`. So a packet waits at most about one block retire time
-//! ([`RETIRE_MS`]) plus [`IN_FLIGHT_NS`] for the other rings; the reorder
+//! (with several rings [`super::sources::RETIRE_MS_SEVERAL`], 5 ms) plus
+//! [`IN_FLIGHT_NS`] for the other rings; the reorder
 //! window (`--reorder-window`, 200 ms) bounds it in any case, and a packet
 //! that comes later than a later one was written is written at once and
 //! counted ([`Report::late`]). One ring is written straight from the ring.
