@@ -125,19 +125,38 @@ pub fn pcapng_idb(
     name: &str,
     filter: Option<&str>,
 ) {
-    pcapng_idb_described(buf, linktype, snaplen, name, None, filter)
+    pcapng_idb_of(
+        buf,
+        &Idb {
+            linktype,
+            snaplen,
+            name,
+            description: None,
+            filter,
+        },
+    )
 }
 
-/// [`pcapng_idb`] with an `if_description` when given (what the target
-/// of a capture of several targets is).
-pub fn pcapng_idb_described(
-    buf: &mut Vec<u8>,
-    linktype: u16,
-    snaplen: u32,
-    name: &str,
-    description: Option<&str>,
-    filter: Option<&str>,
-) {
+/// What an Interface Description Block says of its interface.
+pub struct Idb<'a> {
+    pub linktype: u16,
+    pub snaplen: u32,
+    pub name: &'a str,
+    /// `if_description`: what the target of a capture of several is.
+    pub description: Option<&'a str>,
+    /// `if_filter`: the filter's text.
+    pub filter: Option<&'a str>,
+}
+
+/// [`pcapng_idb`] with every option [`Idb`] holds.
+pub fn pcapng_idb_of(buf: &mut Vec<u8>, i: &Idb) {
+    let Idb {
+        linktype,
+        snaplen,
+        name,
+        description,
+        filter,
+    } = *i;
     block(buf, 1, |b| {
         b.extend_from_slice(&linktype.to_le_bytes());
         b.extend_from_slice(&0u16.to_le_bytes());

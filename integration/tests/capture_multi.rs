@@ -106,6 +106,27 @@ fn ping_in(pid: i32, secs: u32) -> std::process::Child {
         .unwrap()
 }
 
+/// Waits for the short-lived target to exit, checks that the capture
+/// `child` goes on 2 s later, then ends it with SIGINT: its output.
+fn goes_on_after(
+    mut short: std::process::Child,
+    child: std::process::Child,
+) -> std::process::Output {
+    let npid = child.id() as i32;
+    short.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        std::fs::read(format!("/proc/{npid}/status")).is_ok(),
+        "the capture went on after a target exited"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(npid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Root: two named namespaces with veth traffic and a containerd task with
 /// loopback traffic, in one file; tshark sees every target's packets on
 /// interfaces named TARGET/IFACE, in timestamp order; the IDBs describe the
@@ -250,22 +271,8 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let npid = child.id() as i32;
     wait_for_engine_in(&a.name);
-    let mut short = short;
-    short.wait().unwrap();
-    // The capture goes on after the short target's exit.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    assert!(
-        std::fs::read(format!("/proc/{npid}/status")).is_ok(),
-        "the capture went on"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(npid),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = goes_on_after(short, child);
     stop(pa);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -658,19 +665,7 @@ fn four_targets_one_engine_without_privilege_one_exits_mid_capture() {
         packet_socket_in_engine(engine, &["-n"]),
         "control: root can, in the same network namespace"
     );
-    let mut short = short;
-    short.wait().unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    assert!(
-        std::fs::read(format!("/proc/{npid}/status")).is_ok(),
-        "the capture went on after a target exited"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(npid),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = goes_on_after(short, child);
     stop(pa);
     stop(pb);
     stop(long);

@@ -2,7 +2,6 @@
 //! set up on the packet sockets netshim made in each target and handed
 //! over (a sealed engine, one target or several).
 
-use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
 
 use crate::args::{EngineArgs, Which};
@@ -21,6 +20,11 @@ pub const RETIRE_MS: u32 = 20;
 /// is a wake-up per ring every few ms while packets come.
 pub const RETIRE_MS_SEVERAL: u32 = 5;
 
+/// The fewest blocks a ring has when the engine reads several: a ring
+/// holds the blocks whose packets wait for the other rings (about two
+/// retire times' worth) while the kernel fills the next.
+const MIN_BLOCKS_SEVERAL: usize = 8;
+
 /// A packet socket made elsewhere (by netshim, in target `target`'s network
 /// namespace) on interface `name` (`ifindex`, 0 for `any`).
 pub struct HandedRing {
@@ -28,55 +32,6 @@ pub struct HandedRing {
     pub name: String,
     pub ifindex: i32,
     pub fd: OwnedFd,
-}
-
-/// Packets of one ring kept for timestamp order: their encoded bytes back
-/// to back, and each one's (time stamp, end offset). A ring delivers in
-/// time order, so merging the rings means picking the queue whose first
-/// packet is oldest.
-#[derive(Default)]
-pub(super) struct Held {
-    pub(super) bytes: Vec<u8>,
-    /// (time stamp, end): the end counts from the first byte ever held,
-    /// `base` bytes before `bytes[0]`.
-    items: VecDeque<(u64, usize)>,
-    base: usize,
-    /// Where the first item's bytes start in `bytes`.
-    start: usize,
-}
-
-impl Held {
-    pub(super) fn head(&self) -> Option<u64> {
-        self.items.front().map(|i| i.0)
-    }
-
-    /// Marks the bytes appended since the last item as a packet stamped
-    /// `ts`.
-    pub(super) fn push(&mut self, ts: u64) {
-        self.items.push_back((ts, self.base + self.bytes.len()));
-    }
-
-    /// Copies the oldest packet to `out`; its length.
-    pub(super) fn pop_into(&mut self, out: &mut Vec<u8>) -> usize {
-        let Some((_, end)) = self.items.pop_front() else {
-            return 0;
-        };
-        let end = end - self.base;
-        out.extend_from_slice(&self.bytes[self.start..end]);
-        let len = end - self.start;
-        self.start = end;
-        if self.items.is_empty() {
-            self.base += self.bytes.len();
-            self.bytes.clear();
-            self.start = 0;
-        } else if self.start >= 1 << 20 && self.start * 2 >= self.bytes.len() {
-            // Never emptied at a steady rate: let go of what is written.
-            self.bytes.drain(..self.start);
-            self.base += self.start;
-            self.start = 0;
-        }
-        len
-    }
 }
 
 /// One ring: an interface (or `any`) of one target.
@@ -87,7 +42,9 @@ pub(super) struct Source {
     /// `None` once closed: its target exited or its interface went away.
     pub(super) ring: Option<Ring>,
     pub(super) counters: IfaceCounters,
-    pub(super) held: Held,
+    /// Its target exited or its interface went away: closed once what it
+    /// holds is written.
+    pub(super) closing: bool,
 }
 
 impl Source {
@@ -122,13 +79,20 @@ pub(super) fn open(
             wanted.push((0, name, ifindex, None));
         }
     }
-    let block = ring::block_size_for(args.snaplen);
+    let several = wanted.len() > 1;
+    let mut block = ring::block_size_for(args.snaplen);
+    if several && block / 2 >= args.snaplen as usize + 128 {
+        // Packets stay in their ring until no other ring can precede them
+        // (see `steps`), in blocks handed over every few ms: smaller
+        // blocks, so that the kernel still has free ones meanwhile.
+        block /= 2;
+    }
     let ring_bytes = (args.buffer_kib as usize * 1024).max(2 * block);
     let mut sources = Vec::new();
     let mut raw_only = true;
     let per_target = |t: usize| wanted.iter().filter(|w| w.0 == t).count();
     let shares: Vec<usize> = wanted.iter().map(|w| per_target(w.0)).collect();
-    let retire_ms = if wanted.len() > 1 {
+    let retire_ms = if several {
         RETIRE_MS_SEVERAL
     } else {
         RETIRE_MS
@@ -163,7 +127,11 @@ pub(super) fn open(
         // Each target gets the ring size asked for, shared by its rings.
         let cfg = RingConfig {
             ifindex,
-            ring_bytes: ring_bytes / share,
+            ring_bytes: if several {
+                (ring_bytes / share).max(MIN_BLOCKS_SEVERAL * block)
+            } else {
+                ring_bytes / share
+            },
             block_bytes: block,
             retire_ms,
             filter,
@@ -177,44 +145,8 @@ pub(super) fn open(
             ifindex,
             ring: Some(ring),
             counters: IfaceCounters::default(),
-            held: Held::default(),
+            closing: false,
         });
     }
     Ok((sources, raw_only))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn held_packets_come_out_whole_and_in_order() {
-        let mut h = Held::default();
-        h.bytes.extend_from_slice(b"aaaa");
-        h.push(1);
-        h.bytes.extend_from_slice(b"bb");
-        h.push(2);
-        assert_eq!(h.head(), Some(1));
-        let mut out = Vec::new();
-        assert_eq!(h.pop_into(&mut out), 4);
-        assert_eq!(h.head(), Some(2));
-        assert_eq!(h.pop_into(&mut out), 2);
-        assert_eq!(out, b"aaaabb");
-        assert_eq!((h.head(), h.bytes.len(), h.start), (None, 0, 0));
-        assert_eq!(h.pop_into(&mut out), 0);
-        // A steady flow that never empties is compacted, its items intact.
-        let mut got = Vec::new();
-        for k in 0..5000u64 {
-            h.bytes.extend_from_slice(&[k as u8; 1000]);
-            h.push(k);
-            if k % 2 == 1 {
-                out.clear();
-                assert_eq!(h.pop_into(&mut out), 1000);
-                got.push(out[0]);
-            }
-        }
-        assert!(h.bytes.len() < 4 << 20, "{}", h.bytes.len());
-        let want: Vec<u8> = (0..2500u64).map(|k| k as u8).collect();
-        assert_eq!(got, want);
-    }
 }

@@ -4,19 +4,22 @@
 //! [`Capture::end_targets`], [`Capture::wait`]) and [`Capture::finish`].
 //!
 //! **Order across rings.** A ring hands over its packets in time order, a
-//! block at a time; with several rings (several targets, or several
-//! interfaces), each one's packets are encoded into a queue of its own and
-//! written oldest first once no ring can still hand over an older one. The
-//! engine reads that from the rings themselves ([`Ring::complete_until`]):
-//! the block the kernel is filling holds no packet (then every packet
-//! stamped before now, less [`IN_FLIGHT_NS`] for what is still on its way
-//! through the stack, has been handed over), or it was opened at its
-//! `ts_first_pkt`. So a packet waits at most about one block retire time
-//! (with several rings [`super::sources::RETIRE_MS_SEVERAL`], 5 ms) plus
-//! [`IN_FLIGHT_NS`] for the other rings; the reorder
-//! window (`--reorder-window`, 200 ms) bounds it in any case, and a packet
-//! that comes later than a later one was written is written at once and
-//! counted ([`Report::late`]). One ring is written straight from the ring.
+//! block at a time. With one ring, the engine writes them as it drains the
+//! ring. With several (several targets, or several interfaces), packets
+//! stay in their ring, with no copy, until no ring can still hand over an
+//! older one; then the oldest is encoded straight from its ring into the
+//! output, and its block goes back to the kernel once its last packet is
+//! out. The engine reads each ring's progress from the ring itself
+//! ([`Ring::complete_until`]): the block the kernel is filling holds no
+//! packet (then every packet stamped before now, less [`IN_FLIGHT_NS`] for
+//! what is still on its way through the stack, has been handed over), or
+//! it was opened at its `ts_first_pkt`. So a packet waits at most about
+//! one block retire time (with several rings
+//! [`super::sources::RETIRE_MS_SEVERAL`], 5 ms) plus [`IN_FLIGHT_NS`] for
+//! the other rings; the reorder window (`--reorder-window`, 200 ms) bounds
+//! it in any case, as does a ring that is full (the kernel would drop), and
+//! a packet that comes later than a later one was written is written at
+//! once and counted ([`Report::late`]).
 
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -39,10 +42,6 @@ use crate::CaptureError;
 /// How long a packet may take from its time stamp to its place in a ring
 /// block (through the stack, on another CPU).
 const IN_FLIGHT_NS: u64 = 3_000_000;
-
-/// The most packet bytes held for ordering before the oldest is written
-/// regardless of the other rings.
-const MAX_HELD_BYTES: usize = 64 << 20;
 
 /// How long the rings of a target whose process exited are still read:
 /// the kernel hands over its last partial block within [`RETIRE_MS`].
@@ -105,7 +104,6 @@ pub(super) struct Capture {
     several: bool,
     /// The sockets were handed over (a sealed engine).
     sealed: bool,
-    held_bytes: usize,
     skipped: u64,
     ended_by: Option<String>,
     output_failed: bool,
@@ -229,7 +227,6 @@ impl Capture {
             w,
             sfd,
             args,
-            held_bytes: 0,
             skipped: 0,
             ended_by: None,
             output_failed: false,
@@ -346,7 +343,12 @@ impl Capture {
     pub(super) fn run_loop(&mut self) -> Result<(), CaptureError> {
         loop {
             let now = now_ns();
-            if !self.drain() || (self.ordered && !self.release(now)) || !self.flush_if_due() {
+            let moved = if self.ordered {
+                self.merge(now, false)
+            } else {
+                self.drain()
+            };
+            if !moved || !self.flush_if_due() {
                 return Ok(());
             }
             if self.tally.done() {
@@ -377,9 +379,8 @@ impl Capture {
         }
     }
 
-    /// Takes every packet the kernel has handed over in every ring: written
-    /// at once with one ring, held for ordering with several. False when
-    /// the output failed.
+    /// One ring: takes every packet the kernel has handed over and writes
+    /// it. False when the output failed.
     fn drain(&mut self) -> bool {
         let which = self.args.which;
         let mut failed = None;
@@ -390,38 +391,25 @@ impl Capture {
             let raw_ok = src.ifindex != 0;
             let t = src.target;
             let (w, skipped, tally) = (&mut self.w, &mut self.skipped, &mut self.tally);
-            if self.ordered {
-                let (held, held_bytes) = (&mut src.held, &mut self.held_bytes);
-                ring.drain(&mut self.scratch, |p| {
-                    if keep(p, which, raw_ok, skipped) {
-                        let before = held.bytes.len();
-                        w.encode(t, p, Some(&mut held.bytes));
-                        held.push(p.ts_ns);
-                        *held_bytes += held.bytes.len() - before;
-                    }
-                    true
-                });
-            } else {
-                let counters = &mut src.counters;
-                ring.drain(&mut self.scratch, |p| {
-                    if tally.done() {
+            let counters = &mut src.counters;
+            ring.drain(&mut self.scratch, |p| {
+                if tally.done() {
+                    return false;
+                }
+                if !keep(p, which, raw_ok, skipped) {
+                    return true;
+                }
+                w.encode(t, p, None);
+                counters.delivered += 1;
+                let go_on = tally.count(&mut w.out, p.ts_ns);
+                if w.out.wants_flush() {
+                    if let Err(e) = w.out.flush() {
+                        failed = Some(e);
                         return false;
                     }
-                    if !keep(p, which, raw_ok, skipped) {
-                        return true;
-                    }
-                    w.encode(t, p, None);
-                    counters.delivered += 1;
-                    let go_on = tally.count(&mut w.out, p.ts_ns);
-                    if w.out.wants_flush() {
-                        if let Err(e) = w.out.flush() {
-                            failed = Some(e);
-                            return false;
-                        }
-                    }
-                    go_on
-                });
-            }
+                }
+                go_on
+            });
             src.count();
             if failed.is_some() {
                 break;
@@ -436,56 +424,104 @@ impl Capture {
         }
     }
 
-    /// Writes the held packets that no ring can still precede (see the
-    /// module's comment). False when the output failed.
-    fn release(&mut self, now: u64) -> bool {
-        let complete = self
+    /// Several rings: writes, oldest first, every packet they hold that no
+    /// ring can still precede (every one with `all`); see the module's
+    /// comment. False when the output failed.
+    fn merge(&mut self, now: u64, all: bool) -> bool {
+        // First what each ring may still hand over, then what it holds: a
+        // block handed over in between is then seen.
+        let unseen: Vec<u64> = self
             .sources
             .iter()
-            .filter_map(|s| s.ring.as_ref())
-            .map(|r| r.complete_until(now).saturating_sub(IN_FLIGHT_NS))
-            .min()
-            .unwrap_or(u64::MAX);
-        let window = self.args.reorder_ms.saturating_mul(1_000_000);
-        self.write_held(complete.max(now.saturating_sub(window)))
-    }
-
-    /// The ring whose oldest held packet is the oldest of all.
-    fn oldest(&self) -> Option<(usize, u64)> {
-        let mut best: Option<(usize, u64)> = None;
-        for (i, s) in self.sources.iter().enumerate() {
-            if let Some(ts) = s.held.head() {
-                if best.is_none_or(|(_, b)| ts < b) {
-                    best = Some((i, ts));
-                }
-            }
-        }
-        best
-    }
-
-    /// Writes held packets oldest first up to `bound` (and past it while
-    /// more than [`MAX_HELD_BYTES`] are held). False when the output failed.
-    fn write_held(&mut self, bound: u64) -> bool {
+            .map(|s| match &s.ring {
+                Some(r) if !all && !s.closing => r.complete_until(now).saturating_sub(IN_FLIGHT_NS),
+                _ => u64::MAX,
+            })
+            .collect();
+        let window = now.saturating_sub(self.args.reorder_ms.saturating_mul(1_000_000));
+        let mut heads: Vec<Option<u64>> = self
+            .sources
+            .iter_mut()
+            .map(|s| s.ring.as_mut().and_then(Ring::head_ts))
+            .collect();
+        let mut fresh = true;
         while !self.tally.done() {
-            let Some((i, ts)) = self.oldest() else {
+            let Some((i, ts)) = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|t| (i, t)))
+                .min_by_key(|(_, t)| *t)
+            else {
                 break;
             };
-            if ts > bound && self.held_bytes <= MAX_HELD_BYTES {
-                break;
+            let others = (0..heads.len())
+                .filter(|j| *j != i)
+                .map(|j| heads[j].unwrap_or(u64::MAX).min(unseen[j]))
+                .min()
+                .unwrap_or(u64::MAX);
+            let limit = others.max(window);
+            if ts > limit
+                && !self
+                    .sources
+                    .iter()
+                    .any(|s| s.ring.as_ref().is_some_and(Ring::full))
+            {
+                if fresh {
+                    break;
+                }
+                // Another ring may have handed over a block since: look
+                // once more before waiting.
+                for (h, s) in heads.iter_mut().zip(self.sources.iter_mut()) {
+                    *h = s.ring.as_mut().and_then(Ring::head_ts);
+                }
+                fresh = true;
+                continue;
             }
-            let src = &mut self.sources[i];
-            self.held_bytes -= src.held.pop_into(self.w.out.buf());
-            self.w.out.end_packet();
-            src.counters.delivered += 1;
-            self.tally.count(&mut self.w.out, ts);
+            // The oldest, and the run of its ring's packets before `limit`.
+            match self.write_run(i, limit) {
+                Some(next) => heads[i] = next,
+                None => return false,
+            }
+            fresh = false;
+        }
+        for s in self.sources.iter_mut() {
+            s.count();
+        }
+        true
+    }
+
+    /// Writes ring `i`'s next packet, and the ones after it stamped up to
+    /// `limit`: the ring's next time stamp then, or `None` when the output
+    /// failed.
+    fn write_run(&mut self, i: usize, limit: u64) -> Option<Option<u64>> {
+        let which = self.args.which;
+        let src = &mut self.sources[i];
+        let Some(ring) = src.ring.as_mut() else {
+            return Some(None);
+        };
+        let raw_ok = src.ifindex != 0;
+        let t = src.target;
+        loop {
+            let (w, skipped, tally) = (&mut self.w, &mut self.skipped, &mut self.tally);
+            let counters = &mut src.counters;
+            ring.take(&mut self.scratch, |p| {
+                if keep(p, which, raw_ok, skipped) {
+                    w.encode(t, p, None);
+                    counters.delivered += 1;
+                    tally.count(&mut w.out, p.ts_ns);
+                }
+            });
             if self.w.out.wants_flush() {
                 if let Err(e) = self.w.out.flush() {
                     self.output_error(e);
-                    return false;
+                    return None;
                 }
             }
+            let next = ring.head_ts();
+            if self.tally.done() || next.is_none_or(|ts| ts > limit) {
+                return Some(next);
+            }
         }
-        true
     }
 
     fn output_error(&mut self, e: OutputError) {
@@ -519,17 +555,23 @@ impl Capture {
                 continue;
             }
             for s in self.sources.iter_mut().filter(|s| s.target == t) {
-                s.close();
+                s.closing = true;
             }
             tg.ended = true;
             tg.pidfd = None;
+        }
+        // A closing ring is closed once it holds nothing more.
+        for s in self.sources.iter_mut().filter(|s| s.closing) {
+            if s.ring.as_mut().is_some_and(|r| r.head_ts().is_none()) {
+                s.close();
+            }
         }
         let done: Vec<bool> = (0..self.targets.len())
             .map(|t| {
                 self.sources
                     .iter()
                     .filter(|s| s.target == t)
-                    .all(|s| s.ring.is_none() && s.held.head().is_none())
+                    .all(|s| s.ring.is_none())
             })
             .collect();
         if done.iter().any(|d| *d) && self.sources.iter().any(|s| s.ring.is_some()) {
@@ -563,16 +605,37 @@ impl Capture {
         let open: Vec<usize> = (0..self.sources.len())
             .filter(|i| self.sources[*i].ring.is_some())
             .collect();
+        // With several rings, one that holds a packet for order waits for
+        // the others (or the time): polled for errors only, since it polls
+        // readable as long as it holds a block.
+        let ordered = self.ordered;
+        let holds: Vec<bool> = open
+            .iter()
+            .map(|i| {
+                ordered
+                    && self.sources[*i]
+                        .ring
+                        .as_mut()
+                        .is_some_and(|r| r.head_ts().is_some())
+            })
+            .collect();
+        let pending = holds.iter().any(|h| *h);
         let watched: Vec<usize> = (0..self.targets.len())
             .filter(|t| self.targets[*t].ending.is_none() && self.targets[*t].pidfd.is_some())
             .collect();
         let mut fds: Vec<PollFd> = open
             .iter()
-            .filter_map(|i| self.sources[*i].ring.as_ref())
-            .map(|r| {
+            .zip(&holds)
+            .filter_map(|(i, h)| Some((self.sources[*i].ring.as_ref()?, *h)))
+            .map(|(r, holds)| {
+                let events = if holds {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::POLLIN
+                };
                 // SAFETY: the ring's fd lives as long as `self.sources`,
                 // which is not changed before `fds` is dropped.
-                PollFd::new(unsafe { BorrowedFd::borrow_raw(r.fd()) }, PollFlags::POLLIN)
+                PollFd::new(unsafe { BorrowedFd::borrow_raw(r.fd()) }, events)
             })
             .collect();
         fds.push(PollFd::new(self.sfd.as_fd(), PollFlags::POLLIN));
@@ -584,7 +647,7 @@ impl Capture {
         let ending = self.targets.iter().any(|t| t.ending.is_some() && !t.ended);
         let timeout: u16 = if self.stopping.is_some() || ending {
             20
-        } else if self.held_bytes > 0 {
+        } else if pending {
             2
         } else {
             250
@@ -643,7 +706,7 @@ impl Capture {
         );
         if self.several {
             eprintln!("netshim: {why}; the other interfaces are still captured");
-            self.sources[i].close();
+            self.sources[i].closing = true;
         } else {
             self.ended_by = Some(why);
             self.stopping.get_or_insert_with(Instant::now);
@@ -660,7 +723,7 @@ impl Capture {
             s.count();
         }
         if self.ordered && !self.output_failed {
-            self.write_held(u64::MAX);
+            self.merge(now_ns(), true);
         }
         let end_ns = now_ns();
         let sources = &self.sources;

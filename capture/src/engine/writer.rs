@@ -129,13 +129,15 @@ impl Writer {
                 let name = self.name_of(key);
                 let about = &self.naming[key.0].description;
                 let about = (!about.is_empty()).then(|| about.clone());
-                format::pcapng_idb_described(
+                format::pcapng_idb_of(
                     self.out.buf(),
-                    format::linktype_of(hatype),
-                    self.snaplen,
-                    &name,
-                    about.as_deref(),
-                    self.filter.as_deref(),
+                    &format::Idb {
+                        linktype: format::linktype_of(hatype),
+                        snaplen: self.snaplen,
+                        name: &name,
+                        description: about.as_deref(),
+                        filter: self.filter.as_deref(),
+                    },
                 );
                 self.out.end_block();
                 self.idb.push((key, false));
