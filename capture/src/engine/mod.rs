@@ -53,7 +53,7 @@ pub struct Report {
     /// Why packets were lost, in a few words ([`crate::output::OutputError::cause`]).
     pub lost_because: Option<String>,
     /// Packets written out of timestamp order (later than the reorder
-    /// window, or past the memory bound of what is held).
+    /// window, or let out of a ring that filled up).
     pub late: u64,
 }
 

@@ -165,7 +165,7 @@ fn print_report(report: &netshim_capture::Report, output: Option<&str>, window_m
     if report.late > 0 {
         eprintln!(
             "netshim: {} packet(s) were written out of timestamp order (later than \
-             --reorder-window {window_ms} ms, or past the memory bound of what is held)",
+             --reorder-window {window_ms} ms, or let out of a ring that filled up)",
             report.late
         );
     }
