@@ -226,7 +226,7 @@ fuzz_smoke() {
     cargo install --locked cargo-fuzz
   fi
   local t
-  for t in filter summary records read policy config; do
+  for t in filter summary records read merge policy config; do
     say "fuzzing $t for ${secs} s"
     (cd fuzz && cargo +nightly fuzz run "$t" -- -max_total_time="$secs" 2>&1 |
       grep -E '^Done|ERROR|SUMMARY|panicked')

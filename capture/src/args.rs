@@ -10,17 +10,47 @@
 //! a value (an interface name, the filter's text) can never be read as a
 //! flag, and `ps` in the target shows what the engine was asked to do.
 
-use crate::engine::{Format, Which};
 use crate::filter::{self, Compiled};
 use crate::summary::Dump;
 
-/// A packet socket netshim made in the target and handed to a sealed
-/// engine at descriptor `fd`.
+/// What the output gets: pcapng or classic pcap (`None` in
+/// [`EngineArgs::write`]: lines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Pcapng,
+    Pcap,
+}
+
+/// `-Q`: which directions to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    InOut,
+    In,
+    Out,
+}
+
+/// A packet socket netshim made in a target and handed to a sealed
+/// engine at descriptor `fd`; `target` indexes [`EngineArgs::targets`]
+/// (0 when the capture has one target).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandedSocket {
     pub fd: i32,
+    pub target: usize,
     pub ifindex: i32,
     pub name: String,
+}
+
+/// One target of a sealed engine that holds several targets' sockets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineTarget {
+    /// `docker:web`: its interfaces are named `docker:web/eth0`.
+    pub label: String,
+    /// What the target is (container name, image…): `if_description`.
+    pub description: String,
+    /// A pidfd of the target's process, handed at this descriptor: when it
+    /// polls readable the process has exited and the target's interfaces
+    /// end (their statistics written) while the others go on.
+    pub pidfd: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,21 +89,22 @@ pub struct EngineArgs {
     pub low_latency: bool,
     /// Install the seccomp allow-list ([`crate::confine`]) once set up.
     pub confine: bool,
-    /// Leave the closing counts out of stderr: one of several engines whose
-    /// streams netshim merges, and whose counts it reports from their ISBs.
-    pub no_report: bool,
-    /// Write a progress block ([`crate::format::pcapng_progress`]) every
-    /// [`crate::engine::HEARTBEAT`]: the stream is one of several netshim
-    /// merges, and says how far it is complete.
-    pub heartbeat: bool,
     /// Give up a pipe output whose reader takes nothing for this many
     /// seconds ([`crate::output::Output::set_stall_timeout`]).
     pub stall_timeout: Option<u32>,
-    /// `capture --sealed`: the packet sockets made in the target, one per
-    /// interface; the engine runs in an empty network namespace.
+    /// `capture --sealed` and captures of several targets: the packet
+    /// sockets made in the targets, one per interface; the engine runs in
+    /// an empty network namespace.
     pub sockets: Vec<HandedSocket>,
-    /// With `sockets`: the target's interface names by index.
-    pub names: Vec<(i32, String)>,
+    /// With `sockets`: each target's interface names by index (target,
+    /// index, name).
+    pub names: Vec<(usize, i32, String)>,
+    /// Several targets: each one's name, description and pidfd. Their
+    /// interfaces are named `TARGET/IFACE`. Empty for one target.
+    pub targets: Vec<EngineTarget>,
+    /// With several rings: how long at most a packet is held so that the
+    /// packets of every ring are written in timestamp order, in ms.
+    pub reorder_ms: u64,
     /// The name of the file the output is (`-w FILE`, opened by netshim),
     /// for the closing counts: the engine only has a descriptor.
     pub output_name: Option<String>,
@@ -102,15 +133,18 @@ impl Default for EngineArgs {
             status_line: false,
             low_latency: false,
             confine: false,
-            no_report: false,
-            heartbeat: false,
             stall_timeout: None,
             sockets: Vec::new(),
             names: Vec::new(),
+            targets: Vec::new(),
+            reorder_ms: DEFAULT_REORDER_MS,
             output_name: None,
         }
     }
 }
+
+/// The default of [`EngineArgs::reorder_ms`] (`--reorder-window`).
+pub const DEFAULT_REORDER_MS: u64 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArgsError {
@@ -147,6 +181,12 @@ const WHICH: [(Which, &str); 3] = [
     (Which::Out, "out"),
 ];
 const FORMATS: [(Format, &str); 2] = [(Format::Pcapng, "pcapng"), (Format::Pcap, "pcap")];
+
+/// `T:REST` → (T, REST).
+fn target_of(v: &str) -> Option<(usize, &str)> {
+    let (t, rest) = v.split_once(':')?;
+    Some((t.parse().ok()?, rest))
+}
 
 impl EngineArgs {
     /// The engine's arguments (after the program and subcommand names).
@@ -189,10 +229,22 @@ impl EngineArgs {
             kv("stall-timeout", &t.to_string());
         }
         for s in &self.sockets {
-            kv("socket", &format!("{}:{}:{}", s.fd, s.ifindex, s.name));
+            kv(
+                "socket",
+                &format!("{}:{}:{}:{}", s.fd, s.target, s.ifindex, s.name),
+            );
         }
-        for (i, n) in &self.names {
-            kv("ifname", &format!("{i}:{n}"));
+        for (t, i, n) in &self.names {
+            kv("ifname", &format!("{t}:{i}:{n}"));
+        }
+        for t in &self.targets {
+            // Tab-separated: a label holds ':' (docker:web); netshim makes
+            // neither with a tab (see `EngineTarget`).
+            let fd = t.pidfd.map_or("-".to_string(), |f| f.to_string());
+            kv("target", &format!("{fd}\t{}\t{}", t.label, t.description));
+        }
+        if self.reorder_ms != DEFAULT_REORDER_MS {
+            kv("reorder-ms", &self.reorder_ms);
         }
         if let Some(n) = &self.output_name {
             kv("output-name", n);
@@ -213,8 +265,6 @@ impl EngineArgs {
             (self.status_line, "status-line"),
             (self.low_latency, "low-latency"),
             (self.confine, "confine"),
-            (self.no_report, "no-report"),
-            (self.heartbeat, "heartbeat"),
         ] {
             if on {
                 v.push(format!("--{word}"));
@@ -287,15 +337,40 @@ impl EngineArgs {
                     )
                 }
                 ("socket", Some(v)) => {
-                    let (fd, rest) = v.split_once(':').ok_or_else(|| bad("FD:IFINDEX:NAME"))?;
+                    let (fd, rest) = v
+                        .split_once(':')
+                        .ok_or_else(|| bad("FD:TARGET:IFINDEX:NAME"))?;
+                    let (target, rest) = target_of(rest).ok_or_else(|| bad("no target"))?;
                     let (ifindex, name) = pair(Some(rest))?;
                     a.sockets.push(HandedSocket {
                         fd: fd.parse().map_err(|_| bad("not a descriptor"))?,
+                        target,
                         ifindex,
                         name,
                     });
                 }
-                ("ifname", v) => a.names.push(pair(v)?),
+                ("ifname", Some(v)) => {
+                    let (target, rest) = target_of(v).ok_or_else(|| bad("no target"))?;
+                    let (i, n) = pair(Some(rest))?;
+                    a.names.push((target, i, n));
+                }
+                ("target", Some(v)) => {
+                    let mut f = v.splitn(3, '\t');
+                    let (Some(fd), Some(label), Some(description)) = (f.next(), f.next(), f.next())
+                    else {
+                        return Err(bad("PIDFD<tab>LABEL<tab>DESCRIPTION"));
+                    };
+                    let pidfd = match fd {
+                        "-" => None,
+                        n => Some(n.parse().map_err(|_| bad("not a descriptor"))?),
+                    };
+                    a.targets.push(EngineTarget {
+                        label: label.into(),
+                        description: description.into(),
+                        pidfd,
+                    });
+                }
+                ("reorder-ms", v) => a.reorder_ms = num(v)?,
                 ("output-name", Some(v)) => a.output_name = Some(v.to_string()),
                 ("filter-text", Some(v)) => text = Some(v.to_string()),
                 ("filter-program", Some(v)) => program = Some(filter::program_from_text(v)?),
@@ -311,8 +386,6 @@ impl EngineArgs {
                 ("status-line", None) => a.status_line = true,
                 ("low-latency", None) => a.low_latency = true,
                 ("confine", None) => a.confine = true,
-                ("no-report", None) => a.no_report = true,
-                ("heartbeat", None) => a.heartbeat = true,
                 ("stall-timeout", v) => {
                     a.stall_timeout = Some(u32::try_from(num(v)?).map_err(|_| bad("too large"))?)
                 }
@@ -363,15 +436,35 @@ mod tests {
             status_line: true,
             low_latency: true,
             confine: true,
-            no_report: true,
-            heartbeat: true,
             stall_timeout: Some(60),
-            sockets: vec![HandedSocket {
-                fd: 3,
-                ifindex: 2,
-                name: "eth0".into(),
-            }],
-            names: vec![(1, "lo".into()), (2, "a:b".into())],
+            sockets: vec![
+                HandedSocket {
+                    fd: 3,
+                    target: 0,
+                    ifindex: 2,
+                    name: "eth0".into(),
+                },
+                HandedSocket {
+                    fd: 4,
+                    target: 1,
+                    ifindex: 1,
+                    name: "l:o".into(),
+                },
+            ],
+            names: vec![(0, 1, "lo".into()), (1, 2, "a:b".into())],
+            targets: vec![
+                EngineTarget {
+                    label: "docker:web".into(),
+                    description: "docker container web (image a:b)".into(),
+                    pidfd: Some(5),
+                },
+                EngineTarget {
+                    label: "netns:blue".into(),
+                    description: "named network namespace blue".into(),
+                    pidfd: None,
+                },
+            ],
+            reorder_ms: 50,
             output_name: Some("/tmp/a b=c.pcapng".into()),
         }
     }
@@ -406,6 +499,10 @@ mod tests {
             vec!["--filter-program=1,6 0 0 96,6 0 0 0"],
             vec!["--quiet=1"],
             vec!["--socket=3:eth0"],
+            vec!["--socket=3:2:eth0"],
+            vec!["--ifname=1:lo"],
+            vec!["--target=3\tdocker:web"],
+            vec!["--target=x\ta\tb"],
         ] {
             assert!(EngineArgs::from_argv(&argv).is_err(), "{argv:?}");
         }

@@ -125,11 +125,46 @@ pub fn pcapng_idb(
     name: &str,
     filter: Option<&str>,
 ) {
+    pcapng_idb_of(
+        buf,
+        &Idb {
+            linktype,
+            snaplen,
+            name,
+            description: None,
+            filter,
+        },
+    )
+}
+
+/// What an Interface Description Block says of its interface.
+pub struct Idb<'a> {
+    pub linktype: u16,
+    pub snaplen: u32,
+    pub name: &'a str,
+    /// `if_description`: what the target of a capture of several is.
+    pub description: Option<&'a str>,
+    /// `if_filter`: the filter's text.
+    pub filter: Option<&'a str>,
+}
+
+/// [`pcapng_idb`] with every option [`Idb`] holds.
+pub fn pcapng_idb_of(buf: &mut Vec<u8>, i: &Idb) {
+    let Idb {
+        linktype,
+        snaplen,
+        name,
+        description,
+        filter,
+    } = *i;
     block(buf, 1, |b| {
         b.extend_from_slice(&linktype.to_le_bytes());
         b.extend_from_slice(&0u16.to_le_bytes());
         b.extend_from_slice(&snaplen.to_le_bytes());
         option(b, 2, name.as_bytes()); // if_name
+        if let Some(d) = description {
+            option(b, 3, d.as_bytes()); // if_description
+        }
         option(b, 9, &[9]); // if_tsresol: 10^-9
         if let Some(f) = filter {
             let mut v = vec![0u8];
@@ -215,21 +250,6 @@ pub fn pcapng_isb(buf: &mut Vec<u8>, iface: u32, start_ns: u64, end_ns: u64, c: 
         option(b, 7, &c.dropped.to_le_bytes()); // isb_osdrop
         option(b, 8, &c.delivered.to_le_bytes()); // isb_usrdeliv
         option(b, 0, &[]);
-    });
-}
-
-/// The block type of netshim's progress block: a custom block that must not
-/// be copied (pcapng's 0x40000BAD) with enterprise number 0, holding a time
-/// in nanoseconds since the epoch. An engine whose stream netshim merges
-/// writes one every [`crate::engine::HEARTBEAT`]: every packet of the stream
-/// stamped before that time has already been written. The merge consumes
-/// them; they never reach a file.
-pub const PROGRESS_BLOCK: u32 = 0x4000_0BAD;
-
-pub fn pcapng_progress(buf: &mut Vec<u8>, complete_until_ns: u64) {
-    block(buf, PROGRESS_BLOCK, |b| {
-        b.extend_from_slice(&0u32.to_le_bytes());
-        b.extend_from_slice(&complete_until_ns.to_le_bytes());
     });
 }
 

@@ -141,6 +141,66 @@ pub fn read(data: &[u8]) {
     }
 }
 
+/// The merge of pcapng streams from elsewhere (`merge`): any bytes, split
+/// into two streams and fed in pieces, never panic the merge, and what it
+/// writes reads back as pcapng, every record whole, its time stamps in
+/// order but for the packets it counted late.
+pub fn merge(data: &[u8]) {
+    use crate::merge::Merger;
+    use crate::output::Output;
+    use std::io::{Read, Seek};
+    use std::os::fd::FromRawFd;
+    // SAFETY: memfd_create takes a NUL-terminated name and flags; the
+    // result is checked.
+    let fd = unsafe { libc::memfd_create(c"merge".as_ptr(), libc::MFD_CLOEXEC) };
+    assert!(fd >= 0, "memfd_create");
+    // SAFETY: the descriptor was just made and nothing else owns it.
+    let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+    let mut out = Output::new(file.try_clone().expect("dup")).expect("output");
+    let mut m = Merger::new(std::time::Duration::ZERO, None);
+    m.header(&mut out);
+    let streams = [m.add_stream("pod/a", "pod a"), m.add_stream("pod/b", "")];
+    let cut = data.first().map_or(0, |c| *c as usize * data.len() / 256);
+    let step = data.get(1).map_or(7, |s| usize::from(*s % 61) + 1);
+    let (x, y) = data.split_at(cut);
+    let parts = [x, y];
+    for k in 0..data.len().div_ceil(step) {
+        for (s, part) in streams.iter().zip(parts) {
+            if let Some(c) = part.chunks(step).nth(k) {
+                let _ = m.feed_bytes(*s, c, &mut out);
+            }
+        }
+        m.release(k as u64 * 1000, &mut out);
+    }
+    for s in streams {
+        let _ = m.end_stream(s);
+    }
+    m.finish(&mut out);
+    out.finish().expect("writing to memory");
+    let mut bytes = Vec::new();
+    file.rewind().expect("rewind");
+    file.read_to_end(&mut bytes).expect("read back");
+    let mut r = crate::read::Reader::new(&bytes[..]).expect("the merge writes pcapng");
+    let (mut last, mut back) = (0u64, 0u64);
+    let mut n = 0;
+    while let Some(rec) = r
+        .next_record()
+        .expect("every record the merge wrote is whole")
+    {
+        if rec.ts_ns < last {
+            back += 1;
+        }
+        last = last.max(rec.ts_ns);
+        n += 1;
+    }
+    assert_eq!(n, m.written());
+    assert!(
+        back <= m.late(),
+        "{back} steps back, {} counted late",
+        m.late()
+    );
+}
+
 /// A small deterministic generator for the smoke tests (xorshift64*).
 pub struct Rng(pub u64);
 

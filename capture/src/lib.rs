@@ -17,8 +17,8 @@ pub mod rotate;
 pub mod shed;
 pub mod summary;
 
-pub use args::EngineArgs;
-pub use engine::{interface_name, run, Format, Options, Report, Which};
+pub use args::{EngineArgs, Format, Which};
+pub use engine::{interface_name, run, Options, Report};
 
 /// Default snapshot length: whole GRO / BIG TCP packets, as tcpdump's.
 pub const DEFAULT_SNAPLEN: u32 = 262_144;

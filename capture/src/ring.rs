@@ -120,6 +120,9 @@ pub struct Ring {
     blocks: usize,
     next: usize,
     snaplen: usize,
+    /// With [`Ring::head_ts`]/[`Ring::take`]: the packets left in block
+    /// `next`, which was handed over, and the offset of the next one.
+    cursor: Option<(u32, usize)>,
 }
 
 // SAFETY: the mapping belongs to this Ring alone and is only touched
@@ -245,6 +248,7 @@ impl Ring {
             blocks,
             next: 0,
             snaplen: (cfg.snaplen as usize).max(1),
+            cursor: None,
         };
         if let Some(prog) = &cfg.filter {
             let fprog = libc::sock_fprog {
@@ -298,76 +302,94 @@ impl Ring {
         unsafe { &*(self.block_ptr(i).add(BLOCK_STATUS) as *const AtomicU32) }
     }
 
+    /// The packet at `off` of block `i`, and the offset of the next one.
+    ///
+    /// # Safety
+    /// Block `i` must be handed over (TP_STATUS_USER, read with Acquire)
+    /// and `off` the offset of one of its packets, from the kernel's own
+    /// headers inside the block.
+    unsafe fn packet_at<'a>(
+        &'a self,
+        i: usize,
+        off: usize,
+        scratch: &'a mut Vec<u8>,
+    ) -> (Packet<'a>, usize) {
+        let base = self.block_ptr(i);
+        // SAFETY: the caller's promise: a packet of a handed-over block,
+        // which the kernel does not touch until it is given back.
+        unsafe {
+            let h = &*(base.add(off) as *const Tpacket3Hdr);
+            let sll = &*(base.add(off + SOCKADDR_LL_OFFSET) as *const libc::sockaddr_ll);
+            let frame =
+                std::slice::from_raw_parts(base.add(off + h.mac as usize), h.snaplen as usize);
+            let mut p = Packet {
+                ts_ns: h.sec as u64 * 1_000_000_000 + h.nsec as u64,
+                ifindex: sll.sll_ifindex,
+                hatype: sll.sll_hatype,
+                pkttype: sll.sll_pkttype,
+                data: frame,
+                orig_len: h.len,
+            };
+            // As libpcap, only where the link-layer header has a type
+            // field to put the tag before (Ethernet framing).
+            if vlan_valid(h) && frame.len() >= 12 && crate::format::ethernet_framed(p.hatype) {
+                let tpid = if h.status & TP_STATUS_VLAN_TPID_VALID != 0 || h.vlan_tpid != 0 {
+                    h.vlan_tpid
+                } else {
+                    0x8100
+                };
+                scratch.clear();
+                scratch.extend_from_slice(&frame[..12]);
+                scratch.extend_from_slice(&tpid.to_be_bytes());
+                scratch.extend_from_slice(&(h.vlan_tci as u16).to_be_bytes());
+                scratch.extend_from_slice(&frame[12..]);
+                p.data = scratch.as_slice();
+                p.orig_len += 4;
+            }
+            // The kernel cuts to the snap length only through a filter
+            // (and a tag put back adds four bytes): cut here, as libpcap.
+            p.data = &p.data[..p.data.len().min(self.snaplen)];
+            (p, off + h.next_offset as usize)
+        }
+    }
+
+    /// Hands block `next` back to the kernel and moves to the next one.
+    fn give_back(&mut self) {
+        self.status(self.next)
+            .store(TP_STATUS_KERNEL, Ordering::Release);
+        self.next = (self.next + 1) % self.blocks;
+        self.cursor = None;
+    }
+
     /// Hands every packet of every block the kernel has filled, in order, to
     /// `f`, then returns the blocks to the kernel. `scratch` is used to put
     /// back a VLAN tag the kernel took out of the frame. Returns the number
     /// of packets seen; stops early (leaving the rest for the next call) when
-    /// `f` returns false.
+    /// `f` returns false. (Not mixed with [`Ring::take`] on one ring.)
     pub fn drain(&mut self, scratch: &mut Vec<u8>, mut f: impl FnMut(&Packet) -> bool) -> u64 {
         let mut n = 0;
-        let snaplen = self.snaplen;
         for _ in 0..self.blocks {
             let i = self.next;
             if self.status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
                 break;
             }
-            let base = self.block_ptr(i);
             // SAFETY: the kernel handed this block to user space
             // (TP_STATUS_USER, read with Acquire); until we store
             // TP_STATUS_KERNEL it does not touch it. All offsets come from
             // the kernel's own headers inside the block.
-            let go_on = unsafe {
-                let num = std::ptr::read(base.add(BLOCK_NUM_PKTS) as *const u32);
-                let mut off = std::ptr::read(base.add(BLOCK_FIRST_PKT) as *const u32) as usize;
-                let mut go_on = true;
-                for _ in 0..num {
-                    let h = &*(base.add(off) as *const Tpacket3Hdr);
-                    let sll = &*(base.add(off + SOCKADDR_LL_OFFSET) as *const libc::sockaddr_ll);
-                    let frame = std::slice::from_raw_parts(
-                        base.add(off + h.mac as usize),
-                        h.snaplen as usize,
-                    );
-                    let ts_ns = h.sec as u64 * 1_000_000_000 + h.nsec as u64;
-                    let mut p = Packet {
-                        ts_ns,
-                        ifindex: sll.sll_ifindex,
-                        hatype: sll.sll_hatype,
-                        pkttype: sll.sll_pkttype,
-                        data: frame,
-                        orig_len: h.len,
-                    };
-                    // As libpcap, only where the link-layer header has a
-                    // type field to put the tag before (Ethernet framing).
-                    if vlan_valid(h)
-                        && frame.len() >= 12
-                        && crate::format::ethernet_framed(p.hatype)
-                    {
-                        let tpid = if h.status & TP_STATUS_VLAN_TPID_VALID != 0 || h.vlan_tpid != 0
-                        {
-                            h.vlan_tpid
-                        } else {
-                            0x8100
-                        };
-                        scratch.clear();
-                        scratch.extend_from_slice(&frame[..12]);
-                        scratch.extend_from_slice(&tpid.to_be_bytes());
-                        scratch.extend_from_slice(&(h.vlan_tci as u16).to_be_bytes());
-                        scratch.extend_from_slice(&frame[12..]);
-                        p.data = scratch.as_slice();
-                        p.orig_len += 4;
-                    }
-                    p.data = &p.data[..p.data.len().min(snaplen)];
-                    n += 1;
-                    if !f(&p) {
-                        go_on = false;
-                        break;
-                    }
-                    off += h.next_offset as usize;
+            let (num, mut off) = unsafe { self.block_start(i) };
+            let mut go_on = true;
+            for _ in 0..num {
+                // SAFETY: as above; `off` is the kernel's own offset.
+                let (p, next) = unsafe { self.packet_at(i, off, scratch) };
+                n += 1;
+                if !f(&p) {
+                    go_on = false;
+                    break;
                 }
-                go_on
-            };
-            self.status(i).store(TP_STATUS_KERNEL, Ordering::Release);
-            self.next = (i + 1) % self.blocks;
+                off = next;
+            }
+            self.give_back();
             if !go_on {
                 break;
             }
@@ -375,15 +397,94 @@ impl Ring {
         n
     }
 
+    /// Block `i`'s packet count and first packet's offset.
+    ///
+    /// # Safety
+    /// Block `i` must be handed over (TP_STATUS_USER, read with Acquire).
+    unsafe fn block_start(&self, i: usize) -> (u32, usize) {
+        let base = self.block_ptr(i);
+        // SAFETY: the caller's promise; two u32 of the block's header.
+        unsafe {
+            (
+                std::ptr::read(base.add(BLOCK_NUM_PKTS) as *const u32),
+                std::ptr::read(base.add(BLOCK_FIRST_PKT) as *const u32) as usize,
+            )
+        }
+    }
+
+    /// Enters the next handed-over block with a packet, if any: the cursor.
+    fn enter(&mut self) -> Option<(u32, usize)> {
+        for _ in 0..self.blocks {
+            if let Some(c) = self.cursor {
+                return Some(c);
+            }
+            if self.status(self.next).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+                return None;
+            }
+            // SAFETY: handed over (TP_STATUS_USER, read with Acquire).
+            let (num, off) = unsafe { self.block_start(self.next) };
+            if num == 0 {
+                self.give_back();
+            } else {
+                self.cursor = Some((num, off));
+            }
+        }
+        self.cursor
+    }
+
+    /// The time stamp of the oldest packet handed over and not yet taken
+    /// with [`Ring::take`]: packets stay in the ring until taken, with no
+    /// copy; a block goes back to the kernel once its last one is taken.
+    pub fn head_ts(&mut self) -> Option<u64> {
+        let (_, off) = self.enter()?;
+        // SAFETY: the cursor is inside block `next`, handed over; the
+        // header's time stamp fields are read.
+        let h = unsafe { &*(self.block_ptr(self.next).add(off) as *const Tpacket3Hdr) };
+        Some(h.sec as u64 * 1_000_000_000 + h.nsec as u64)
+    }
+
+    /// Hands the packet [`Ring::head_ts`] stands for to `f` and moves past
+    /// it; false when there is none.
+    pub fn take(&mut self, scratch: &mut Vec<u8>, f: impl FnOnce(&Packet)) -> bool {
+        let Some((left, off)) = self.enter() else {
+            return false;
+        };
+        // SAFETY: the cursor is a packet of block `next`, handed over.
+        let (p, next) = unsafe { self.packet_at(self.next, off, scratch) };
+        f(&p);
+        if left > 1 {
+            self.cursor = Some((left - 1, next));
+        } else {
+            self.give_back();
+        }
+        true
+    }
+
+    /// Whether every block is handed over and not yet given back: the
+    /// kernel has nowhere to put a packet (it drops them).
+    pub fn full(&self) -> bool {
+        (0..self.blocks).all(|i| self.status(i).load(Ordering::Acquire) & TP_STATUS_USER != 0)
+    }
+
     /// The time before which every packet of this ring has been handed
-    /// over, asked right after [`Ring::drain`] with `now_ns` read before
-    /// the call. If the block the kernel is filling holds no packet, that
-    /// is `now_ns` (less what is still on its way through the stack, which
-    /// the caller allows for); otherwise the time the kernel opened that
-    /// block, whose packets come out when it is retired. A block retired
-    /// since the drain gives its opening time too.
+    /// over, with `now_ns` read before the call: the packets of blocks
+    /// handed over are seen with [`Ring::head_ts`] (ask this first, then
+    /// look at them, so that a block handed over in between is seen). If
+    /// the block the kernel is filling holds no packet, that is `now_ns`
+    /// (less what is still on its way through the stack, which the caller
+    /// allows for); otherwise the time the kernel opened that block, whose
+    /// packets come out when it is retired.
     pub fn complete_until(&self, now_ns: u64) -> u64 {
-        let i = self.next;
+        let mut i = self.next;
+        // Blocks handed over and not given back are seen whole (with
+        // [`Ring::head_ts`]): the first the kernel still owns is what
+        // tells.
+        for _ in 0..self.blocks {
+            if self.status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+                break;
+            }
+            i = (i + 1) % self.blocks;
+        }
         let base = self.block_ptr(i);
         if self.status(i).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
             // SAFETY: num_pkts is a naturally aligned u32 inside the

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Live latency of a merged capture against one target, in one run: how long
-# after its time stamp each packet of `netshim capture -w -` reaches a
-# reader of the stream (issue: one capture across many containers — "the
-# same latency bound as one target").
+# Live latency of a capture of two targets against one target, in one run:
+# how long after its time stamp each packet of `netshim capture -w -`
+# reaches a reader of the stream (issues: one capture across many
+# containers; one unprivileged engine reads every target's rings — "within
+# 5 ms of one target's").
 #
 # Two named network namespaces, each pinging its own loopback every 50 ms
 # (traffic stays inside them). The capture of one target, then of both, is

@@ -106,6 +106,27 @@ fn ping_in(pid: i32, secs: u32) -> std::process::Child {
         .unwrap()
 }
 
+/// Waits for the short-lived target to exit, checks that the capture
+/// `child` goes on 2 s later, then ends it with SIGINT: its output.
+fn goes_on_after(
+    mut short: std::process::Child,
+    child: std::process::Child,
+) -> std::process::Output {
+    let npid = child.id() as i32;
+    short.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        std::fs::read(format!("/proc/{npid}/status")).is_ok(),
+        "the capture went on after a target exited"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(npid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Root: two named namespaces with veth traffic and a containerd task with
 /// loopback traffic, in one file; tshark sees every target's packets on
 /// interfaces named TARGET/IFACE, in timestamp order; the IDBs describe the
@@ -250,22 +271,8 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let npid = child.id() as i32;
     wait_for_engine_in(&a.name);
-    let mut short = short;
-    short.wait().unwrap();
-    // The capture goes on after the short target's exit.
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    assert!(
-        std::fs::read(format!("/proc/{npid}/status")).is_ok(),
-        "the capture went on"
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(npid),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = goes_on_after(short, child);
     stop(pa);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
@@ -287,7 +294,8 @@ fn a_target_that_exits_leaves_the_others_and_the_last_ends_the_capture() {
         isbs, idbs,
         "statistics of every interface, the exited one's too: {err}"
     );
-    assert!(err.contains(&format!("{short_label}: ")), "{err}");
+    // The closing counts are per ring: the exited target's `any`.
+    assert!(err.contains(&format!("  pid:{spid}/any: ")), "{err}");
 
     // Two short targets: the capture ends when the last has exited.
     let shorts: Vec<std::process::Child> = (0..2)
@@ -523,5 +531,185 @@ fn user_captures_its_compose_project_and_is_refused_roots_netns() {
         p.iter()
             .all(|(i, _)| *i == format!("{}/lo", cs[0].target())),
         "{p:?}"
+    );
+}
+
+/// The engines (`netshim capture-engine`, after their exec) that descend
+/// from `pid`.
+fn engines_under(pid: i32) -> Vec<i32> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{p}/cmdline")) else {
+            continue;
+        };
+        let second = cmd.split(|b| *b == 0).nth(1).unwrap_or_default();
+        if second == b"capture-engine" && descends_from(p, pid) {
+            v.push(p);
+        }
+    }
+    v
+}
+
+fn netns_of(pid: i32) -> std::path::PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap()
+}
+
+fn named_netns(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(format!("/run/netns/{name}"))
+        .unwrap()
+        .ino();
+    std::path::PathBuf::from(format!("net:[{ino}]"))
+}
+
+/// Runs a packet-socket attempt in the engine's user and network
+/// namespaces with `creds` (nsenter's own flags); true when it succeeded.
+fn packet_socket_in_engine(engine: i32, creds: &[&str]) -> bool {
+    let r = run(Command::new("nsenter")
+        .args(["-t", &engine.to_string()])
+        .args(creds)
+        .args([
+            "/usr/bin/python3",
+            "-c",
+            "import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)",
+        ]));
+    if r.code != Some(0) {
+        assert!(r.stderr.contains("PermissionError"), "{r:#?}");
+    }
+    r.code == Some(0)
+}
+
+/// Four targets at once — two named netns with veth traffic, a process in
+/// a network namespace of its own that exits mid-capture, and another that
+/// stays — read by one engine that holds every target's sockets and no
+/// privilege: CapEff 0 (every set empty), NoNewPrivs 1, a seccomp filter,
+/// UID 65534, a network namespace that is none of the targets' nor the
+/// host's and holds only its loopback and no packet socket, where its
+/// credentials cannot open a packet socket (root's can: the control). The
+/// exited target's interfaces end (their statistics written) while the
+/// others go on; tshark reads every target's packets, named TARGET/IFACE,
+/// in timestamp order.
+#[test]
+fn four_targets_one_engine_without_privilege_one_exits_mid_capture() {
+    require_root();
+    let a = Netns::with_peer();
+    let b = Netns::with_peer();
+    let pa = a.ping_from_peer(40);
+    let pb = b.ping_from_peer(40);
+    let short = Command::new("unshare")
+        .args(["-n", "sh", "-c", &pings_once_captured(20)])
+        .spawn()
+        .unwrap();
+    let long = Command::new("unshare")
+        .args([
+            "-n",
+            "sh",
+            "-c",
+            "ip link set lo up; exec ping -q -i 0.1 -w 40 127.0.0.1 >/dev/null",
+        ])
+        .spawn()
+        .unwrap();
+    let (spid, lpid) = (short.id() as i32, long.id() as i32);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let target_nets = [
+        named_netns(&a.name),
+        named_netns(&b.name),
+        netns_of(spid),
+        netns_of(lpid),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("four.pcapng");
+    let (ts, tl) = (format!("pid:{spid}"), format!("pid:{lpid}"));
+    let child = netshim_with_timeout(90)
+        .args(["capture", "-i", "any", "-w", f.to_str().unwrap()])
+        .args(["--target-netns", &a.target(), "--target-netns", &b.target()])
+        .args(["--target-netns", &ts, "--target-netns", &tl, "icmp"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let npid = child.id() as i32;
+    let engine = wait_for_descendant_running(npid, &["capture-engine", "--write=pcapng"]);
+    assert_eq!(engines_under(npid), [engine], "one engine for four targets");
+    let status = std::fs::read_to_string(format!("/proc/{engine}/status")).unwrap();
+    let fields = status_fields(&status);
+    for k in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+        assert_eq!(fields[k], "0000000000000000", "{k}: {status}");
+    }
+    assert_eq!(fields["Uid"], "65534 65534 65534 65534", "{status}");
+    assert_eq!(fields["NoNewPrivs"], "1", "{status}");
+    assert!(status.lines().any(|l| l == "Seccomp:\t2"), "{status}");
+    let own = netns_of(engine);
+    assert_ne!(own, netns_of(std::process::id() as i32), "not the host's");
+    for t in &target_nets {
+        assert_ne!(&own, t, "not a target's network namespace");
+    }
+    let links =
+        run(Command::new("nsenter").args(["-t", &engine.to_string(), "-n", "ip", "-o", "link"]))
+            .ok();
+    assert_eq!(links.stdout.lines().count(), 1, "{}", links.stdout);
+    assert!(links.stdout.contains(": lo:"), "{}", links.stdout);
+    let packet = std::fs::read_to_string(format!("/proc/{engine}/net/packet")).unwrap();
+    assert_eq!(
+        packet.lines().count(),
+        1,
+        "no packet socket in its own: {packet}"
+    );
+    assert!(
+        !packet_socket_in_engine(engine, &["-U", "-n", "-S", "65534", "-G", "65534"]),
+        "the engine's credentials in its namespaces cannot open a packet socket"
+    );
+    assert!(
+        packet_socket_in_engine(engine, &["-n"]),
+        "control: root can, in the same network namespace"
+    );
+    let out = goes_on_after(short, child);
+    stop(pa);
+    stop(pb);
+    stop(long);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!("the process of {ts} exited")),
+        "{err}"
+    );
+    let p = packets(&f);
+    for (t, iface) in [
+        (a.target(), a.veth.clone()),
+        (b.target(), b.veth.clone()),
+        (ts.clone(), "lo".to_string()),
+        (tl.clone(), "lo".to_string()),
+    ] {
+        let name = format!("{t}/{iface}");
+        assert!(
+            p.iter().any(|(i, _)| *i == name),
+            "packets of {name}: {p:?}"
+        );
+    }
+    assert!(non_decreasing(&p), "time order: {p:?}");
+    let last_short = p
+        .iter()
+        .filter(|(i, _)| i.starts_with(&format!("{ts}/")))
+        .map(|(_, t)| *t)
+        .fold(0.0, f64::max);
+    assert!(
+        p.iter()
+            .any(|(i, t)| i.starts_with(&format!("{tl}/")) && *t > last_short + 1.0),
+        "the staying target after the exited one: {p:?}"
+    );
+    let blocks = pcapng_blocks(&f);
+    let idbs = blocks.iter().filter(|(k, _)| *k == 1).count();
+    let isbs = blocks.iter().filter(|(k, _)| *k == 5).count();
+    assert!(idbs >= 4, "{idbs} interfaces");
+    assert_eq!(
+        isbs, idbs,
+        "statistics of every interface, the exited one's too"
+    );
+    let desc = descriptions(&f);
+    assert!(
+        desc.contains(&format!("named network namespace {}", b.name)),
+        "{desc}"
     );
 }

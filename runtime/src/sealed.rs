@@ -9,7 +9,11 @@
 //!   in the namespace it was made in wherever the descriptor goes;
 //! - `setns(CLONE_NEWNET)` changes only the calling thread, so netshim makes
 //!   the sockets on a short-lived thread; joining a user namespace
-//!   (join-userns) is process-wide and happens first, single-threaded;
+//!   (join-userns) is process-wide and happens first, single-threaded, and
+//!   cannot be undone (nor can a process join a sibling user namespace
+//!   afterwards): so each target's sockets are made in a forked child of
+//!   netshim on that target's plan ([`made_in`]), which passes them back
+//!   over a unix socket (`SCM_RIGHTS`) and exits;
 //! - `unshare(CLONE_NEWUSER)` gives the child every capability in the new
 //!   namespace only; the parent, in the parent namespace, writes a one-line
 //!   ID map (`65534 → 65534 of the parent namespace`) after denying
@@ -61,6 +65,14 @@ pub enum SealedError {
     Setup(i32),
     #[error("waiting for the sealed engine failed: {0}")]
     Wait(#[source] Errno),
+    #[error("{0}")]
+    InTarget(String),
+    #[error("cannot take the packet sockets made in the target: {what}: {source}")]
+    Handover {
+        what: &'static str,
+        #[source]
+        source: Errno,
+    },
 }
 
 /// Joins the target's user namespace when the plan needs it (an
@@ -96,6 +108,112 @@ pub fn in_netns<T: Send + 'static>(
     .unwrap_or(Err(SealedError::EnterNetns(Errno::EIO)))
 }
 
+/// The most descriptors one [`made_in`] passes back (the kernel's
+/// `SCM_MAX_FD`).
+pub const MAX_HANDED: usize = 253;
+
+/// Runs `f` in a forked child of netshim that has taken `plan`'s way into
+/// the target (joined its user namespace for join-userns) and, on a thread,
+/// joined `netns`; returns what `f` made: bytes and descriptors (packet
+/// sockets), passed back over a unix socket. netshim itself joins nothing,
+/// so the next target's child may take another plan. Must be called while
+/// netshim is single-threaded.
+pub fn made_in(
+    plan: &Plan,
+    netns: &NsFile,
+    f: impl FnOnce() -> Result<(Vec<u8>, Vec<OwnedFd>), String> + Send + 'static,
+) -> Result<(Vec<u8>, Vec<OwnedFd>), SealedError> {
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+    let handover = |what| move |source| SealedError::Handover { what, source };
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(handover("a socket pair"))?;
+    // SAFETY: netshim is single-threaded here; the child joins namespaces,
+    // runs `f` on a thread, sends one message and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.map_err(handover("fork"))? {
+        ForkResult::Child => {
+            drop(ours);
+            let made = (|| {
+                if let Plan::JoinUserns { userns } = plan {
+                    crate::privilege::enter::enter_userns(userns)
+                        .map_err(|e| SealedError::EnterUserns(e).to_string())?;
+                }
+                in_netns(netns, f).map_err(|e| e.to_string())?
+            })();
+            let sent = match made {
+                Ok((bytes, fds)) => send(&theirs, &[b"o", &bytes[..]].concat(), &fds),
+                Err(why) => send(&theirs, &[b"e", why.as_bytes()].concat(), &[]),
+            };
+            // SAFETY: ends the forked child without running the parent's
+            // destructors or atexit handlers.
+            unsafe { libc::_exit(if sent.is_ok() { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => {
+            drop(theirs);
+            let got = receive(&ours);
+            let _ = nix::sys::wait::waitpid(child, None);
+            let (msg, fds) = got.map_err(handover("receiving them"))?;
+            match msg.split_first() {
+                Some((b'o', bytes)) => Ok((bytes.to_vec(), fds)),
+                Some((b'e', why)) => Err(SealedError::InTarget(
+                    String::from_utf8_lossy(why).into_owned(),
+                )),
+                _ => Err(SealedError::Handover {
+                    what: "the child that makes them ended without a word",
+                    source: Errno::EPIPE,
+                }),
+            }
+        }
+    }
+}
+
+/// The largest message [`made_in`] passes (names of a target's interfaces).
+const MAX_MESSAGE: usize = 1 << 20;
+
+fn send(to: &OwnedFd, msg: &[u8], fds: &[OwnedFd]) -> Result<(), Errno> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    if msg.len() > MAX_MESSAGE || fds.len() > MAX_HANDED {
+        return Err(Errno::E2BIG);
+    }
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let iov = [std::io::IoSlice::new(msg)];
+    let cmsg = [ControlMessage::ScmRights(&raw)];
+    let cmsgs: &[ControlMessage] = if raw.is_empty() { &[] } else { &cmsg };
+    sendmsg::<()>(to.as_raw_fd(), &iov, cmsgs, MsgFlags::empty(), None).map(|_| ())
+}
+
+fn receive(from: &OwnedFd) -> Result<(Vec<u8>, Vec<OwnedFd>), Errno> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    let mut buf = vec![0u8; MAX_MESSAGE];
+    let mut space = nix::cmsg_space!([RawFd; MAX_HANDED]);
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let msg = recvmsg::<()>(
+        from.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(raw) = c {
+            // SAFETY: the kernel just installed these descriptors in this
+            // process for this message; nothing else owns them.
+            fds.extend(raw.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
+        }
+    }
+    if msg.flags.contains(MsgFlags::MSG_CTRUNC) || msg.flags.contains(MsgFlags::MSG_TRUNC) {
+        return Err(Errno::EMSGSIZE);
+    }
+    let n = msg.bytes;
+    buf.truncate(n);
+    Ok((buf, fds))
+}
+
 /// What the sealed engine is started with.
 pub struct Engine {
     /// The sealed copy of netshim (becomes the engine's stdin and its exe).
@@ -104,8 +222,8 @@ pub struct Engine {
     pub args: Vec<String>,
     /// Its stdout, when not netshim's own.
     pub stdout: Option<OwnedFd>,
-    /// The packet sockets, which become descriptors 3, 4, ...
-    pub sockets: Vec<OwnedFd>,
+    /// The packet sockets, then the targets' pidfds: descriptors 3, 4, ...
+    pub fds: Vec<OwnedFd>,
     /// A process of the target: when it exits, the engine gets SIGTERM.
     pub watch: Option<i32>,
     /// A child of netshim's that is not the engine (the rotation writer).
@@ -165,7 +283,7 @@ pub fn run(engine: Engine) -> Result<i32, SealedError> {
         ForkResult::Parent { child } => {
             drop(up_w);
             drop(go_r);
-            drop(engine.sockets);
+            drop(engine.fds);
             drop(engine.stdout);
             drop(engine.exe);
             let mut b = [0u8; 1];
@@ -290,60 +408,8 @@ fn child(
     if let Err(e) = own_proc() {
         return fail("mounting its own /proc", e);
     }
-    // SAFETY: PR_CAPBSET_DROP takes integers only and changes only this
-    // process's bounding set.
-    unsafe {
-        for cap in 0..64 {
-            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
-        }
-    }
-    let id = nix::unistd::Uid::from_raw(ENGINE_ID);
-    let gid = nix::unistd::Gid::from_raw(ENGINE_ID);
-    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
-        return fail("taking GID 65534", e);
-    }
-    if let Err(e) = nix::unistd::setresuid(id, id, id) {
-        return fail("taking UID 65534", e);
-    }
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: i32,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut hdr = CapHeader {
-        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
-        pid: 0,
-    };
-    let data = [CapData {
-        effective: 0,
-        permitted: 0,
-        inheritable: 0,
-    }; 2];
-    // SAFETY: capset with a v3 header and two data words, as capget(2)
-    // documents; both live on this frame.
-    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
-    if r != 0 {
-        return fail("clearing its capabilities", Errno::last());
-    }
-    // SAFETY: prctl with integer arguments.
-    unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL,
-            0,
-            0,
-            0,
-        );
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return fail("setting no_new_privs", Errno::last());
-        }
+    if let Err((what, e)) = drop_privileges() {
+        return fail(what, e);
     }
     // The profile every process netshim starts in a target gets; the engine
     // narrows it with its allow-list once set up.
@@ -366,7 +432,7 @@ fn child(
         None => None,
     };
     let mut socks = Vec::new();
-    for s in &engine.sockets {
+    for s in &engine.fds {
         match hi(s.as_raw_fd()) {
             Ok(f) => socks.push(f),
             Err(e) => return fail("moving its sockets", e),
@@ -403,4 +469,65 @@ fn child(
         Ok(_) => 0,
         Err(e) => fail("executing netshim's sealed copy", e),
     }
+}
+
+/// The engine's credentials: an empty bounding set, UID and GID 65534, every
+/// capability set cleared, `no_new_privs`. On failure, what failed.
+fn drop_privileges() -> Result<(), (&'static str, Errno)> {
+    // SAFETY: PR_CAPBSET_DROP takes integers only and changes only this
+    // process's bounding set.
+    unsafe {
+        for cap in 0..64 {
+            libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+        }
+    }
+    let id = nix::unistd::Uid::from_raw(ENGINE_ID);
+    let gid = nix::unistd::Gid::from_raw(ENGINE_ID);
+    if let Err(e) = nix::unistd::setresgid(gid, gid, gid) {
+        return Err(("taking GID 65534", e));
+    }
+    if let Err(e) = nix::unistd::setresuid(id, id, id) {
+        return Err(("taking UID 65534", e));
+    }
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let mut hdr = CapHeader {
+        version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset with a v3 header and two data words, as capget(2)
+    // documents; both live on this frame.
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r != 0 {
+        return Err(("clearing its capabilities", Errno::last()));
+    }
+    // SAFETY: prctl with integer arguments.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            return Err(("setting no_new_privs", Errno::last()));
+        }
+    }
+    Ok(())
 }

@@ -97,60 +97,7 @@ impl Printer {
             );
             return;
         }
-        // Relative sequence numbers (tcpdump without -S): from the first
-        // packet with ACK set of each conversation, or its SYN-ACK.
-        let (mut base, mut rev) = (Base::default(), false);
-        if !self.absolute_seq && flags & 0x10 != 0 {
-            let octets = |a: IpAddr| match a {
-                IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
-                IpAddr::V6(a) => a.octets(),
-            };
-            let (sa, da) = (octets(s), octets(d));
-            rev = sp > dp || (sp == dp && sa > da);
-            let key = if rev {
-                Conversation {
-                    a: da,
-                    b: sa,
-                    ports: (dp as u32) << 16 | sp as u32,
-                }
-            } else {
-                Conversation {
-                    a: sa,
-                    b: da,
-                    ports: (sp as u32) << 16 | dp as u32,
-                }
-            };
-            let mut table = self.conversations.borrow_mut();
-            match table.get(&key) {
-                Some(b) if flags & 0x02 == 0 => {
-                    base = *b;
-                    if rev {
-                        seq = seq.wrapping_sub(b.ack);
-                        ack = ack.wrapping_sub(b.seq);
-                    } else {
-                        seq = seq.wrapping_sub(b.seq);
-                        ack = ack.wrapping_sub(b.ack);
-                    }
-                }
-                _ => {
-                    if table.len() >= MAX_CONVERSATIONS {
-                        table.clear();
-                    }
-                    base = if rev {
-                        Base {
-                            seq: ack.wrapping_sub(1),
-                            ack: seq,
-                        }
-                    } else {
-                        Base {
-                            seq,
-                            ack: ack.wrapping_sub(1),
-                        }
-                    };
-                    table.insert(key, base);
-                }
-            }
-        }
+        let (base, rev) = self.relative(ip, (sp, dp), flags, &mut seq, &mut ack);
         if hl > ip.l4_len {
             let _ = write!(out, " [bad hdr length {hl} - too long, > {}]", ip.l4_len);
             return;
@@ -200,6 +147,75 @@ impl Printer {
             }
         }
         let _ = write!(out, ", length {len}");
+    }
+
+    /// Relative sequence numbers (tcpdump without -S): `seq` and `ack`
+    /// made relative to the conversation's base; the base, and whether the
+    /// packet goes the conversation's reverse way.
+    fn relative(
+        &self,
+        ip: &Ip,
+        (sp, dp): (u16, u16),
+        flags: u8,
+        seq: &mut u32,
+        ack: &mut u32,
+    ) -> (Base, bool) {
+        // Relative sequence numbers (tcpdump without -S): from the first
+        // packet with ACK set of each conversation, or its SYN-ACK.
+        let (mut base, mut rev) = (Base::default(), false);
+        let (s, d) = (ip.src, ip.dst);
+        if !self.absolute_seq && flags & 0x10 != 0 {
+            let octets = |a: IpAddr| match a {
+                IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+                IpAddr::V6(a) => a.octets(),
+            };
+            let (sa, da) = (octets(s), octets(d));
+            rev = sp > dp || (sp == dp && sa > da);
+            let key = if rev {
+                Conversation {
+                    a: da,
+                    b: sa,
+                    ports: (dp as u32) << 16 | sp as u32,
+                }
+            } else {
+                Conversation {
+                    a: sa,
+                    b: da,
+                    ports: (sp as u32) << 16 | dp as u32,
+                }
+            };
+            let mut table = self.conversations.borrow_mut();
+            match table.get(&key) {
+                Some(b) if flags & 0x02 == 0 => {
+                    base = *b;
+                    if rev {
+                        *seq = seq.wrapping_sub(b.ack);
+                        *ack = ack.wrapping_sub(b.seq);
+                    } else {
+                        *seq = seq.wrapping_sub(b.seq);
+                        *ack = ack.wrapping_sub(b.ack);
+                    }
+                }
+                _ => {
+                    if table.len() >= MAX_CONVERSATIONS {
+                        table.clear();
+                    }
+                    base = if rev {
+                        Base {
+                            seq: ack.wrapping_sub(1),
+                            ack: *seq,
+                        }
+                    } else {
+                        Base {
+                            seq: *seq,
+                            ack: ack.wrapping_sub(1),
+                        }
+                    };
+                    table.insert(key, base);
+                }
+            }
+        }
+        (base, rev)
     }
 }
 

@@ -2,9 +2,6 @@
 //! runc-compatible OCI runtime.
 
 pub mod capture;
-pub mod capture_multi;
-pub mod capture_read;
-pub mod capture_write;
 pub mod completions;
 pub mod demo;
 pub mod doctor;

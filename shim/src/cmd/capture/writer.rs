@@ -9,7 +9,8 @@ use std::os::fd::OwnedFd;
 use anyhow::Context;
 use netshim_capture::rotate::Rotation;
 
-use crate::cmd::capture::CaptureArgs;
+use super::flags::CaptureArgs;
+use super::lines::{print_stream, printer_of};
 
 /// Where the engine's stream goes with `-w FILE`: the file itself, opened
 /// here as the caller; or, for rotation (-C/-G) or `--print`, a forked
@@ -18,8 +19,8 @@ use crate::cmd::capture::CaptureArgs;
 /// rotated files and prints each packet's line. Returns the descriptor the
 /// engine writes to and the writer. `names`: printed lines name the
 /// interface and direction (the capture spans several interfaces or
-/// targets, see [`crate::cmd::capture_read::record_line`]).
-pub(crate) fn file_output(
+/// targets, see [`super::lines::record_line`]).
+pub(super) fn file_output(
     a: &CaptureArgs,
     path: &str,
     rot: &Option<Rotation>,
@@ -32,7 +33,7 @@ pub(crate) fn file_output(
     if rot.is_none() && !a.print {
         return Ok((file.expect("made above").into(), None));
     }
-    let printer = a.print.then(|| crate::cmd::capture_read::printer_of(a));
+    let printer = a.print.then(|| printer_of(a));
     let writer = Writer {
         file,
         base: path.to_string(),
@@ -42,20 +43,6 @@ pub(crate) fn file_output(
     };
     let (fd, child) = fork_writer(writer, printer)?;
     Ok((fd, Some(child)))
-}
-
-/// Without -w, for a stream netshim merges: a forked printer that reads
-/// the stream from a pipe and prints each packet's line, naming the target
-/// and interface of each.
-pub(crate) fn lines_output(a: &CaptureArgs) -> anyhow::Result<(OwnedFd, nix::unistd::Pid)> {
-    let writer = Writer {
-        file: None,
-        base: String::new(),
-        rot: None,
-        post_rotate: None,
-        names: true,
-    };
-    fork_writer(writer, Some(crate::cmd::capture_read::printer_of(a)))
 }
 
 /// Forks `writer` to read what is written to the returned descriptor.
@@ -152,11 +139,10 @@ impl Writer {
                 let t = std::thread::spawn(move || rotate(File::from(pr), rot, base, post));
                 (Box::new(File::from(pw)), Some(t))
             }
-            // Lines only (a merged capture without -w).
-            (None, None) => (Box::new(std::io::sink()), None),
+            (None, None) => anyhow::bail!("a writer that prints writes a file too"),
         };
         let mut tee = Tee { src, copy };
-        let printed = crate::cmd::capture_read::print_stream(&printer, &mut tee, self.names);
+        let printed = print_stream(&printer, &mut tee, self.names);
         // Whatever the reader left after an error still reaches the file.
         let mut rest = Vec::new();
         let _ = tee.src.read_to_end(&mut rest);
@@ -171,7 +157,7 @@ impl Writer {
     }
 }
 
-pub(crate) fn wait_writer(child: nix::unistd::Pid) -> bool {
+pub(super) fn wait_writer(child: nix::unistd::Pid) -> bool {
     matches!(
         nix::sys::wait::waitpid(child, None),
         Ok(nix::sys::wait::WaitStatus::Exited(_, 0))
@@ -181,7 +167,7 @@ pub(crate) fn wait_writer(child: nix::unistd::Pid) -> bool {
 /// `-G S -W N` (without -C) and `-a files:N` stop after N files: the writer
 /// closes the pipe and the engine's broken pipe is the expected end, as
 /// tcpdump and dumpcap exit then.
-pub(crate) fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
+pub(super) fn stops_after_files(rot: &Option<Rotation>) -> Option<u32> {
     let r = rot.as_ref()?;
     let w = r.files.filter(|_| r.seconds.is_some() && r.size.is_none());
     match (w, r.stop_after) {
