@@ -318,17 +318,23 @@ fn check_what_each_container_holds(c: &Cluster) {
     );
 }
 
-/// `--profile=general` adds SYS_PTRACE: the namespace's `baseline` refuses it.
-fn check_general_profile_is_refused(c: &Cluster) {
-    let r = shell(
+/// The page's debug container, named `name`, in `pod`, with `profile` and
+/// `sleep secs`.
+fn debug(c: &Cluster, pod: &str, name: &str, profile: &str, secs: u32) -> Ran {
+    shell(
         c,
         &format!(
-            "kubectl debug app --target=app --image={NETSHIM_IMAGE} --container=general \
-             --profile=general --custom=examples/kubernetes/debug-netshim.json -- sleep 10"
+            "kubectl debug {pod} --target=app --image={NETSHIM_IMAGE} --container={name} \
+             --profile={profile} --custom=examples/kubernetes/debug-netshim.json -- sleep {secs}"
         ),
         None,
         60,
-    );
+    )
+}
+
+/// `--profile=general` adds SYS_PTRACE: the namespace's `baseline` refuses it.
+fn check_general_profile_is_refused(c: &Cluster) {
+    let r = debug(c, "app", "general", "general", 10);
     assert_ne!(
         r.code,
         Some(0),
@@ -373,15 +379,7 @@ fn check_runc_pod_cannot_capture(c: &Cluster) {
 /// container's `sleep`; when it ends, the capture is gone, and nothing of
 /// it reached the container's log.
 fn check_a_cut_capture_ends(c: &Cluster) {
-    let r = shell(
-        c,
-        &format!(
-            "kubectl debug app --target=app --image={NETSHIM_IMAGE} --container=cut \
-             --profile=baseline --custom=examples/kubernetes/debug-netshim.json -- sleep 30"
-        ),
-        None,
-        60,
-    );
+    let r = debug(c, "app", "cut", "baseline", 30);
     assert_eq!(r.code, Some(0), "{r:#?}");
     let started = Instant::now();
     while run(&mut c.kubectl(&["exec", "app", "-c", "cut", "--", "sleep", "0"])).code != Some(0) {

@@ -1183,6 +1183,24 @@ fn check_streams(int: &Streamed, cut: &Streamed, left: &str) {
 
 /// The CRI plugin's runtimes as containerd reports them (`Status`, verbose:
 /// the config it runs with).
+/// The fields of `/proc/self/status` of a process exec'd (ExecSync) in
+/// container `id`.
+async fn status_of(
+    rt: &mut RuntimeServiceClient<Channel>,
+    id: String,
+) -> std::collections::BTreeMap<String, String> {
+    let st = rt
+        .exec_sync(ExecSyncRequest {
+            container_id: id,
+            cmd: vec!["cat".into(), "/proc/self/status".into()],
+            timeout: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    status_fields(&String::from_utf8_lossy(&st.stdout))
+}
+
 async fn cri_runtimes(rt: &mut RuntimeServiceClient<Channel>) -> serde_json::Value {
     let s = rt
         .status(StatusRequest { verbose: true })
@@ -1336,16 +1354,7 @@ fn netshim_install_containerd_round_trips_and_containerd_loads_it() {
         let log_dir = cri.log_dir();
         let mut pod = Pod::run_annotated(&mut rt, "default", "", &log_dir, HashMap::new()).await;
         let id = pod.start(&mut rt, container_config()).await;
-        let st = rt
-            .exec_sync(ExecSyncRequest {
-                container_id: id,
-                cmd: vec!["cat".into(), "/proc/self/status".into()],
-                timeout: 10,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let f = status_fields(&String::from_utf8_lossy(&st.stdout));
+        let f = status_of(&mut rt, id).await;
         println!(
             "a pod with no handler, narrowed container: CapAmb={}",
             f["CapAmb"]
@@ -1459,16 +1468,7 @@ fn cri_refusals_carry_the_reason_and_a_pod_without_the_annotation_is_runc() {
             let mut pod =
                 Pod::run_annotated(&mut rt, "plain", handler, &log_dir, HashMap::new()).await;
             let id = pod.start(&mut rt, config).await;
-            let st = rt
-                .exec_sync(ExecSyncRequest {
-                    container_id: id,
-                    cmd: vec!["cat".into(), "/proc/self/status".into()],
-                    timeout: 10,
-                })
-                .await
-                .unwrap()
-                .into_inner();
-            let f = status_fields(&String::from_utf8_lossy(&st.stdout));
+            let f = status_of(&mut rt, id).await;
             caps.push(
                 [
                     "CapInh",
