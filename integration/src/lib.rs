@@ -758,6 +758,20 @@ pub fn tun_in(ns: &Netns, name: &str, addr: &str) -> std::os::fd::OwnedFd {
         .unwrap()
 }
 
+/// Waits (10 s at most) until `pid` is in a user namespace other than this
+/// process's: `unshare --user` has made it, and its maps can be written.
+fn wait_for_new_userns(pid: i32) {
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare made no user namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// A user namespace like `unshare --user --net` (made as root), with root
 /// unmapped (`0 200000 65536`) and `setgroups` as given ("allow" or
 /// "deny"), as a rootless engine's namespace looks to root; returned with
@@ -769,15 +783,7 @@ pub fn userns_with_root_unmapped(setgroups: &str) -> (std::process::Child, u32) 
         .unwrap();
     let pid = holder.id();
     // The maps can be written once unshare has made the namespace.
-    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "unshare made no user namespace"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_new_userns(pid as i32);
     for (file, text) in [
         ("uid_map", "0 200000 65536"),
         ("setgroups", setgroups),
@@ -809,15 +815,7 @@ pub fn users_own_userns() -> (std::process::Child, i32) {
         .spawn()
         .unwrap();
     let pid = wait_for_descendant_exec(holder.id() as i32, &["sleep", "60"]);
-    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::fs::read_link(format!("/proc/{pid}/ns/user")).ok() == Some(ours.clone()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "unshare made no user namespace"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_for_new_userns(pid);
     for (tool, own, file) in [
         ("newuidmap", pw.uid.to_string(), "/etc/subuid"),
         ("newgidmap", pw.gid.to_string(), "/etc/subgid"),
