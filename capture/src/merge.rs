@@ -46,6 +46,11 @@ pub enum MergeError {
     Malformed { label: String, what: &'static str },
 }
 
+/// The comment of an ISB the merge writes for an interface whose stream
+/// ended without its statistics.
+pub const NO_STATISTICS: &str = "netshim merge: the capture ended without its statistics \
+     (it was killed: its pod went away or its node was lost); packets written only";
+
 /// Counters of one merged interface, from its stream's ISB.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IfaceReport {
@@ -57,6 +62,12 @@ pub struct IfaceReport {
     pub dropped: u64,
     /// Packets of it written to the merged stream.
     pub written: u64,
+    /// Whether its stream sent its statistics (an ISB) before it ended;
+    /// without them (the capture was killed: its pod went away, its node
+    /// was lost) the merge writes an ISB of what it knows, saying so.
+    pub statistics: bool,
+    /// The time stamp of its last packet written (ns since the epoch).
+    pub last_ns: u64,
 }
 
 struct Stream {
@@ -179,6 +190,11 @@ impl Merger {
     /// Packets written out of order because they came later than the window.
     pub fn late(&self) -> u64 {
         self.late
+    }
+
+    /// Writes no packet past `n` written (a stop condition met elsewhere).
+    pub fn limit_to(&mut self, n: u64) {
+        self.limit = Some(self.limit.map_or(n, |l| l.min(n)));
     }
 
     pub fn limit_reached(&self) -> bool {
@@ -335,7 +351,7 @@ impl Merger {
         if ts_ns < self.last_ts {
             // Later than the window: a later packet is already out.
             self.late += 1;
-            self.write(id, &blk, out);
+            self.write(id, ts_ns, &blk, out);
             return Ok(());
         }
         self.held_bytes += blk.len();
@@ -362,6 +378,7 @@ impl Merger {
                 .and_then(|(_, v)| u64_at(v, 0))
         };
         let r = &mut self.ifaces[id as usize];
+        r.statistics = true;
         r.received = get(4).unwrap_or(r.received);
         r.dropped = get(7).unwrap_or(r.dropped);
         let mut blk = b.to_vec();
@@ -373,14 +390,27 @@ impl Merger {
     }
 
     /// Writes a packet's block (its interface number already merged).
-    fn write(&mut self, id: u32, blk: &[u8], out: &mut Output) {
+    fn write(&mut self, id: u32, ts_ns: u64, blk: &[u8], out: &mut Output) {
         if self.limit_reached() {
             return;
         }
         out.buf().extend_from_slice(blk);
         out.end_packet();
         self.written += 1;
-        self.ifaces[id as usize].written += 1;
+        let r = &mut self.ifaces[id as usize];
+        r.written += 1;
+        r.last_ns = r.last_ns.max(ts_ns);
+    }
+
+    /// Time stamp units per second of merged interface `id`.
+    fn units_of_iface(&self, id: u32) -> u64 {
+        self.streams
+            .iter()
+            .find_map(|st| {
+                let k = st.ids.iter().position(|i| *i == id)?;
+                st.units.get(k).copied()
+            })
+            .unwrap_or(1_000_000_000)
     }
 
     /// The interface whose oldest held packet is the oldest of all.
@@ -405,7 +435,7 @@ impl Merger {
             return;
         };
         self.held_bytes -= blk.len();
-        self.write(i as u32, &blk, out);
+        self.write(i as u32, ts, &blk, out);
     }
 
     /// Stream `s` has ended; an error when it ended inside a block.
@@ -443,7 +473,10 @@ impl Merger {
         self.oldest_queue().map(|(_, ts)| ts)
     }
 
-    /// Writes every held packet, then every interface's statistics.
+    /// Writes every held packet, then every interface's statistics: its
+    /// stream's ISB, or, for an interface whose stream ended without one,
+    /// an ISB of what the merge knows (the packets written, the last time
+    /// stamp) with a comment saying the capture's own counts are missing.
     pub fn finish(&mut self, out: &mut Output) {
         while self.oldest_queue().is_some() {
             self.pop_one(out);
@@ -453,6 +486,25 @@ impl Merger {
                 out.buf().extend_from_slice(isb);
                 out.end_block();
             }
+        }
+        for id in 0..self.ifaces.len() as u32 {
+            let r = &self.ifaces[id as usize];
+            if r.statistics {
+                continue;
+            }
+            let units = u128::from(self.units_of_iface(id));
+            let end = (u128::from(r.last_ns) * units / 1_000_000_000).min(u128::from(u64::MAX));
+            let end = end as u64;
+            let written = r.written;
+            block(out.buf(), ISB, |o| {
+                o.extend_from_slice(&id.to_le_bytes());
+                o.extend_from_slice(&((end >> 32) as u32).to_le_bytes());
+                o.extend_from_slice(&(end as u32).to_le_bytes());
+                option(o, 1, NO_STATISTICS.as_bytes()); // opt_comment
+                option(o, 8, &written.to_le_bytes()); // isb_usrdeliv
+                option(o, 0, &[]);
+            });
+            out.end_block();
         }
     }
 }
@@ -728,6 +780,73 @@ mod tests {
         assert!(m.held_bytes <= MAX_HELD_BYTES);
         assert!(m.written() >= 100, "{}", m.written());
         assert_eq!(m.late(), 0);
+    }
+
+    /// A stream that ends without its statistics (its capture killed with
+    /// its pod) gets an ISB of what the merge knows, with a comment; the
+    /// other stream's own ISB is kept as it came.
+    #[test]
+    fn a_stream_ended_without_statistics_gets_them_from_the_merge() {
+        let (mut m, mut out, mut f) = merger(1, None);
+        m.header(&mut out);
+        let a = m.add_stream("pod/a", "");
+        let gone = m.add_stream("pod/gone", "");
+        for blk in engine_stream(&["eth0"], &[(0, 1_000), (0, 2_000)]) {
+            m.feed(a, &blk, &mut out).unwrap();
+        }
+        let cut = engine_stream(&["eth0", "lo"], &[(0, 1_500), (1, 2_500), (1, 3_500)]);
+        // SHB, two IDBs, three EPBs: no ISB.
+        for blk in &cut[..6] {
+            m.feed(gone, blk, &mut out).unwrap();
+        }
+        m.end_stream(a).unwrap();
+        m.end_stream(gone).unwrap();
+        m.release(0, &mut out);
+        m.finish(&mut out);
+        out.finish().unwrap();
+        let r = m.interfaces();
+        assert!(r[0].statistics && !r[1].statistics && !r[2].statistics);
+        assert_eq!((r[2].written, r[2].last_ns), (2, 3_500));
+        assert_eq!(read_back(&mut f).len(), 5);
+        use std::io::{Read, Seek};
+        f.seek(std::io::SeekFrom::Start(0)).unwrap();
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).unwrap();
+        // Walk the blocks: the ISBs, by merged interface.
+        let mut isbs = Vec::new();
+        let mut o = 0;
+        while o + 12 <= bytes.len() {
+            let len = u32_at(&bytes, o + 4).unwrap() as usize;
+            if u32_at(&bytes, o) == Some(ISB) {
+                let b = &bytes[o..o + len];
+                let opts: Vec<(u16, Vec<u8>)> = options(b, 20)
+                    .unwrap()
+                    .into_iter()
+                    .map(|(c, v)| (c, v.to_vec()))
+                    .collect();
+                isbs.push((u32_at(b, 8).unwrap(), opts));
+            }
+            o += len;
+        }
+        assert_eq!(isbs.len(), 3, "{isbs:?}");
+        let (id, opts) = &isbs[0];
+        assert_eq!(*id, 0);
+        assert!(
+            opts.iter().all(|(c, _)| *c != 1),
+            "a stream's own ISB has no comment"
+        );
+        for (k, (id, opts)) in isbs[1..].iter().enumerate() {
+            assert_eq!(*id, k as u32 + 1);
+            let get = |code| {
+                opts.iter()
+                    .find(|(c, _)| *c == code)
+                    .map(|(_, v)| v.clone())
+            };
+            assert_eq!(get(1).unwrap(), NO_STATISTICS.as_bytes());
+            let deliv = u64::from_le_bytes(get(8).unwrap()[..8].try_into().unwrap());
+            assert_eq!(deliv, [1, 2][k]);
+            assert!(get(4).is_none(), "no received count is made up");
+        }
     }
 
     /// Random edits of valid streams: never a panic, and whatever comes out

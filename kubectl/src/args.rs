@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use netshim_capture::rotate::Rotation;
 
 /// How to reach the cluster: kubectl's own flags.
 #[derive(Debug, Default, Clone)]
@@ -51,6 +52,11 @@ pub struct CaptureArgs {
     pub snaplen: u32,
     /// The RuntimeClass handler that is netshim.
     pub handler: String,
+    /// `-C`, `-G`, `-W` and `-a files:N`: the merged file's rotation,
+    /// done by the plugin as tcpdump and dumpcap do theirs.
+    pub rotation: Rotation,
+    /// `-a filesize:KB`: stop once the merged output holds this many bytes.
+    pub max_bytes: Option<u64>,
     /// Flags handed to every pod's `netshim capture` as they are.
     pub passthrough: Vec<String>,
     pub filter: Vec<String>,
@@ -70,7 +76,6 @@ pub struct DoctorArgs {
 const PASS_SHORT: &[(char, bool)] = &[
     ('s', true),
     ('B', true),
-    ('a', true),
     ('Q', true),
     ('p', false),
     ('i', true),
@@ -78,17 +83,16 @@ const PASS_SHORT: &[(char, bool)] = &[
 const PASS_LONG: &[&str] = &[
     "time-stamp-precision",
     "stall-timeout",
-    "autostop",
     "direction",
     "interface",
 ];
 /// tcpdump flags that make no sense for a merged pcapng from the cluster.
 const REFUSED: &[(&str, &str)] = &[
     ("-r", "read the file with `netshim capture -r` or tshark"),
-    ("-C", "rotation of the merged file is not done by the plugin yet: write to a pipe into `netshim capture -r - -w FILE -C SIZE` instead"),
-    ("-G", "rotation of the merged file is not done by the plugin yet: write to a pipe into `netshim capture -r - -w FILE -G SECS` instead"),
-    ("-W", "rotation of the merged file is not done by the plugin yet"),
-    ("-D", "list interfaces with `kubectl exec` into a debug container"),
+    (
+        "-D",
+        "list interfaces with `kubectl exec` into a debug container",
+    ),
     ("-F", "give the filter on the command line"),
 ];
 
@@ -182,11 +186,14 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
             "-c" => {
                 let v = w.value(&flag, g)?;
                 match v.parse::<u64>() {
-                    Ok(n) => a.count = Some(n),
+                    Ok(n) => a.count = Some(a.count.map_or(n, |o| o.min(n))),
                     Err(_) => a.container = Some(v),
                 }
             }
-            "--count" => a.count = Some(number(&flag, &w.value(&flag, g)?)?),
+            "--count" => {
+                let n = number(&flag, &w.value(&flag, g)?)?;
+                a.count = Some(a.count.map_or(n, |o: u64| o.min(n)));
+            }
             "-w" => a.write = Some(w.value(&flag, g)?),
             "-q" | "--quiet" => a.quiet = true,
             "--skip-unreachable" => a.skip_unreachable = true,
@@ -194,6 +201,13 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
             "--lifetime" => a.lifetime = number(&flag, &w.value(&flag, g)?)?,
             "--reorder-window" => a.window_ms = number(&flag, &w.value(&flag, g)?)?,
             "--handler" => a.handler = w.value(&flag, g)?,
+            "-C" => {
+                a.rotation.size =
+                    Some(number::<u64>(&flag, &w.value(&flag, g)?)?.max(1) * 1_000_000)
+            }
+            "-G" => a.rotation.seconds = Some(number(&flag, &w.value(&flag, g)?)?),
+            "-W" => a.rotation.files = Some(number(&flag, &w.value(&flag, g)?)?),
+            "-a" | "--autostop" => autostop(&mut a, &w.value(&flag, g)?)?,
             f => {
                 if let Some((_, why)) = REFUSED.iter().find(|(r, _)| *r == f) {
                     bail!("{f} is not for `kubectl netshim capture`: {why}");
@@ -213,7 +227,66 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
     if a.kube.all_namespaces && a.selector.is_none() {
         bail!("-A needs -l SELECTOR: a pod's name alone is not unique across namespaces");
     }
+    check_rotation(&a)?;
     Ok(a)
+}
+
+/// `-a KEY:VALUE`, dumpcap's stop conditions: `duration:` is every pod's
+/// own (each capture stops after it, with its statistics); `packets:` is
+/// `-c`, across pods; `filesize:` and `files:` are the merged output's.
+fn autostop(a: &mut CaptureArgs, c: &str) -> Result<()> {
+    let Some((key, val)) = c.split_once(':') else {
+        bail!("-a {c}: no ':': give duration:SECS, filesize:KB, files:N or packets:N");
+    };
+    let whole = |what: &str| -> Result<u64> {
+        match val.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => bail!("-a {c}: {what} must be a whole number above 0"),
+        }
+    };
+    match key {
+        "duration" => {
+            a.passthrough.push("-a".into());
+            a.passthrough.push(c.to_string());
+        }
+        "packets" => {
+            let n = whole("the number of packets")?;
+            a.count = Some(a.count.map_or(n, |o| o.min(n)));
+        }
+        "filesize" => {
+            let b = whole("the file size in kB")?
+                .checked_mul(1000)
+                .with_context(|| format!("-a {c}: the file size is too large"))?;
+            a.max_bytes = Some(a.max_bytes.map_or(b, |o| o.min(b)));
+        }
+        "files" => {
+            let n = u32::try_from(whole("the number of files")?)
+                .map_err(|_| anyhow::anyhow!("-a {c}: the number of files is too large"))?;
+            a.rotation.stop_after = Some(a.rotation.stop_after.map_or(n, |o| o.min(n)));
+        }
+        _ => bail!(
+            "-a {c}: unknown condition {key:?}: give duration:SECS, filesize:KB, files:N or packets:N"
+        ),
+    }
+    Ok(())
+}
+
+/// tcpdump's and dumpcap's rules for `-C`, `-G`, `-W` and `-a`.
+fn check_rotation(a: &CaptureArgs) -> Result<()> {
+    let r = &a.rotation;
+    if r.files.is_some() && !r.active() {
+        bail!("-W needs -C or -G (it counts the files they make)");
+    }
+    if r.stop_after.is_some() && !r.active() {
+        bail!("-a files:N counts the files -C or -G make: it needs -C or -G and -w FILE");
+    }
+    if r.active() && matches!(a.write.as_deref(), None | Some("-")) {
+        bail!("-C and -G make several files: give them a name with -w FILE");
+    }
+    if a.max_bytes.is_some() && r.active() {
+        bail!("-a filesize:KB stops one file; with -C or -G, end the capture with -a files:N");
+    }
+    Ok(())
 }
 
 fn pass_through(a: &mut CaptureArgs, f: &str, g: Option<&str>, w: &mut Words) -> Result<()> {
@@ -336,6 +409,15 @@ mod tests {
         assert_eq!(a.pods, ["a", "b"]);
         assert_eq!(a.filter, ["udp"]);
         assert_eq!(a.kube.context.as_deref(), Some("x"));
+        let a = cap("web -w out-%H%M%S.pcapng -G 2 -W 3 -a packets:50 -a duration:9 -c 80");
+        assert_eq!((a.rotation.seconds, a.rotation.files), (Some(2), Some(3)));
+        assert_eq!(a.count, Some(50), "the first condition met");
+        assert_eq!(a.passthrough, ["-a", "duration:9"]);
+        let a = cap("web -w out -C 2 -a files:4 -a files:3");
+        assert_eq!(a.rotation.size, Some(2_000_000));
+        assert_eq!(a.rotation.stop_after, Some(3));
+        let a = cap("web -w - -a filesize:10");
+        assert_eq!(a.max_bytes, Some(10_000));
     }
 
     #[test]
@@ -347,7 +429,11 @@ mod tests {
         };
         assert!(e("-w x").contains("name the pods"));
         assert!(e("-A web").contains("-A needs -l"));
-        assert!(e("web -G 10").contains("rotation"));
+        assert!(e("web -G 10").contains("give them a name with -w FILE"));
+        assert!(e("web -w x -W 3").contains("-W needs -C or -G"));
+        assert!(e("web -w x -a files:2").contains("needs -C or -G"));
+        assert!(e("web -w x -C 1 -a filesize:10").contains("-a files:N"));
+        assert!(e("web -w x -a bogus:1").contains("unknown condition"));
         assert!(e("web -Z x").contains("unknown flag -Z"));
         assert!(e("web -w").contains("-w needs a value"));
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
+use netshim_capture::rotate::{rotate_stream, RotateError};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
@@ -96,23 +98,86 @@ fn say(quiet: bool, msg: &str) {
     }
 }
 
-/// Where the merged pcapng goes.
-fn open_output(w: Option<&str>) -> Result<(File, bool)> {
-    match w {
+/// Where the merged pcapng goes: a file, stdout, or (`-C`, `-G`) a pipe
+/// into the rotation's writer thread, which makes the files.
+struct Sink {
+    file: File,
+    to_pipe: bool,
+    rotating: Option<std::thread::JoinHandle<Result<Vec<PathBuf>, RotateError>>>,
+}
+
+fn open_output(a: &CaptureArgs) -> Result<Sink> {
+    let w = a.write.as_deref();
+    if a.rotation.active() {
+        let base = w.expect("checked: -C and -G need -w FILE").to_string();
+        let dir = Path::new(&base)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
+            .with_context(|| format!("cannot write files in {}", dir.display()))?;
+        let (r, wr) = merging::pipe()?;
+        let rot = a.rotation.clone();
+        let rotating = std::thread::Builder::new()
+            .name("rotation".into())
+            .spawn(move || rotate_stream(File::from(r), &base, rot, None))
+            .context("cannot start the rotation's writer")?;
+        return Ok(Sink {
+            file: File::from(wr),
+            to_pipe: false,
+            rotating: Some(rotating),
+        });
+    }
+    let (file, to_pipe) = match w {
         Some("-") | None => {
-            if w.is_none() && std::io::stdout().is_terminal() {
-                bail!("give -w FILE, or -w - and a pipe (| wireshark -k -i -): a pcapng is not for a terminal");
-            }
             let fd = std::io::stdout()
                 .as_fd()
                 .try_clone_to_owned()
                 .context("cannot use stdout")?;
-            Ok((File::from(fd), true))
+            (File::from(fd), true)
         }
-        Some(f) => Ok((
+        Some(f) => (
             File::create(f).with_context(|| format!("cannot create {f}"))?,
             false,
-        )),
+        ),
+    };
+    Ok(Sink {
+        file,
+        to_pipe,
+        rotating: None,
+    })
+}
+
+/// Waits for the rotation's writer; false when it failed.
+fn rotated(
+    a: &CaptureArgs,
+    rotating: std::thread::JoinHandle<Result<Vec<PathBuf>, RotateError>>,
+) -> bool {
+    match rotating.join() {
+        Ok(Ok(files)) => {
+            if a.rotation
+                .stop_after
+                .is_some_and(|n| files.len() as u64 >= u64::from(n))
+            {
+                eprintln!(
+                    "made the {} files asked for (-a files:); the capture stops there",
+                    files.len()
+                );
+            }
+            if !a.quiet {
+                let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                eprintln!("files written: {}", names.join(", "));
+            }
+            true
+        }
+        Ok(Err(e)) => {
+            eprintln!("writing the rotated files: {e}");
+            false
+        }
+        Err(_) => {
+            eprintln!("the rotation's writer failed");
+            false
+        }
     }
 }
 
@@ -230,6 +295,7 @@ async fn start(
     args: &[String],
     into: std::os::fd::OwnedFd,
     quiet: bool,
+    stopping: Arc<AtomicBool>,
 ) -> Result<Running> {
     let mut p = debug::exec_capture(&api, &t, name, args).await?;
     let stdout = p.stdout().context("the exec has no stdout")?;
@@ -263,6 +329,7 @@ async fn start(
     });
     let pk = packets.clone();
     let label = t.label();
+    let (api2, pod, container) = (api.clone(), t.name.clone(), name.to_string());
     let task = tokio::spawn(async move {
         let pumped = pump(stdout, into, pk).await;
         let lines = err_task.await.unwrap_or_default();
@@ -286,6 +353,15 @@ async fn start(
                 eprintln!("{label}: {l}");
             }
         }
+        if !stopping.load(Ordering::Relaxed) {
+            // Before any stop, and not by -a duration: the pod went away.
+            if let Some(why) = went_away(&api2, &pod, &container).await {
+                end = format!("{end}: {why}; its interfaces end here");
+                eprintln!("{label}: {end}");
+            } else if end != "the capture ended" {
+                eprintln!("{label}: {end}; its interfaces end here, the others go on");
+            }
+        }
         end
     });
     Ok(Running {
@@ -297,10 +373,49 @@ async fn start(
     })
 }
 
-/// Sends every capture SIGINT (a second exec each), once.
+/// Why a pod's capture ended before it was stopped, as the API server
+/// sees the pod now; None while the pod and its debug container run (the
+/// capture ended by itself: `-a duration:`).
+async fn went_away(api: &Api<Pod>, pod: &str, container: &str) -> Option<String> {
+    let p = match api.get_opt(pod).await {
+        Ok(None) => return Some("the pod was deleted".into()),
+        Ok(Some(p)) => p,
+        Err(e) => {
+            return Some(format!(
+                "the pod cannot be read: {}",
+                cluster::api_error(&e)
+            ))
+        }
+    };
+    if p.metadata.deletion_timestamp.is_some() {
+        return Some("the pod is being deleted".into());
+    }
+    let status = p.status.unwrap_or_default();
+    let debug_ended = status
+        .ephemeral_container_statuses
+        .unwrap_or_default()
+        .into_iter()
+        .any(|c| c.name == container && c.state.is_some_and(|s| s.terminated.is_some()));
+    match status.phase.as_deref() {
+        _ if debug_ended => Some(format!(
+            "its debug container {container} ended (--lifetime)"
+        )),
+        Some("Running") => None,
+        phase => Some(format!(
+            "the pod is {}",
+            phase.unwrap_or("in an unknown phase")
+        )),
+    }
+}
+
+/// Sends every capture still running SIGINT (a second exec each), once.
 async fn stop_all(runs: &mut [Running], name: &str) {
     let mut jobs = Vec::new();
     for r in runs.iter_mut() {
+        if r.task.is_finished() {
+            // Ended already (its pod went away): nothing to stop.
+            continue;
+        }
         let Some(rx) = r.pid.take() else { continue };
         let (api, t, name) = (r.api.clone(), r.t.clone(), name.to_string());
         jobs.push(tokio::spawn(async move {
@@ -319,7 +434,14 @@ async fn stop_all(runs: &mut [Running], name: &str) {
 
 fn progress(runs: &[Running]) -> String {
     runs.iter()
-        .map(|r| format!("{} {}", r.t.label(), r.packets.load(Ordering::Relaxed)))
+        .map(|r| {
+            let ended = if r.task.is_finished() { " (ended)" } else { "" };
+            format!(
+                "{} {}{ended}",
+                r.t.label(),
+                r.packets.load(Ordering::Relaxed)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -338,11 +460,12 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
     let c = cluster::connect(&a.kube).await?;
     let targets = cluster::pods(&c, &a.pods, a.selector.as_deref(), a.container.as_deref()).await?;
     let go = checked(&c, &a, targets).await?;
-    let (out, to_pipe) = open_output(a.write.as_deref())?;
+    let sink = open_output(&a)?;
     let name = debug::container_name();
     let t0 = Instant::now();
     let go = debug_containers(&c, &a, &image, &name, go).await?;
     let args = capture_args(&a);
+    let stopping = Arc::new(AtomicBool::new(false));
     let mut runs = Vec::new();
     let mut streams = Vec::new();
     for t in go {
@@ -353,7 +476,7 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
             description: t.description(),
         });
         let api: Api<Pod> = Api::namespaced(c.client.clone(), &t.ns);
-        runs.push(start(t, api, &name, &args, w, a.quiet).await?);
+        runs.push(start(t, api, &name, &args, w, a.quiet, stopping.clone()).await?);
     }
     say(
         a.quiet,
@@ -364,10 +487,22 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
             a.window_ms
         ),
     );
-    let out = merge_and_stop(&a, out, to_pipe, streams, &mut runs, &name).await?;
+    let out = merge_and_stop(
+        &a,
+        sink.file,
+        sink.to_pipe,
+        streams,
+        &mut runs,
+        &name,
+        stopping,
+    )
+    .await?;
     report(&a, &out, runs).await;
-    let failed = out.output_error.is_some() && !out.reader_gone;
-    Ok(if failed { 1 } else { 0 })
+    // With rotation, the pipe's reader is the writer thread: gone means it
+    // made its files (-a files:) or failed.
+    let rotated_ok = sink.rotating.is_none_or(|r| rotated(&a, r));
+    let output_failed = out.output_error.is_some() && !out.reader_gone;
+    Ok(if output_failed || !rotated_ok { 1 } else { 0 })
 }
 
 /// Runs the merge on its own thread; stops every capture when it asks (the
@@ -379,12 +514,14 @@ async fn merge_and_stop(
     streams: Vec<merging::Stream>,
     runs: &mut [Running],
     name: &str,
+    stopping: Arc<AtomicBool>,
 ) -> Result<merging::Outcome> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let (stop_tx, mut stop_rx) = mpsc::unbounded_channel::<()>();
     let settings = merging::Settings {
         window: Duration::from_millis(a.window_ms),
         limit: a.count,
+        max_bytes: a.max_bytes,
         low_latency: to_pipe,
         grace: Duration::from_secs(15),
     };
@@ -418,6 +555,7 @@ async fn merge_and_stop(
             _ = s3.recv() => interrupted.store(true, Ordering::Relaxed),
             Some(()) = stop_rx.recv(), if !stopped => {
                 stopped = true;
+                stopping.store(true, Ordering::Relaxed);
                 say(a.quiet, "stopping every capture");
                 stop_all(runs, name).await;
             }
@@ -447,12 +585,22 @@ async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
     for e in &out.stream_errors {
         eprintln!("{e}");
     }
-    if let Some(e) = &out.output_error {
+    if let Some(e) = out.output_error.as_ref().filter(|_| !out.reader_gone) {
         eprintln!("{e}");
     }
     if !a.quiet {
-        for (name, recv, drop, written) in &out.interfaces {
-            eprintln!("{name}: {written} packets written, {recv} received by filter, {drop} dropped by kernel");
+        for i in &out.interfaces {
+            if i.statistics {
+                eprintln!(
+                    "{}: {} packets written, {} received by filter, {} dropped by kernel",
+                    i.name, i.written, i.received, i.dropped
+                );
+            } else {
+                eprintln!(
+                    "{}: {} packets written; its capture was killed before its statistics (counts of packets received and dropped are not known)",
+                    i.name, i.written
+                );
+            }
         }
     }
     eprintln!(

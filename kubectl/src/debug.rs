@@ -12,6 +12,15 @@
 //! its statistics, its stream whole. The container's `sleep` bounds
 //! whatever is left; it writes nothing, so nothing reaches the container's
 //! log.
+//!
+//! The container's own process is a small `sh` ([`INIT`]) around that
+//! `sleep`. When the pod goes away (deleted, evicted, its node drained)
+//! the kubelet sends it SIGTERM; it sends the captures of this container
+//! SIGINT and waits up to 5 s for them, so each ends with its statistics
+//! while the kubelet's grace period runs (at least 2 s). When the app's
+//! first process ends first, the kernel kills every process of the PID
+//! namespace the captures share with it (pid_namespaces(7)); the merge
+//! then writes their interfaces' statistics itself, saying so.
 
 use std::time::{Duration, Instant};
 
@@ -54,12 +63,29 @@ pub fn container_name() -> String {
     s
 }
 
+/// The debug container's process, `$1` its lifetime in seconds (see the
+/// module's documentation). Its captures are the processes named
+/// `netshim` it owns (`test -O` on /proc/PID: the same UID, 65534); with
+/// no capability but NET_RAW it cannot signal anyone else's.
+const INIT: &str = r#"ours() { for d in /proc/[0-9]*; do [ -O "$d" ] && [ "$(cat "$d/comm" 2>/dev/null)" = netshim ] && echo "${d#/proc/}"; done; }
+end() {
+  kill -INT $(ours) 2>/dev/null
+  i=0
+  while [ -n "$(ours)" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
+  kill $s 2>/dev/null
+  exit 0
+}
+trap end TERM INT HUP
+sleep "$1" &
+s=$!
+wait $s"#;
+
 /// Adds the debug container `name` to `t`'s pod.
 pub async fn add(api: &Api<Pod>, t: &Target, name: &str, image: &str, lifetime: u64) -> Result<()> {
     let ec = serde_json::json!({
         "name": name,
         "image": image,
-        "command": ["sleep", lifetime.to_string()],
+        "command": ["sh", "-c", INIT, "netshim-debug", lifetime.to_string()],
         "targetContainerName": t.container,
         "stdin": false,
         "tty": false,

@@ -15,7 +15,8 @@ kubectl netshim: capture pods' traffic, non-root, into one pcapng
 Usage:
   kubectl netshim capture POD [FILTER…] | POD… -- [FILTER…] | -l SELECTOR [FILTER…]
         [-n NS | -A] [-c CONTAINER | --container NAME] [-w FILE|-] [-c COUNT]
-        [-a duration:SECS] [-s SNAPLEN] [-B KiB] [-p] [-Q DIR] [-i IFACE]
+        [-a duration:SECS|packets:N|filesize:KB|files:N] [-C MB] [-G SECS] [-W N]
+        [-s SNAPLEN] [-B KiB] [-p] [-Q DIR] [-i IFACE]
         [--image REGISTRY/netshim:TAG] [--skip-unreachable] [--lifetime SECS]
         [--reorder-window MS] [--handler NAME] [-q]
   kubectl netshim doctor [POD… | -l SELECTOR] [-n NS | -A]
@@ -29,6 +30,12 @@ every pod's stream merged in time order into one pcapng (interfaces named
 NS/POD/IFACE; node, pod UID, container and image in their description).
 Packets are held up to the reorder window (200 ms) for ordering.
 -c COUNT is across pods; -c NAME (not a number) is the target container.
+-C, -G and -W rotate the merged file as tcpdump does (FILE, FILE1… with
+-C; FILE through strftime(3) with -G; a ring of N with -C -W N; N files
+then stop with -G -W N); -a files:N stops after N files, as dumpcap.
+-a duration: ends every pod's capture after SECS; packets: is -c;
+filesize: ends the capture once the merged output holds KB kB.
+A pod that goes away mid-capture ends its interfaces; the others go on.
 The filter is compiled (libpcap) before any pod is touched. Pods that
 cannot be captured are refused before anything is created, with the
 reason, or skipped with --skip-unreachable. Ctrl-C, a closed pipe, -c and

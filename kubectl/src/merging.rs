@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use netshim_capture::merge::Merger;
+use netshim_capture::merge::{IfaceReport, Merger};
 use netshim_capture::output::{Output, OutputError};
 
 /// One pod's stream: its interfaces are named `LABEL/IFACE`.
@@ -29,9 +29,8 @@ pub struct Outcome {
     pub written: u64,
     /// Packets written out of order (later than the window).
     pub late: u64,
-    /// Per interface: name, packets received by the kernel, dropped,
-    /// written.
-    pub interfaces: Vec<(String, u64, u64, u64)>,
+    /// Per interface: its name, counts, and whether its capture sent them.
+    pub interfaces: Vec<IfaceReport>,
     /// Streams that were malformed or unreadable.
     pub stream_errors: Vec<String>,
     /// Why the output stopped early (a closed pipe, a full disk).
@@ -44,6 +43,8 @@ pub struct Outcome {
 pub struct Settings {
     pub window: Duration,
     pub limit: Option<u64>,
+    /// `-a filesize:`: stop once the output holds this many bytes.
+    pub max_bytes: Option<u64>,
     /// Flush after every batch (a pipe to a live reader).
     pub low_latency: bool,
     /// After `stop`, how long the streams have to end.
@@ -182,8 +183,17 @@ pub fn run(
     let mut buf = vec![0u8; 256 * 1024];
     let window_ns = s.window.as_nanos() as u64;
     while inputs.live() {
-        let should_stop =
-            interrupted.load(Ordering::Relaxed) || m.limit_reached() || output_error.is_some();
+        let full = s
+            .max_bytes
+            .is_some_and(|max| out.committed() + out.buf().len() as u64 >= max);
+        if full {
+            // Nothing more than what filled it, as dumpcap's stop.
+            m.limit_to(m.written());
+        }
+        let should_stop = interrupted.load(Ordering::Relaxed)
+            || m.limit_reached()
+            || full
+            || output_error.is_some();
         if should_stop && stopping.is_none() {
             stop();
             stopping = Some(Instant::now());
@@ -217,11 +227,7 @@ pub fn run(
     Ok(Outcome {
         written: m.written(),
         late: m.late(),
-        interfaces: m
-            .interfaces()
-            .iter()
-            .map(|i| (i.name.clone(), i.received, i.dropped, i.written))
-            .collect(),
+        interfaces: m.interfaces().to_vec(),
         stream_errors: inputs.errors,
         output_error: output_error.map(|e| e.to_string()),
         reader_gone,
