@@ -15,6 +15,11 @@
 //!   to tshark printing it), ended by SIGINT to the plugin (Ctrl-C);
 //! - `-a duration:5` ends by itself; a SIGKILLed plugin's captures end
 //!   (the exec's stdin is their lifeline);
+//! - `-G 2 -W 3` writes three files and stops, as tcpdump beside it
+//!   does; each file is whole on its own;
+//! - of three pods captured together, one deleted ends its interfaces
+//!   with its capture's statistics, one whose capture is killed gets the
+//!   merge's, and the third goes on;
 //! - after each, no capture runs on the machine (both nodes' processes are
 //!   host processes: /proc), and no debug container's log holds a byte.
 //!
@@ -537,6 +542,264 @@ fn killed(c: &Cluster, dir: &Path) {
     );
 }
 
+/// tcpdump's `-G 2 -W 3` beside the plugin's: both write three files
+/// named through strftime(3) and stop by themselves. Every file of the
+/// plugin is whole on its own (its interfaces described in each), and
+/// the files follow each other in time.
+fn rotation_like_tcpdump(c: &Cluster, dir: &Path) {
+    let rot = dir.join("rot");
+    std::fs::create_dir(&rot).unwrap();
+    let td = dir.join("td");
+    std::fs::create_dir(&td).unwrap();
+    // The host's loopback carries the cluster's own chatter.
+    let mut tcpdump = Command::new("tcpdump")
+        .args(["-i", "lo", "-G", "2", "-W", "3", "-w"])
+        .arg(td.join("lo-%H%M%S.pcap"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let pattern = rot.join("demo-%H%M%S.pcapng");
+    let r = run(&mut plugin(
+        c,
+        None,
+        &[
+            "capture",
+            "-l",
+            "app=demo",
+            "-w",
+            pattern.to_str().unwrap(),
+            "-G",
+            "2",
+            "-W",
+            "3",
+            &image_flag(),
+            "--lifetime",
+            "300",
+        ],
+    ));
+    println!(
+        "-G 2 -W 3: exit {:?} in {:.1} s\n{}",
+        r.code,
+        t.elapsed().as_secs_f64(),
+        r.stderr
+    );
+    let td_status = tcpdump.wait().unwrap();
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(td_status.success(), "tcpdump -G 2 -W 3: {td_status}");
+    let files = |d: &Path| {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        v.sort();
+        v
+    };
+    let (ours, theirs) = (files(&rot), files(&td));
+    println!("plugin: {ours:?}\ntcpdump: {theirs:?}");
+    assert_eq!(theirs.len(), 3, "tcpdump's files");
+    assert_eq!(ours.len(), 3, "the plugin's files, as tcpdump's");
+    let mut last = 0.0;
+    for f in &ours {
+        let fields = tshark_fields(f);
+        assert!(!fields.is_empty(), "{} has no packet", f.display());
+        check_merged(f, &["demo-a", "demo-b"]);
+        assert!(
+            fields[0].1 >= last,
+            "{} starts before the previous file ends",
+            f.display()
+        );
+        last = fields.last().unwrap().1;
+    }
+    assert!(r.stderr.contains("files written:"), "{r:#?}");
+    wait_no_capture("-G 2 -W 3", 20);
+}
+
+/// The interface statistics blocks of a pcapng file: (interface name,
+/// option codes, comment).
+fn statistics_blocks(path: &Path) -> Vec<(String, Vec<u16>, Option<String>)> {
+    let b = std::fs::read(path).unwrap();
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as usize;
+    let options = |start: usize, end: usize| {
+        let mut v = Vec::new();
+        let mut o = start;
+        while o + 4 <= end && u16_at(o) != 0 {
+            let len = u16_at(o + 2) as usize;
+            v.push((u16_at(o), b[o + 4..o + 4 + len].to_vec()));
+            o += 4 + len.div_ceil(4) * 4;
+        }
+        v
+    };
+    let (mut names, mut isbs) = (Vec::new(), Vec::new());
+    let mut o = 0;
+    while o + 12 <= b.len() {
+        let (kind, len) = (u32_at(o), u32_at(o + 4));
+        match kind {
+            1 => {
+                let opts = options(o + 16, o + len - 4);
+                let name = opts.iter().find(|(c, _)| *c == 2).map(|(_, v)| v.clone());
+                names.push(String::from_utf8_lossy(&name.unwrap_or_default()).into_owned());
+            }
+            5 => {
+                let opts = options(o + 20, o + len - 4);
+                let comment = opts
+                    .iter()
+                    .find(|(c, _)| *c == 1)
+                    .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+                let name = names[u32_at(o + 8)].clone();
+                isbs.push((name, opts.iter().map(|(c, _)| *c).collect(), comment));
+            }
+            _ => {}
+        }
+        o += len;
+    }
+    isbs
+}
+
+/// Host PIDs of the captures running in `ns/pod` (its UID is in their
+/// cgroup path: the kubelet's cgroupfs driver).
+fn captures_of(c: &Cluster, ns: &str, pod: &str) -> Vec<i32> {
+    let r = run(&mut c.kubectl(&[
+        "-n",
+        ns,
+        "get",
+        "pod",
+        pod,
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]))
+    .ok();
+    let uid = r.stdout.trim().to_string();
+    assert!(!uid.is_empty());
+    captures_running()
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cgroup"))
+                .is_ok_and(|cg| cg.contains(&uid) || cg.contains(&uid.replace('-', "_")))
+        })
+        .collect()
+}
+
+/// Three pods captured together: one is deleted (its debug container's
+/// init stops its capture: the capture's own statistics), one's capture
+/// is killed (as when its node is lost: the merge's statistics, saying
+/// so), and the third goes on until Ctrl-C.
+fn pod_goes_away(c: &Cluster, dir: &Path) {
+    for (p, node) in [("gone-a", NODE), ("gone-b", NODE2), ("gone-c", NODE)] {
+        apply(c, &demo_pod(p, "default", node, "gone", None));
+    }
+    for p in ["gone-a", "gone-b", "gone-c"] {
+        c.wait_pod_ready("default", p, 120);
+    }
+    let out = dir.join("gone.pcapng");
+    let err = std::fs::File::create(dir.join("gone.err")).unwrap();
+    let mut p = plugin(
+        c,
+        None,
+        &[
+            "capture",
+            "-l",
+            "app=gone",
+            "-w",
+            out.to_str().unwrap(),
+            &image_flag(),
+            "--lifetime",
+            "300",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(err)
+    .spawn()
+    .unwrap();
+    wait_captures(3, 90);
+    std::thread::sleep(Duration::from_secs(2));
+    let killed_c = captures_of(c, "default", "gone-c");
+    assert_eq!(killed_c.len(), 1, "gone-c's capture: {killed_c:?}");
+    let t_del = now();
+    run(&mut c.kubectl(&["delete", "pod", "gone-b", "--wait=false"])).ok();
+    let t = Instant::now();
+    while captures_running().len() > 2 {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "gone-b's capture did not end"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "gone-b deleted: its capture ended {:.1} s later",
+        t.elapsed().as_secs_f64()
+    );
+    sigkill(killed_c[0]);
+    let t_kill = now();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(captures_running().len(), 1, "gone-a's capture goes on");
+    let plugin_pid = plugin_under(p.id() as i32);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(plugin_pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let st = p.wait().unwrap();
+    let err = std::fs::read_to_string(dir.join("gone.err")).unwrap();
+    println!("pod gone: {st}\n{err}");
+    assert!(st.success(), "{err}");
+    let f = tshark_fields(&out);
+    for pod in ["gone-a", "gone-b", "gone-c"] {
+        assert!(
+            f.iter()
+                .any(|(i, _)| i.starts_with(&format!("default/{pod}/"))),
+            "no packet of {pod}"
+        );
+    }
+    let after = f
+        .iter()
+        .filter(|(i, ts)| i.starts_with("default/gone-a/") && *ts > t_kill + 1.0)
+        .count();
+    assert!(after > 5, "gone-a: {after} packets after the others ended");
+    assert!(
+        !f.iter()
+            .any(|(i, ts)| i.starts_with("default/gone-b/") && *ts > t_del + 5.0),
+        "gone-b has packets long after its deletion"
+    );
+    let isbs = statistics_blocks(&out);
+    println!("statistics: {isbs:#?}");
+    for (i, codes, comment) in &isbs {
+        let own = codes.contains(&4) && comment.is_none();
+        if i.starts_with("default/gone-c/") {
+            assert!(
+                !own && comment
+                    .as_deref()
+                    .is_some_and(|c| c.contains("without its statistics")),
+                "{i}"
+            );
+        } else {
+            assert!(own, "{i}: its capture's own statistics");
+        }
+    }
+    let named: BTreeSet<&str> = isbs.iter().map(|(i, _, _)| i.as_str()).collect();
+    for pod in ["gone-a", "gone-b", "gone-c"] {
+        assert!(
+            named
+                .iter()
+                .any(|i| i.starts_with(&format!("default/{pod}/"))),
+            "no statistics of {pod}"
+        );
+    }
+    assert!(
+        err.contains("default/gone-b: the capture ended: the pod"),
+        "{err}"
+    );
+    assert!(err.contains("default/gone-c: the capture failed"), "{err}");
+    assert!(
+        err.contains("its capture was killed before its statistics"),
+        "{err}"
+    );
+    wait_no_capture("a pod gone", 20);
+    assert_logs_empty(c, &["gone-a", "gone-c"]);
+}
+
 #[test]
 fn kubectl_netshim_captures_pods_on_two_nodes_into_one_pcapng() {
     let opts = Options {
@@ -589,7 +852,9 @@ fn kubectl_netshim_captures_pods_on_two_nodes_into_one_pcapng() {
         );
     }
     duration(&c, dir.path());
+    rotation_like_tcpdump(&c, dir.path());
     killed(&c, dir.path());
+    pod_goes_away(&c, dir.path());
     assert_logs_empty(&c, &["demo-a", "demo-b"]);
     println!(
         "the plugin's checks took {:.1} s (cluster of two nodes up in {:.1} s)",

@@ -340,9 +340,7 @@ async fn start(
         drop(stdin);
         let _ = p.join().await;
         let mut end = match st {
-            Some(s) if s.status.as_deref() == Some("Failure") => {
-                format!("the capture failed: {}", s.message.unwrap_or_default())
-            }
+            Some(s) if s.status.as_deref() == Some("Failure") => failure(s),
             _ => "the capture ended".to_string(),
         };
         if let Err(e) = pumped {
@@ -371,6 +369,25 @@ async fn start(
         packets,
         task,
     })
+}
+
+/// An exec's failure, said shortly: a non-zero exit is its status (the
+/// kubelet's message repeats the whole command).
+fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String {
+    let code = s
+        .details
+        .as_ref()
+        .and_then(|d| d.causes.as_ref())
+        .and_then(|c| c.iter().find(|c| c.reason.as_deref() == Some("ExitCode")))
+        .and_then(|c| c.message.as_deref()?.parse::<i32>().ok());
+    match code {
+        Some(c) if c > 128 => format!(
+            "the capture failed: it was killed by signal {} (exit status {c})",
+            c - 128
+        ),
+        Some(c) => format!("the capture failed with exit status {c}"),
+        None => format!("the capture failed: {}", s.message.unwrap_or_default()),
+    }
 }
 
 /// Why a pod's capture ended before it was stopped, as the API server
