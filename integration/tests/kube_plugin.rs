@@ -553,7 +553,9 @@ fn rotation_like_tcpdump(c: &Cluster, dir: &Path) {
     std::fs::create_dir(&td).unwrap();
     // The host's loopback carries the cluster's own chatter.
     let mut tcpdump = Command::new("tcpdump")
-        .args(["-i", "lo", "-G", "2", "-W", "3", "-w"])
+        // -Z root: Debian's tcpdump drops to its own user before it
+        // makes the next file, in a directory only root may write.
+        .args(["-Z", "root", "-i", "lo", "-G", "2", "-W", "3", "-w"])
         .arg(td.join("lo-%H%M%S.pcap"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -613,6 +615,7 @@ fn rotation_like_tcpdump(c: &Cluster, dir: &Path) {
         last = fields.last().unwrap().1;
     }
     assert!(r.stderr.contains("files written:"), "{r:#?}");
+    assert!(r.stderr.contains("made the 3 files asked for"), "{r:#?}");
     wait_no_capture("-G 2 -W 3", 20);
 }
 

@@ -155,12 +155,12 @@ fn rotated(
 ) -> bool {
     match rotating.join() {
         Ok(Ok(files)) => {
-            if a.rotation
-                .stop_after
-                .is_some_and(|n| files.len() as u64 >= u64::from(n))
-            {
+            let r = &a.rotation;
+            // -a files:N, or -G … -W N without -C: N files, then stop.
+            let asked = r.stop_after.or(r.files.filter(|_| r.size.is_none()));
+            if asked.is_some_and(|n| files.len() as u64 >= u64::from(n)) {
                 eprintln!(
-                    "made the {} files asked for (-a files:); the capture stops there",
+                    "made the {} files asked for; the capture stops there",
                     files.len()
                 );
             }
