@@ -15,6 +15,8 @@
 //!   to tshark printing it), ended by SIGINT to the plugin (Ctrl-C);
 //! - `-a duration:5` ends by itself; a SIGKILLed plugin's captures end
 //!   (the exec's stdin is their lifeline);
+//! - a closed pipe (`| head -c`) stops every capture, and `-q` leaves
+//!   only the closing line on stderr;
 //! - `-G 2 -W 3` writes three files and stops, as tcpdump beside it
 //!   does; each file is whole on its own;
 //! - of three pods captured together, one deleted ends its interfaces
@@ -619,6 +621,44 @@ fn rotation_like_tcpdump(c: &Cluster, dir: &Path) {
     wait_no_capture("-G 2 -W 3", 20);
 }
 
+/// The output's reader goes away (`| head -c`): every capture is
+/// stopped, the plugin exits 0; with `-q` its stderr holds only the
+/// closing line.
+fn closed_pipe(c: &Cluster, dir: &Path) {
+    let st = dir.join("pipe.status");
+    let script = format!(
+        "{{ kubectl netshim capture -l app=demo -w - {} --lifetime 300 -q 2>{err}; echo $? >{st}; }} \
+         | head -c 20000 >/dev/null",
+        image_flag(),
+        err = dir.join("pipe.err").display(),
+        st = st.display()
+    );
+    let path = format!(
+        "{}:{}",
+        plugin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let t = Instant::now();
+    let r = run(c.shell(&script).env("PATH", path));
+    let err = std::fs::read_to_string(dir.join("pipe.err")).unwrap();
+    let status = std::fs::read_to_string(&st).unwrap();
+    println!(
+        "| head -c 20000: plugin exit {} in {:.1} s\n{err}",
+        status.trim(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert_eq!(status.trim(), "0", "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "-q: one closing line: {err}");
+    assert!(lines[0].contains("packets captured from 2 pods"), "{err}");
+    let gone = wait_no_capture("a closed pipe", 20);
+    println!(
+        "closed pipe: no capture running {:.1} s after the plugin exited",
+        gone.as_secs_f64()
+    );
+}
+
 /// The interface statistics blocks of a pcapng file: (interface name,
 /// option codes, comment).
 fn statistics_blocks(path: &Path) -> Vec<(String, Vec<u16>, Option<String>)> {
@@ -856,6 +896,7 @@ fn kubectl_netshim_captures_pods_on_two_nodes_into_one_pcapng() {
     }
     duration(&c, dir.path());
     rotation_like_tcpdump(&c, dir.path());
+    closed_pipe(&c, dir.path());
     killed(&c, dir.path());
     pod_goes_away(&c, dir.path());
     assert_logs_empty(&c, &["demo-a", "demo-b"]);
