@@ -268,7 +268,8 @@ fn read_stderr(child: &mut Child) -> JoinHandle<Said> {
     })
 }
 
-/// The plugin's closing counts: (written, late, dropped by the kernels).
+/// The plugin's closing counts: (written, late, dropped by the kernels,
+/// from its lines per interface).
 fn counts(lines: &[String]) -> (u64, u64, u64) {
     let last = lines
         .iter()
@@ -285,8 +286,13 @@ fn counts(lines: &[String]) -> (u64, u64, u64) {
         .0);
     let dropped = lines
         .iter()
+        .filter(|l| l.contains(" packets written, "))
         .filter_map(|l| l.strip_suffix(" dropped by kernel"))
-        .map(|l| num(l.rsplit_once(", ").unwrap().1))
+        .map(|l| {
+            let n = l.rsplit(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+            n.parse::<u64>()
+                .unwrap_or_else(|_| panic!("no count of drops in {l:?} ({lines:#?})"))
+        })
         .sum();
     (written, late, dropped)
 }
@@ -337,6 +343,13 @@ fn capture_cost(c: &Cluster, pods: &[(&str, PathBuf)], rate: f64, n: u64) -> Cos
     let said = said.join().unwrap();
     traffic.stop();
     assert_eq!(code, 0, "the plugin failed: {:#?}", said.lines);
+    for l in said
+        .lines
+        .iter()
+        .filter(|l| l.contains(" packets ") && !l.contains(" so far"))
+    {
+        println!("  {l}");
+    }
     let (written, late, dropped) = counts(&said.lines);
     let ts = file_stamps(&out);
     std::fs::remove_file(&out).unwrap();
