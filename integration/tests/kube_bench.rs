@@ -26,7 +26,9 @@
 //! Environment: NETSHIM_BENCH_RATE (R, packets/s, default 4000),
 //! NETSHIM_BENCH_PACKETS (N, default 60000), NETSHIM_BENCH_ROUNDS (5),
 //! NETSHIM_BENCH_LATENCY_PACKETS (per live run, default 4000),
-//! NETSHIM_PLUGIN_DIR (the plugin to measure, e.g. target/release).
+//! NETSHIM_PLUGIN_DIR (the plugin to measure, e.g. target/release),
+//! NETSHIM_BENCH_PERF (a directory: `perf record -g` of each measured
+//! capture into it; the CPU figures then include perf's overhead).
 //! Without KUBE_BIN_DIR it says it was SKIPPED, and why.
 
 use std::io::{BufRead, BufReader, Read};
@@ -220,9 +222,9 @@ fn cpu_so_far(pid: i32) -> Option<f64> {
     Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / hz)
 }
 
-/// Waits for `pid` (a child of this process) with wait4: its exit code and
-/// its user + system seconds.
-fn wait_cpu(pid: i32) -> (i32, f64) {
+/// Waits for `pid` (a child of this process) with wait4: its exit code,
+/// its user + system seconds and its context switches (voluntary and not).
+fn wait_cpu(pid: i32) -> (i32, f64, u64) {
     let mut status = 0;
     // SAFETY: rusage is plain old data; all zeroes is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
@@ -232,9 +234,11 @@ fn wait_cpu(pid: i32) -> (i32, f64) {
     assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     let st = std::process::ExitStatus::from_raw(status);
+    let switches = (ru.ru_nvcsw + ru.ru_nivcsw) as u64;
     (
         st.code().unwrap_or(-1),
         secs(ru.ru_utime) + secs(ru.ru_stime),
+        switches,
     )
 }
 
@@ -301,11 +305,27 @@ fn counts(lines: &[String]) -> (u64, u64, u64) {
 struct Cost {
     cpu: f64,
     steady: f64,
+    switches: u64,
     written: u64,
     late: u64,
     dropped: u64,
     rate: f64,
     start: f64,
+}
+
+/// With NETSHIM_BENCH_PERF=DIR: `perf record -g` of the plugin's process
+/// (kubectl, then the plugin in its place) into DIR/PODSpods-PID.data.
+fn perf_record(pid: u32, pods: usize) -> Option<Child> {
+    let dir = PathBuf::from(std::env::var_os("NETSHIM_BENCH_PERF")?);
+    let out = dir.join(format!("{pods}pods-{pid}.data"));
+    let p = std::process::Command::new("perf")
+        .args(["record", "-q", "-g", "-p", &pid.to_string(), "-o"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("perf is missing (NETSHIM_BENCH_PERF is set)");
+    Some(p)
 }
 
 /// `kubectl netshim capture PODS -c N -w FILE` with `pods` sending R/k
@@ -339,9 +359,13 @@ fn capture_cost(c: &Cluster, pods: &[(&str, PathBuf)], rate: f64, n: u64) -> Cos
         .spawn()
         .unwrap();
     let said = read_stderr(&mut child);
-    let (code, cpu) = wait_cpu(child.id() as i32);
+    let perf = perf_record(child.id(), pods.len());
+    let (code, cpu, switches) = wait_cpu(child.id() as i32);
     let said = said.join().unwrap();
     traffic.stop();
+    if let Some(mut p) = perf {
+        p.wait().unwrap();
+    }
     assert_eq!(code, 0, "the plugin failed: {:#?}", said.lines);
     for l in said
         .lines
@@ -368,6 +392,7 @@ fn capture_cost(c: &Cluster, pods: &[(&str, PathBuf)], rate: f64, n: u64) -> Cos
     let span = (ts[ts.len() - 1] - ts[0]) as f64 / 1e9;
     Cost {
         cpu,
+        switches,
         steady: cpu - said.cpu_at_start.expect("no \"capturing\" line"),
         written,
         late,
@@ -393,11 +418,12 @@ fn cost_table(c: &Cluster, pods: &[(&str, PathBuf)], rate: f64, n: u64, rounds: 
             let sel: Vec<(&str, PathBuf)> = cfg.iter().map(|i| pods[*i].clone()).collect();
             let r = capture_cost(c, &sel, rate, n);
             println!(
-                "round {round}, {} pods: {:.2} µs/packet ({:.2} steady), {} written, {} late, {} dropped, \
-                 {:.0} packets/s, captures started after {:.1} s",
+                "round {round}, {} pods: {:.2} µs/packet ({:.2} steady), {:.3} context switches/packet, \
+                 {} written, {} late, {} dropped, {:.0} packets/s, captures started after {:.1} s",
                 cfg.len(),
                 r.cpu / r.written as f64 * 1e6,
                 r.steady / r.written as f64 * 1e6,
+                r.switches as f64 / r.written as f64,
                 r.written,
                 r.late,
                 r.dropped,
@@ -519,7 +545,7 @@ fn live_latency(
             epbs.feed(&buf[..got], |_, ts| lat.push(at - ts as f64 / 1e9));
         }
     }
-    let (code, _) = wait_cpu(child.id() as i32);
+    let (code, _, _) = wait_cpu(child.id() as i32);
     let said = said.join().unwrap();
     traffic.stop();
     assert_eq!(code, 0, "the plugin failed: {:#?}", said.lines);
