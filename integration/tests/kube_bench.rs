@@ -618,8 +618,13 @@ fn kubectl_netshim_merge_cost_and_live_latency() {
             );
         }
     }
+    let verdict = |r: f64| if r <= 1.2 { "met" } else { "NOT met" };
     println!(
-        "\nsteady CPU per packet, 2 pods against 1: {:.2}x; 4 pods against 1: {:.2}x (the issue's bound: 1.2x)",
-        ratios[1], ratios[2]
+        "\nsteady CPU per packet, 2 pods against 1: {:.2}x ({}); 4 pods against 1: {:.2}x ({}) \
+         (the issue's bound: 1.2x)",
+        ratios[1],
+        verdict(ratios[1]),
+        ratios[2],
+        verdict(ratios[2])
     );
 }
