@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::kube::{Cluster, NETSHIM_IMAGE};
+use crate::kube::{Cluster, Options, APP_IMAGE, NETSHIM_IMAGE, NODE, NODE2};
 use crate::{descends_from, netshim, run};
 
 /// The plugin's directory, for PATH: `NETSHIM_PLUGIN_DIR` if set (a
@@ -23,6 +23,24 @@ pub fn plugin_dir() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// The plugin's cluster: two nodes, netshim the default handler on both
+/// (`netshim install containerd --default`) and the nodes labelled so
+/// (`netshim.io/default-runtime=true`), namespace `default` at Pod
+/// Security `baseline`; `None` when the test is SKIPPED (no KUBE_BIN_DIR).
+pub fn two_node_cluster_or_skip(test: &str) -> Option<Cluster> {
+    let opts = Options {
+        install_args: vec!["--default".into()],
+        second_node: true,
+        ..Options::default()
+    };
+    let c = Cluster::start_with_or_skip(test, opts)?;
+    c.namespace("default", Some("baseline"));
+    for n in [NODE, NODE2] {
+        run(&mut c.kubectl(&["label", "node", n, "netshim.io/default-runtime=true"])).ok();
+    }
+    Some(c)
 }
 
 /// `kubectl netshim ARGS` with the plugin on PATH, as the admin or with
@@ -46,6 +64,62 @@ pub fn plugin(c: &Cluster, kubeconfig: Option<&Path>, args: &[&str]) -> Command 
 /// `--image=` netshim's image under test.
 pub fn image_flag() -> String {
     format!("--image={NETSHIM_IMAGE}")
+}
+
+/// A pod of the busybox app image running `command` as UID 1000 with no
+/// capability (Pod Security `baseline` and `restricted` admit it), on
+/// `node`, labelled `app: LABEL`.
+pub fn app_pod(
+    name: &str,
+    ns: &str,
+    node: &str,
+    label: &str,
+    command: &[&str],
+) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": label}},
+        "spec": {
+            "nodeName": node,
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "app", "image": APP_IMAGE,
+                "command": command,
+                "securityContext": {"allowPrivilegeEscalation": false,
+                                    "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    })
+}
+
+/// A pod that serves HTTP on its loopback (busybox httpd, UID 1000) and
+/// fetches from itself ten times a second.
+pub fn demo_pod(
+    name: &str,
+    ns: &str,
+    node: &str,
+    label: &str,
+    runtime_class: Option<&str>,
+) -> serde_json::Value {
+    let mut p = app_pod(
+        name,
+        ns,
+        node,
+        label,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && \
+             httpd -p 127.0.0.1:8080 -h /tmp/www && \
+             while :; do wget -q -O /dev/null http://127.0.0.1:8080/; sleep 0.1; done",
+        ],
+    );
+    if let Some(rc) = runtime_class {
+        p["spec"]["runtimeClassName"] = rc.into();
+    }
+    p
 }
 
 /// `kubectl apply` of one object.

@@ -40,9 +40,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use netshim_integration::kube::{Cluster, Options, APP_IMAGE, NODE, NODE2};
+use netshim_integration::kube::{Cluster, NODE, NODE2};
 use netshim_integration::plugin::*;
-use netshim_integration::*;
 
 const PORT: u16 = 9999;
 const PAYLOAD: usize = 64;
@@ -55,26 +54,6 @@ fn env_num(name: &str, default: u64) -> u64 {
                 .unwrap_or_else(|_| panic!("{name}={v}: not a number"))
         })
         .unwrap_or(default)
-}
-
-/// A pod that only sleeps (its process is found by `sleep MARKER`).
-fn bench_pod(name: &str, node: &str, marker: u32) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": "bench"}},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "app", "image": APP_IMAGE,
-                "command": ["sleep", marker.to_string()],
-                "securityContext": {"allowPrivilegeEscalation": false,
-                                    "capabilities": {"drop": ["ALL"]}}
-            }]
-        }
-    })
 }
 
 /// The network namespace of the process running `sleep MARKER`.
@@ -313,6 +292,22 @@ struct Cost {
     start: f64,
 }
 
+/// `kubectl netshim capture PODS OPTIONS --image=… -- udp port PORT`, its
+/// stderr piped.
+fn spawn_capture(c: &Cluster, pods: &[(&str, PathBuf)], options: &[&str], out: Stdio) -> Child {
+    let (img, port) = (image_flag(), PORT.to_string());
+    let mut args = vec!["capture"];
+    args.extend(pods.iter().map(|p| p.0));
+    args.extend(options);
+    args.extend([img.as_str(), "--", "udp", "port", &port]);
+    plugin(c, None, &args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// With NETSHIM_BENCH_PERF=DIR: `perf record -g` of the plugin's process
 /// (kubectl, then the plugin in its place) into DIR/PODSpods-PID.data.
 fn perf_record(pid: u32, pods: usize) -> Option<Child> {
@@ -337,27 +332,12 @@ fn capture_cost(c: &Cluster, pods: &[(&str, PathBuf)], rate: f64, n: u64) -> Cos
     ));
     let ns: Vec<&Path> = pods.iter().map(|p| p.1.as_path()).collect();
     let traffic = Traffic::start(&ns, rate / pods.len() as f64);
-    let (count, img) = (n.to_string(), image_flag());
-    let mut args = vec!["capture"];
-    args.extend(pods.iter().map(|p| p.0));
-    let port = PORT.to_string();
-    args.extend([
-        "-w",
-        out.to_str().unwrap(),
-        "-c",
-        &count,
-        &img,
-        "--",
-        "udp",
-        "port",
-        &port,
-    ]);
-    let mut child = plugin(c, None, &args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_capture(
+        c,
+        pods,
+        &["-w", out.to_str().unwrap(), "-c", &n.to_string()],
+        Stdio::null(),
+    );
     let said = read_stderr(&mut child);
     let perf = perf_record(child.id(), pods.len());
     let (code, cpu, switches) = wait_cpu(child.id() as i32);
@@ -487,33 +467,19 @@ fn live_latency(
 ) -> Vec<f64> {
     let ns: Vec<&Path> = pods.iter().map(|p| p.1.as_path()).collect();
     let traffic = Traffic::start(&ns, rate / pods.len() as f64);
-    let (count, img, w, port) = (
-        n.to_string(),
-        image_flag(),
-        window.to_string(),
-        PORT.to_string(),
+    let mut child = spawn_capture(
+        c,
+        pods,
+        &[
+            "-w",
+            "-",
+            "-c",
+            &n.to_string(),
+            "--reorder-window",
+            &window.to_string(),
+        ],
+        Stdio::piped(),
     );
-    let mut args = vec!["capture"];
-    args.extend(pods.iter().map(|p| p.0));
-    args.extend([
-        "-w",
-        "-",
-        "-c",
-        &count,
-        &img,
-        "--reorder-window",
-        &w,
-        "--",
-        "udp",
-        "port",
-        &port,
-    ]);
-    let mut child = plugin(c, None, &args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let said = read_stderr(&mut child);
     let stream = child.stdout.take().unwrap();
     let mut lat = Vec::new();
@@ -557,22 +523,13 @@ fn live_latency(
 #[test]
 #[ignore = "a benchmark: integration/bench/kube-merge.sh"]
 fn kubectl_netshim_merge_cost_and_live_latency() {
-    let opts = Options {
-        install_args: vec!["--default".into()],
-        second_node: true,
-        ..Options::default()
-    };
-    let Some(c) = Cluster::start_with_or_skip("kube_bench", opts) else {
+    let Some(c) = two_node_cluster_or_skip("kube_bench") else {
         return;
     };
     let rate = env_num("NETSHIM_BENCH_RATE", 4000) as f64;
     let n = env_num("NETSHIM_BENCH_PACKETS", 60000);
     let rounds = env_num("NETSHIM_BENCH_ROUNDS", 5);
     let live_n = env_num("NETSHIM_BENCH_LATENCY_PACKETS", 4000);
-    c.namespace("default", Some("baseline"));
-    for node in [NODE, NODE2] {
-        run(&mut c.kubectl(&["label", "node", node, "netshim.io/default-runtime=true"])).ok();
-    }
     let names = [
         ("bench-a1", NODE),
         ("bench-a2", NODE),
@@ -580,7 +537,11 @@ fn kubectl_netshim_merge_cost_and_live_latency() {
         ("bench-b2", NODE2),
     ];
     for (i, (p, node)) in names.iter().enumerate() {
-        apply(&c, &bench_pod(p, node, 8_640_001 + i as u32));
+        let marker = (8_640_001 + i as u32).to_string();
+        apply(
+            &c,
+            &app_pod(p, "default", node, "bench", &["sleep", &marker]),
+        );
     }
     for (p, _) in names {
         c.wait_pod_ready("default", p, 120);

@@ -26,42 +26,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netshim_integration::kube::{Cluster, Options, APP_IMAGE, NODE, NODE2};
+use netshim_integration::kube::{Cluster, Options, NODE, NODE2};
 use netshim_integration::plugin::*;
 use netshim_integration::*;
-
-/// A pod that serves HTTP on its loopback (busybox httpd, UID 1000) and
-/// fetches from itself ten times a second.
-fn demo_pod(
-    name: &str,
-    ns: &str,
-    node: &str,
-    label: &str,
-    runtime_class: Option<&str>,
-) -> serde_json::Value {
-    let mut p = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": label}},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "app", "image": APP_IMAGE,
-                "command": ["sh", "-c", "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && \
-                    httpd -p 127.0.0.1:8080 -h /tmp/www && \
-                    while :; do wget -q -O /dev/null http://127.0.0.1:8080/; sleep 0.1; done"],
-                "securityContext": {"allowPrivilegeEscalation": false,
-                                    "capabilities": {"drop": ["ALL"]}}
-            }]
-        }
-    });
-    if let Some(rc) = runtime_class {
-        p["spec"]["runtimeClassName"] = rc.into();
-    }
-    p
-}
 
 /// The ephemeral containers of `ns/pod`: (name, its log).
 fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
