@@ -829,3 +829,4 @@ pub fn users_own_userns() -> (std::process::Child, i32) {
     (holder, pid)
 }
 pub mod kube;
+pub mod plugin;

@@ -29,89 +29,13 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use netshim_integration::kube::{Cluster, Options, APP_IMAGE, NETSHIM_IMAGE, NODE, NODE2};
+use netshim_integration::kube::{Cluster, Options, NODE, NODE2};
+use netshim_integration::plugin::*;
 use netshim_integration::*;
-
-/// The plugin's directory (target/debug), for PATH.
-fn plugin_dir() -> PathBuf {
-    let bin = netshim();
-    let dir = bin.parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("kubectl-netshim").exists(),
-        "{} has no kubectl-netshim: build the workspace (`cargo build --workspace`; integration/run.sh does)",
-        dir.display()
-    );
-    dir
-}
-
-/// `kubectl netshim ARGS` with the plugin on PATH, as the admin or with
-/// `kubeconfig`.
-fn plugin(c: &Cluster, kubeconfig: Option<&Path>, args: &[&str]) -> Command {
-    let mut all = vec!["netshim"];
-    all.extend_from_slice(args);
-    let mut k = match kubeconfig {
-        Some(kc) => c.kubectl_as(kc, &all),
-        None => c.kubectl(&all),
-    };
-    let path = format!(
-        "{}:{}",
-        plugin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    k.env("PATH", path);
-    k
-}
-
-fn image_flag() -> String {
-    format!("--image={NETSHIM_IMAGE}")
-}
-
-/// A pod that serves HTTP on its loopback (busybox httpd, UID 1000) and
-/// fetches from itself ten times a second.
-fn demo_pod(
-    name: &str,
-    ns: &str,
-    node: &str,
-    label: &str,
-    runtime_class: Option<&str>,
-) -> serde_json::Value {
-    let mut p = serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name, "namespace": ns, "labels": {"app": label}},
-        "spec": {
-            "nodeName": node,
-            "terminationGracePeriodSeconds": 1,
-            "securityContext": {"runAsNonRoot": true, "runAsUser": 1000, "runAsGroup": 1000,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "app", "image": APP_IMAGE,
-                "command": ["sh", "-c", "mkdir -p /tmp/www && echo hello > /tmp/www/index.html && \
-                    httpd -p 127.0.0.1:8080 -h /tmp/www && \
-                    while :; do wget -q -O /dev/null http://127.0.0.1:8080/; sleep 0.1; done"],
-                "securityContext": {"allowPrivilegeEscalation": false,
-                                    "capabilities": {"drop": ["ALL"]}}
-            }]
-        }
-    });
-    if let Some(rc) = runtime_class {
-        p["spec"]["runtimeClassName"] = rc.into();
-    }
-    p
-}
-
-fn apply(c: &Cluster, what: &serde_json::Value) {
-    let f = c.dir.join(format!(
-        "apply-{}-{}.json",
-        what["metadata"]["namespace"].as_str().unwrap_or("cluster"),
-        what["metadata"]["name"].as_str().unwrap()
-    ));
-    std::fs::write(&f, what.to_string()).unwrap();
-    run(&mut c.kubectl(&["apply", "-f", f.to_str().unwrap()])).ok();
-}
 
 /// The ephemeral containers of `ns/pod`: (name, its log).
 fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
@@ -134,20 +58,6 @@ fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Host PIDs of `netshim capture` processes run by the plugin (`-w -`
-/// after `capture`): both nodes' containers are host processes.
-fn captures_running() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.starts_with(b"netshim\0capture\0-w\0-\0"))
-        })
-        .collect()
-}
-
 fn wait_captures(n: usize, secs: u64) -> Vec<i32> {
     let t = Instant::now();
     loop {
@@ -158,22 +68,6 @@ fn wait_captures(n: usize, secs: u64) -> Vec<i32> {
         assert!(
             t.elapsed() < Duration::from_secs(secs),
             "{n} captures not running within {secs} s (running: {v:?})"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until no capture runs; how long that took.
-fn wait_no_capture(what: &str, secs: u64) -> Duration {
-    let t = Instant::now();
-    loop {
-        let v = captures_running();
-        if v.is_empty() {
-            return t.elapsed();
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(secs),
-            "{what}: captures still running {secs} s later: {v:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -240,33 +134,6 @@ fn assert_logs_empty(c: &Cluster, pods: &[&str]) {
             );
         }
     }
-}
-
-/// The plugin's PID: `root` or a process under it whose command is
-/// kubectl-netshim (kubectl execs its plugins in its own place).
-fn plugin_under(root: i32) -> i32 {
-    let is_plugin = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .is_ok_and(|c| c.trim() == "kubectl-netshim")
-    };
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|p| is_plugin(*p) && (*p == root || descends_from(*p, root)))
-        .unwrap_or_else(|| panic!("no kubectl-netshim process under PID {root}"))
-}
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
-}
-
-fn percentile(v: &mut [f64], p: f64) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Bad input: the reason, and nothing created.
