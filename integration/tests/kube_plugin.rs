@@ -29,11 +29,11 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use netshim_integration::kube::{Cluster, Options, NODE, NODE2};
+use netshim_integration::kube::{Cluster, NODE, NODE2};
 use netshim_integration::plugin::*;
 use netshim_integration::*;
 
@@ -712,19 +712,10 @@ fn pod_goes_away(c: &Cluster, dir: &Path) {
 
 #[test]
 fn kubectl_netshim_captures_pods_on_two_nodes_into_one_pcapng() {
-    let opts = Options {
-        install_args: vec!["--default".into()],
-        second_node: true,
-        ..Options::default()
-    };
-    let Some(c) = Cluster::start_with_or_skip("kube_plugin", opts) else {
+    let Some(c) = two_node_cluster_or_skip("kube_plugin") else {
         return;
     };
-    c.namespace("default", Some("baseline"));
     c.namespace("locked", Some("restricted"));
-    for n in [NODE, NODE2] {
-        run(&mut c.kubectl(&["label", "node", n, "netshim.io/default-runtime=true"])).ok();
-    }
     apply(
         &c,
         &serde_json::json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
