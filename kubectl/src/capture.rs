@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use netshim_capture::rotate::{rotate_stream, RotateError};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::args::CaptureArgs;
@@ -116,7 +116,7 @@ fn open_output(a: &CaptureArgs) -> Result<Sink> {
             .unwrap_or(Path::new("."));
         nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
             .with_context(|| format!("cannot write files in {}", dir.display()))?;
-        let (r, wr) = merging::pipe()?;
+        let (r, wr) = nix::unistd::pipe().context("cannot make a pipe for the rotation")?;
         let rot = a.rotation.clone();
         let rotating = std::thread::Builder::new()
             .name("rotation".into())
@@ -267,33 +267,43 @@ async fn debug_containers(
     Ok(ok)
 }
 
-/// Copies a pod's stream into the merge's pipe, counting its packets.
+/// Hands a pod's stream (stream `idx` of the merge) to the merge,
+/// counting its packets, until it ends; then says it ended.
 async fn pump(
     mut from: impl AsyncRead + Unpin,
-    into: std::os::fd::OwnedFd,
+    feed: merging::Feed,
+    idx: usize,
     packets: Arc<AtomicU64>,
 ) -> Result<()> {
-    let mut tx = tokio::net::unix::pipe::Sender::from_owned_fd(into)?;
-    let mut buf = vec![0u8; 256 << 10];
+    let mut buf = vec![0u8; 64 << 10];
     let mut count = BlockCounter::default();
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
+    let r = loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) => break Ok(()),
+            Ok(n) => n,
+            Err(e) => break Err(anyhow::Error::from(e)),
+        };
         packets.fetch_add(count.feed(&buf[..n]), Ordering::Relaxed);
-        tx.write_all(&buf[..n]).await?;
-    }
+        if !feed
+            .send(merging::Chunk::Bytes(idx, buf[..n].to_vec()))
+            .await
+        {
+            break Err(anyhow!("the merge has ended"));
+        }
+    };
+    let why = r.as_ref().err().map(|e| e.to_string());
+    feed.send(merging::Chunk::End(idx, why)).await;
+    r
 }
 
-/// Starts the capture of `t` in its debug container; its stream goes into
-/// the write end `into`.
+/// Starts the capture of `t` in its debug container; its stream goes to
+/// the merge as stream `idx`.
 async fn start(
     t: Target,
     api: Api<Pod>,
     name: &str,
     args: &[String],
-    into: std::os::fd::OwnedFd,
+    (feed, idx): (merging::Feed, usize),
     quiet: bool,
     stopping: Arc<AtomicBool>,
 ) -> Result<Running> {
@@ -331,7 +341,7 @@ async fn start(
     let label = t.label();
     let (api2, pod, container) = (api.clone(), t.name.clone(), name.to_string());
     let task = tokio::spawn(async move {
-        let pumped = pump(stdout, into, pk).await;
+        let pumped = pump(stdout, feed, idx, pk).await;
         let lines = err_task.await.unwrap_or_default();
         let st = match status {
             Some(s) => s.await,
@@ -485,16 +495,17 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
     let stopping = Arc::new(AtomicBool::new(false));
     let mut runs = Vec::new();
     let mut streams = Vec::new();
+    let (feed, rx) = merging::channel();
     for t in go {
-        let (r, w) = merging::pipe()?;
         streams.push(merging::Stream {
-            src: r,
             label: t.label(),
             description: t.description(),
         });
         let api: Api<Pod> = Api::namespaced(c.client.clone(), &t.ns);
-        runs.push(start(t, api, &name, &args, w, a.quiet, stopping.clone()).await?);
+        let to = (feed.clone(), streams.len() - 1);
+        runs.push(start(t, api, &name, &args, to, a.quiet, stopping.clone()).await?);
     }
+    drop(feed);
     say(
         a.quiet,
         &format!(
@@ -508,7 +519,7 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
         &a,
         sink.file,
         sink.to_pipe,
-        streams,
+        (streams, rx),
         &mut runs,
         &name,
         stopping,
@@ -528,7 +539,10 @@ async fn merge_and_stop(
     a: &CaptureArgs,
     out: File,
     to_pipe: bool,
-    streams: Vec<merging::Stream>,
+    (streams, rx): (
+        Vec<merging::Stream>,
+        std::sync::mpsc::Receiver<merging::Chunk>,
+    ),
     runs: &mut [Running],
     name: &str,
     stopping: Arc<AtomicBool>,
@@ -547,7 +561,7 @@ async fn merge_and_stop(
         let mut stop = || {
             let _ = stop_tx.send(());
         };
-        merging::run(streams, out, settings, flag, &mut stop)
+        merging::run(streams, rx, out, settings, flag, &mut stop)
     });
     tokio::pin!(merge);
     let mut sigs = Vec::new();

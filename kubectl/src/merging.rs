@@ -1,12 +1,18 @@
 //! The one place the plugin uses netshim's pcapng stream merge
-//! (`netshim_capture::merge`): streams arriving from the cluster are
-//! handed to it as pipes, and it writes one pcapng in time order. When the
-//! merge's API changes, this file is the one to change.
+//! (`netshim_capture::merge`): the bytes of the streams arriving from the
+//! cluster are handed to it as [`Chunk`]s on a bounded channel, and it
+//! writes one pcapng in time order on its own thread. When the merge's API
+//! changes, this file is the one to change.
+//!
+//! A channel, not a pipe per stream: a block of a pod's stream costs one
+//! copy and a queue slot, not a `write`, a `poll`, a `read` and a wake-up
+//! of this thread. Writing to a file, the thread wakes every
+//! [`FILE_TICK`] and takes whatever came; writing to a live reader, it
+//! waits for the next chunk or the oldest held packet's due time.
 
 use std::fs::File;
-use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,12 +20,51 @@ use anyhow::{Context, Result};
 use netshim_capture::merge::{IfaceReport, Merger};
 use netshim_capture::output::{Output, OutputError};
 
+/// How often the merge takes what came, writing to a file.
+pub const FILE_TICK: Duration = Duration::from_millis(10);
+
+/// Chunks queued for the merge before the streams' readers wait.
+const QUEUE: usize = 256;
+
+/// What a stream's reader hands the merge.
+pub enum Chunk {
+    /// The next bytes of stream `0`, cut anywhere.
+    Bytes(usize, Vec<u8>),
+    /// Stream `0` has ended (with why, if it broke off).
+    End(usize, Option<String>),
+}
+
 /// One pod's stream: its interfaces are named `LABEL/IFACE`.
 pub struct Stream {
-    /// The read end of the pipe the pod's stream is written into.
-    pub src: OwnedFd,
     pub label: String,
     pub description: String,
+}
+
+/// The channel the streams' readers feed the merge through.
+pub fn channel() -> (Feed, Receiver<Chunk>) {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    (Feed(tx), rx)
+}
+
+/// A stream reader's end of the channel.
+#[derive(Clone)]
+pub struct Feed(SyncSender<Chunk>);
+
+impl Feed {
+    /// Hands `chunk` to the merge, waiting (without blocking the async
+    /// runtime) while the queue is full; false once the merge has ended.
+    pub async fn send(&self, mut chunk: Chunk) -> bool {
+        loop {
+            match self.0.try_send(chunk) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(c)) => {
+                    chunk = c;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+    }
 }
 
 /// The end of a merge.
@@ -56,11 +101,6 @@ pub fn default_window() -> Duration {
     Duration::from_millis(200)
 }
 
-/// A pipe: (read end, write end).
-pub fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe().context("cannot make a pipe for a pod's stream")
-}
-
 fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -69,37 +109,34 @@ fn now_ns() -> u64 {
 
 /// The streams still being read, and what ended the others.
 struct Inputs {
-    files: Vec<Option<File>>,
+    live: Vec<bool>,
     labels: Vec<String>,
     errors: Vec<String>,
 }
 
 impl Inputs {
-    fn new(streams: Vec<Stream>, m: &mut Merger) -> Result<Inputs> {
+    fn new(streams: Vec<Stream>, m: &mut Merger) -> Inputs {
         let mut me = Inputs {
-            files: Vec::new(),
+            live: Vec::new(),
             labels: Vec::new(),
             errors: Vec::new(),
         };
         for st in streams {
             m.add_stream(&st.label, &st.description);
-            let fd = st.src;
-            let fl = nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)
-                .context("reading a stream pipe's flags")?;
-            let fl = nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK;
-            nix::fcntl::fcntl(fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(fl))
-                .context("making a stream pipe non-blocking")?;
-            me.files.push(Some(File::from(fd)));
+            me.live.push(true);
             me.labels.push(st.label);
         }
-        Ok(me)
+        me
     }
 
-    fn live(&self) -> bool {
-        self.files.iter().any(Option::is_some)
+    fn any_live(&self) -> bool {
+        self.live.iter().any(|l| *l)
     }
 
     fn end(&mut self, i: usize, m: &mut Merger, why: Option<String>) {
+        if !self.live[i] {
+            return;
+        }
         if let Err(e) = m.end_stream(i) {
             self.errors.push(e.to_string());
         }
@@ -107,56 +144,51 @@ impl Inputs {
             self.errors
                 .push(format!("the stream of {}: {why}", self.labels[i]));
         }
-        self.files[i] = None;
+        self.live[i] = false;
     }
 
-    /// Waits up to `wait` for a stream to have bytes, and feeds what came
-    /// (up to 1 MiB of a busy stream per call, then the others).
-    fn pump(&mut self, wait: Duration, m: &mut Merger, out: &mut Output, buf: &mut [u8]) {
-        let idx: Vec<usize> = (0..self.files.len())
-            .filter(|i| self.files[*i].is_some())
-            .collect();
-        let mut pfds: Vec<libc::pollfd> = idx
-            .iter()
-            .map(|i| libc::pollfd {
-                fd: self.files[*i].as_ref().expect("live").as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let ms = wait.as_micros().div_ceil(1000) as libc::c_int;
-        // SAFETY: pfds is a live array of pfds.len() pollfd structs; EINTR
-        // only ends the wait.
-        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-        if n <= 0 {
-            return;
-        }
-        for (k, i) in idx.into_iter().enumerate() {
-            if pfds[k].revents == 0 {
-                continue;
+    fn take(&mut self, c: Chunk, m: &mut Merger, out: &mut Output) {
+        match c {
+            Chunk::Bytes(i, b) if self.live[i] => {
+                if let Err(e) = m.feed_bytes(i, &b, out) {
+                    self.errors.push(e.to_string());
+                    self.end(i, m, None);
+                }
             }
-            for _ in 0..4 {
-                let Some(f) = self.files[i].as_mut() else {
-                    break;
-                };
-                match f.read(buf) {
-                    Ok(0) => {
+            Chunk::Bytes(..) => {}
+            Chunk::End(i, why) => self.end(i, m, why),
+        }
+    }
+
+    /// Waits up to `wait` for a chunk (or, `tick`, sleeps `wait` first),
+    /// then takes every chunk queued.
+    fn pump(
+        &mut self,
+        rx: &Receiver<Chunk>,
+        wait: Duration,
+        tick: bool,
+        m: &mut Merger,
+        out: &mut Output,
+    ) {
+        if tick {
+            std::thread::sleep(wait);
+        } else {
+            match rx.recv_timeout(wait) {
+                Ok(c) => self.take(c, m, out),
+                Err(RecvTimeoutError::Timeout) => return,
+                Err(RecvTimeoutError::Disconnected) => {}
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(c) => self.take(c, m, out),
+                Err(std::sync::mpsc::TryRecvError::Empty) => return,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    // Every reader is gone: nothing more comes.
+                    for i in 0..self.live.len() {
                         self.end(i, m, None);
-                        break;
                     }
-                    Ok(got) => {
-                        if let Err(e) = m.feed_bytes(i, &buf[..got], out) {
-                            self.errors.push(e.to_string());
-                            self.end(i, m, None);
-                            break;
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        self.end(i, m, Some(e.to_string()));
-                        break;
-                    }
+                    return;
                 }
             }
         }
@@ -168,6 +200,7 @@ impl Inputs {
 /// count reached, `interrupted` set, the output gone).
 pub fn run(
     streams: Vec<Stream>,
+    rx: Receiver<Chunk>,
     out: File,
     s: Settings,
     interrupted: Arc<AtomicBool>,
@@ -176,13 +209,12 @@ pub fn run(
     let mut out = Output::new(out).context("cannot use the output")?;
     let mut m = Merger::new(s.window, s.limit);
     m.header(&mut out);
-    let mut inputs = Inputs::new(streams, &mut m)?;
+    let mut inputs = Inputs::new(streams, &mut m);
     let mut stopping: Option<Instant> = None;
     let mut output_error: Option<OutputError> = None;
     let mut last_flush = Instant::now();
-    let mut buf = vec![0u8; 256 * 1024];
     let window_ns = s.window.as_nanos() as u64;
-    while inputs.live() {
+    while inputs.any_live() {
         let full = s
             .max_bytes
             .is_some_and(|max| out.committed() + out.buf().len() as u64 >= max);
@@ -202,13 +234,19 @@ pub fn run(
             tracing::warn!("captures did not end in time; finishing without their statistics");
             break;
         }
-        // Wake at least every 50 ms, and when the oldest packet is due.
-        let wait = m
-            .oldest()
-            .map(|ts| Duration::from_nanos(ts.saturating_add(window_ns).saturating_sub(now_ns())))
-            .unwrap_or(Duration::from_millis(50))
-            .clamp(Duration::from_millis(1), Duration::from_millis(50));
-        inputs.pump(wait, &mut m, &mut out, &mut buf);
+        // Live: wake for each chunk, when the oldest packet is due, and at
+        // least every 50 ms. To a file: every FILE_TICK.
+        let wait = if s.low_latency {
+            m.oldest()
+                .map(|ts| {
+                    Duration::from_nanos(ts.saturating_add(window_ns).saturating_sub(now_ns()))
+                })
+                .unwrap_or(Duration::from_millis(50))
+                .clamp(Duration::from_millis(1), Duration::from_millis(50))
+        } else {
+            FILE_TICK
+        };
+        inputs.pump(&rx, wait, !s.low_latency, &mut m, &mut out);
         m.release(now_ns(), &mut out);
         if output_error.is_some() {
             // Keep reading the streams (their captures must not block while
