@@ -77,6 +77,16 @@ fn as_run_with(cmd: &str, live: &Path, how: &str) -> String {
 /// given), within `secs`.
 fn shell(c: &Cluster, cmd: &str, dir: Option<&Path>, secs: u32) -> Ran {
     let mut sh = c.shell(&format!("timeout {secs} bash -c {}", shell_quote(cmd)));
+    // The plugin (`kubectl netshim`) on PATH, as `cargo install --path
+    // kubectl` puts it.
+    sh.env(
+        "PATH",
+        format!(
+            "{}:{}",
+            netshim_integration::plugin::plugin_dir().display(),
+            std::env::var("PATH").unwrap_or_default()
+        ),
+    );
     if let Some(d) = dir {
         sh.current_dir(d);
     }
@@ -265,6 +275,28 @@ fn check_command(c: &Cluster, cmd: &str, dir: &Path, lat: &mut Vec<f64>) {
         }
         return;
     }
+    if cmd.contains("kubectl netshim capture") {
+        let r = shell(c, &as_run(cmd, Path::new("/")), Some(dir), 120);
+        assert_eq!(r.code, Some(0), "{r:#?}");
+        let f = dir.join("demo.pcapng");
+        let n = tshark_reads(&f).unwrap_or_else(|e| panic!("demo.pcapng: {e}"));
+        assert_eq!(n, 20, "{r:#?}");
+        let names = run(Command::new("tshark").arg("-r").arg(&f).args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.interface_name",
+        ]));
+        assert!(
+            names.stdout.lines().all(|l| l.starts_with("default/app/")),
+            "{names:#?}"
+        );
+        assert!(
+            r.stderr.contains("20 packets captured from 1 pod "),
+            "{r:#?}"
+        );
+        return;
+    }
     let r = shell(c, &as_run(cmd, Path::new("/")), None, 120);
     assert_eq!(
         r.code,
@@ -276,6 +308,10 @@ fn check_command(c: &Cluster, cmd: &str, dir: &Path, lat: &mut Vec<f64>) {
         assert_eq!(lines.len(), 10, "{r:#?}");
         assert!(lines.iter().all(|l| l.contains("127.0.0.1.8080")), "{r:#?}");
         assert!(r.stderr.contains("10 packets captured"), "{r:#?}");
+    }
+    if cmd.contains("kubectl netshim doctor app") {
+        assert!(r.stdout.contains("default/app (node "), "{r:#?}");
+        assert!(r.stdout.contains("can be captured"), "{r:#?}");
     }
     if cmd.contains("grep CapAmb") {
         assert!(r.stdout.contains("0000000000002000"), "{r:#?}");

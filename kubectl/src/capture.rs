@@ -634,12 +634,13 @@ async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
             }
         }
     }
+    let pods = match ends.len() {
+        1 => "1 pod".to_string(),
+        n => format!("{n} pods"),
+    };
     eprintln!(
-        "{} packets captured from {} pods ({} written out of order, later than the {} ms window)",
-        out.written,
-        ends.len(),
-        out.late,
-        a.window_ms
+        "{} packets captured from {pods} ({} written out of order, later than the {} ms window)",
+        out.written, out.late, a.window_ms
     );
 }
 
