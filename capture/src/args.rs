@@ -87,6 +87,10 @@ pub struct EngineArgs {
     pub status_line: bool,
     /// Flush after every batch (a live stream to a pipe).
     pub low_latency: bool,
+    /// With `low_latency`: flush at most every this many milliseconds
+    /// (fewer, larger writes for a reader that does not need each batch at
+    /// once); 0 flushes each batch.
+    pub write_interval_ms: u32,
     /// Install the seccomp allow-list ([`crate::confine`]) once set up.
     pub confine: bool,
     /// Give up a pipe output whose reader takes nothing for this many
@@ -134,6 +138,7 @@ impl Default for EngineArgs {
             low_latency: false,
             confine: false,
             stall_timeout: None,
+            write_interval_ms: 0,
             sockets: Vec::new(),
             names: Vec::new(),
             targets: Vec::new(),
@@ -224,6 +229,9 @@ impl EngineArgs {
             .and_then(|w| FORMATS.iter().find(|(f, _)| *f == w))
         {
             kv("write", f);
+        }
+        if self.write_interval_ms > 0 {
+            kv("write-interval", &self.write_interval_ms.to_string());
         }
         if let Some(t) = self.stall_timeout {
             kv("stall-timeout", &t.to_string());
@@ -386,6 +394,9 @@ impl EngineArgs {
                 ("status-line", None) => a.status_line = true,
                 ("low-latency", None) => a.low_latency = true,
                 ("confine", None) => a.confine = true,
+                ("write-interval", v) => {
+                    a.write_interval_ms = u32::try_from(num(v)?).map_err(|_| bad("too large"))?
+                }
                 ("stall-timeout", v) => {
                     a.stall_timeout = Some(u32::try_from(num(v)?).map_err(|_| bad("too large"))?)
                 }
@@ -437,6 +448,7 @@ mod tests {
             low_latency: true,
             confine: true,
             stall_timeout: Some(60),
+            write_interval_ms: 100,
             sockets: vec![
                 HandedSocket {
                     fd: 3,

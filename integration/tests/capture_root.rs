@@ -891,3 +891,79 @@ fn a_tun_interface_is_captured_as_raw_ip() {
     assert!(r.stderr.contains("does not apply to tn0"), "{r:#?}");
     drop(tun);
 }
+
+/// `--write-interval MS` with `-w -`: the stream comes in fewer, larger
+/// writes, at least MS apart (the header first, the statistics last), and
+/// is the same whole stream; without it, each batch comes at once.
+#[test]
+fn write_interval_writes_a_live_stream_in_fewer_pieces() {
+    use std::io::Read;
+    let ns = Netns::with_peer();
+    let gen = ns.udp_from_peer(&[5000], 30);
+    let mut pieces = Vec::new();
+    for interval in ["0", "250"] {
+        let mut child = capture(
+            &ns,
+            &[
+                "-i",
+                &ns.veth,
+                "-c",
+                "300",
+                "-w",
+                "-",
+                "--write-interval",
+                interval,
+                "udp port 5000",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let (mut data, mut at) = (Vec::new(), Vec::new());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = out.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            at.push(std::time::Instant::now());
+            data.extend_from_slice(&buf[..n]);
+        }
+        assert!(child.wait().unwrap().success());
+        let (_d, f) = tmp("s.pcapng");
+        std::fs::write(&f, &data).unwrap();
+        let r = run(Command::new("tshark").arg("-r").arg(&f)).ok();
+        assert_eq!(
+            r.stdout.lines().count(),
+            300,
+            "--write-interval {interval}: {r:#?}"
+        );
+        // The gaps between the pieces after the header, before the last.
+        let gaps: Vec<u128> = at
+            .windows(2)
+            .skip(1)
+            .map(|w| (w[1] - w[0]).as_millis())
+            .collect();
+        let inner = &gaps[..gaps.len().saturating_sub(1)];
+        println!(
+            "--write-interval {interval}: {} pieces, gaps {gaps:?} ms",
+            at.len()
+        );
+        if interval == "250" {
+            assert!(
+                inner.iter().all(|g| *g >= 200),
+                "pieces closer than 250 ms: {gaps:?}"
+            );
+        }
+        pieces.push(at.len());
+    }
+    stop(gen);
+    assert!(
+        pieces[0] > 2 * pieces[1],
+        "each batch at once {} pieces, every 250 ms {}",
+        pieces[0],
+        pieces[1]
+    );
+}

@@ -534,8 +534,9 @@ impl Capture {
     /// second. False when the output failed.
     fn flush_if_due(&mut self) -> bool {
         let out = &mut self.w.out;
+        let interval = Duration::from_millis(u64::from(self.args.write_interval_ms));
         if out.wants_flush()
-            || (self.low_latency && !out.buf().is_empty())
+            || (self.low_latency && !out.buf().is_empty() && self.last_flush.elapsed() >= interval)
             || self.last_flush.elapsed() >= Duration::from_secs(1)
         {
             if let Err(e) = out.flush() {
@@ -651,6 +652,14 @@ impl Capture {
             2
         } else {
             250
+        };
+        // A live output's buffer waiting out --write-interval: wake when due.
+        let timeout = if self.low_latency && !self.w.out.buf().is_empty() {
+            let interval = u128::from(self.args.write_interval_ms);
+            let left = interval.saturating_sub(self.last_flush.elapsed().as_millis());
+            timeout.min(left.clamp(1, 250) as u16)
+        } else {
+            timeout
         };
         match poll(&mut fds, PollTimeout::from(timeout)) {
             Ok(_) => {}

@@ -64,6 +64,12 @@ pub struct CaptureArgs {
     /// -w -, else 0]
     #[arg(long = "stall-timeout", value_name = "SECS")]
     pub(crate) stall_timeout: Option<u32>,
+    /// With -w to a pipe (-w -): write what was captured at most every MS
+    /// milliseconds, in fewer and larger writes, for a reader that merges
+    /// or stores the stream rather than shows it (`kubectl netshim capture
+    /// -w FILE` asks its pods for 100); 0 writes each batch at once.
+    #[arg(long = "write-interval", value_name = "MS", default_value_t = 0)]
+    pub(crate) write_interval: u32,
     /// Interface to capture on; repeat for several; `any` for all. Default:
     /// the first interface that is up and not loopback.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]

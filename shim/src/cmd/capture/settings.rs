@@ -36,6 +36,7 @@ pub(super) fn engine_args(a: &CaptureArgs, filter: Option<Compiled>) -> EngineAr
         }),
         filter,
         stall_timeout: stall_timeout(a),
+        write_interval_ms: a.write_interval,
         ..EngineArgs::default()
     }
 }
