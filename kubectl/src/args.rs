@@ -152,7 +152,7 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T> {
 pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
     let mut a = CaptureArgs {
         lifetime: 3600,
-        window_ms: crate::merging::default_window().as_millis() as u64,
+        window_ms: 0,
         snaplen: netshim_capture::DEFAULT_SNAPLEN,
         handler: "netshim".into(),
         image: std::env::var("KUBECTL_NETSHIM_IMAGE")
@@ -163,6 +163,7 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
     let mut w = Words { v: words, i: 0 };
     let mut positional = Vec::new();
     let mut after_dashdash = None;
+    let mut window_given = false;
     while w.i < w.v.len() {
         let word = w.v[w.i].clone();
         if word == "--" {
@@ -199,7 +200,10 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
             "--skip-unreachable" => a.skip_unreachable = true,
             "--image" => a.image = Some(w.value(&flag, g)?),
             "--lifetime" => a.lifetime = number(&flag, &w.value(&flag, g)?)?,
-            "--reorder-window" => a.window_ms = number(&flag, &w.value(&flag, g)?)?,
+            "--reorder-window" => {
+                a.window_ms = number(&flag, &w.value(&flag, g)?)?;
+                window_given = true;
+            }
             "--handler" => a.handler = w.value(&flag, g)?,
             "-C" => {
                 a.rotation.size =
@@ -228,6 +232,10 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
         bail!("-A needs -l SELECTOR: a pod's name alone is not unique across namespaces");
     }
     check_rotation(&a)?;
+    if a.window_ms == 0 && !window_given {
+        let to_file = !matches!(a.write.as_deref(), None | Some("-"));
+        a.window_ms = crate::merging::default_window(to_file).as_millis() as u64;
+    }
     Ok(a)
 }
 
@@ -418,6 +426,9 @@ mod tests {
         assert_eq!(a.rotation.stop_after, Some(3));
         let a = cap("web -w - -a filesize:10");
         assert_eq!(a.max_bytes, Some(10_000));
+        assert_eq!(a.window_ms, 200, "a live reader's window");
+        assert_eq!(cap("web -w f.pcapng").window_ms, 1000, "a file's window");
+        assert_eq!(cap("web -w f --reorder-window 50").window_ms, 50);
     }
 
     #[test]

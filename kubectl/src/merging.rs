@@ -96,9 +96,11 @@ pub struct Settings {
     pub grace: Duration,
 }
 
-/// The reorder bound stated to the user.
-pub fn default_window() -> Duration {
-    Duration::from_millis(200)
+/// The reorder bound stated to the user: short for a live reader, longer
+/// for a file (nobody waits for it, and each pod then writes its stream
+/// in fewer pieces: see `capture_args`).
+pub fn default_window(to_file: bool) -> Duration {
+    Duration::from_millis(if to_file { 1000 } else { 200 })
 }
 
 fn now_ns() -> u64 {
