@@ -28,7 +28,8 @@ NET_RAW, seccomp RuntimeDefault) that sleeps --lifetime seconds (3600);
 once it runs, `netshim capture -i any -w -` in it through the API server;
 every pod's stream merged in time order into one pcapng (interfaces named
 NS/POD/IFACE; node, pod UID, container and image in their description).
-Packets are held up to the reorder window (200 ms) for ordering.
+Packets are held for the reorder window (--reorder-window: 200 ms to
+stdout, 1 s to a file) for ordering.
 -c COUNT is across pods; -c NAME (not a number) is the target container.
 -C, -G and -W rotate the merged file as tcpdump does (FILE, FILE1… with
 -C; FILE through strftime(3) with -G; a ring of N with -C -W N; N files
