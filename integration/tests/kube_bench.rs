@@ -17,7 +17,7 @@
 //!    two pods (one per node) at R/2 each and four (two per node) at R/4,
 //!    rounds interleaved. "steady" is the CPU from the plugin's "capturing
 //!    N pods" line to its end (its start, the API calls and the debug
-//!    containers left out: /proc/PID/stat at that line, 10 ms ticks).
+//!    containers left out: the threads' schedstat at that line, in ns).
 //! 2. Latency: two pods at R/2 each, `-w -` read by this test (it parses
 //!    the pcapng's blocks as they arrive and takes the wall clock minus
 //!    each packet's time stamp) and by `tshark -l -i -` (through dumpcap),
@@ -192,13 +192,16 @@ fn file_stamps(path: &Path) -> Vec<u64> {
     v
 }
 
-/// user + system seconds of `pid` so far (/proc/PID/stat, clock ticks).
+/// Seconds `pid` has run on a CPU so far, all its threads (the first
+/// field of /proc/PID/task/TID/schedstat, in nanoseconds: the kernel's
+/// sum_exec_runtime, which wait4's user + system time adds up to).
 fn cpu_so_far(pid: i32) -> Option<f64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let f: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-    // SAFETY: sysconf only reads a configuration value.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((f[11].parse::<f64>().ok()? + f[12].parse::<f64>().ok()?) / hz)
+    let mut ns = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+        let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 / 1e9)
 }
 
 /// Waits for `pid` (a child of this process) with wait4: its exit code,
