@@ -197,7 +197,10 @@ fn file_stamps(path: &Path) -> Vec<u64> {
 /// sum_exec_runtime, which wait4's user + system time adds up to).
 fn cpu_so_far(pid: i32) -> Option<f64> {
     let mut ns = 0u64;
-    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()?.flatten() {
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
         let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
         ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
     }

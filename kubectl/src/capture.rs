@@ -15,8 +15,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use netshim_capture::rotate::{rotate_stream, RotateError};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
-use tokio::sync::{mpsc, oneshot};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
 
 use crate::args::CaptureArgs;
 use crate::cluster::{self, Facts, Target};
@@ -25,9 +25,9 @@ use crate::{debug, merging};
 /// One pod whose capture runs.
 struct Running {
     t: Target,
-    api: Api<Pod>,
-    /// The capture's PID in the debug container, once it said it.
-    pid: Option<oneshot::Receiver<u32>>,
+    /// The exec's stdin: the capture's lifeline, and its stop (see
+    /// debug.rs); closed when this is dropped.
+    stdin: Option<Box<dyn AsyncWrite + Send + Unpin>>,
     packets: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<String>,
 }
@@ -322,26 +322,17 @@ async fn start(
     let mut p = debug::exec_capture(&api, &t, name, args).await?;
     let stdout = p.stdout().context("the exec has no stdout")?;
     let stderr = p.stderr().context("the exec has no stderr")?;
-    // Held, never written: the capture's lifeline (see debug.rs).
-    let stdin = p.stdin();
+    // The capture's lifeline and its stop (see debug.rs).
+    let stdin = p
+        .stdin()
+        .map(|w| Box::new(w) as Box<dyn AsyncWrite + Send + Unpin>);
     let status = p.take_status();
     let packets = Arc::new(AtomicU64::new(0));
-    let (pid_tx, pid_rx) = oneshot::channel();
     let label = t.label();
     let err_task = tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
-        let mut pid_tx = Some(pid_tx);
         let mut kept = Vec::new();
         while let Ok(Some(l)) = lines.next_line().await {
-            if let Some(pid) = l
-                .strip_prefix("netshim-capture-pid ")
-                .and_then(|p| p.trim().parse().ok())
-            {
-                if let Some(tx) = pid_tx.take() {
-                    let _ = tx.send(pid);
-                }
-                continue;
-            }
             if !quiet {
                 eprintln!("{label}: {l}");
             }
@@ -359,7 +350,6 @@ async fn start(
             Some(s) => s.await,
             None => None,
         };
-        drop(stdin);
         let _ = p.join().await;
         let mut end = match st {
             Some(s) if s.status.as_deref() == Some("Failure") => failure(s),
@@ -386,8 +376,7 @@ async fn start(
     });
     Ok(Running {
         t,
-        api,
-        pid: Some(pid_rx),
+        stdin,
         packets,
         task,
     })
@@ -447,27 +436,24 @@ async fn went_away(api: &Api<Pod>, pod: &str, container: &str) -> Option<String>
     }
 }
 
-/// Sends every capture still running SIGINT (a second exec each), once.
-async fn stop_all(runs: &mut [Running], name: &str) {
-    let mut jobs = Vec::new();
+/// Stops every capture still running, once: `stop` on its exec's stdin,
+/// which its script turns into SIGINT (debug.rs), so it ends with its
+/// statistics.
+async fn stop_all(runs: &mut [Running]) {
     for r in runs.iter_mut() {
         if r.task.is_finished() {
             // Ended already (its pod went away): nothing to stop.
             continue;
         }
-        let Some(rx) = r.pid.take() else { continue };
-        let (api, t, name) = (r.api.clone(), r.t.clone(), name.to_string());
-        jobs.push(tokio::spawn(async move {
-            let Ok(Ok(pid)) = tokio::time::timeout(Duration::from_secs(10), rx).await else {
-                return;
-            };
-            if let Err(e) = debug::interrupt(&api, &t, &name, pid).await {
-                eprintln!("{}: {e:#}", t.label());
-            }
-        }));
-    }
-    for j in jobs {
-        let _ = j.await;
+        let Some(w) = r.stdin.as_mut() else { continue };
+        if let Err(e) = async {
+            w.write_all(b"stop\n").await?;
+            w.flush().await
+        }
+        .await
+        {
+            eprintln!("{}: cannot stop its capture: {e}", r.t.label());
+        }
     }
 }
 
@@ -533,7 +519,6 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
         sink.to_pipe,
         (streams, rx),
         &mut runs,
-        &name,
         stopping,
     )
     .await?;
@@ -556,7 +541,6 @@ async fn merge_and_stop(
         std::sync::mpsc::Receiver<merging::Chunk>,
     ),
     runs: &mut [Running],
-    name: &str,
     stopping: Arc<AtomicBool>,
 ) -> Result<merging::Outcome> {
     let interrupted = Arc::new(AtomicBool::new(false));
@@ -600,7 +584,7 @@ async fn merge_and_stop(
                 stopped = true;
                 stopping.store(true, Ordering::Relaxed);
                 say(a.quiet, "stopping every capture");
-                stop_all(runs, name).await;
+                stop_all(runs).await;
             }
             _ = tick.tick() => say(a.quiet, &format!("packets so far: {}", progress(runs))),
         }

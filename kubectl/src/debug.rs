@@ -3,13 +3,13 @@
 //! the exec subresource once it runs, and the capture's end.
 //!
 //! The capture runs under a small `sh` script: it starts `netshim capture
-//! -w -` with the exec's stdout, prints the capture's PID on stderr, and
-//! watches the exec's stdin, which the plugin never writes: when the exec's
-//! stream goes away (the plugin was killed, the network cut), the script
-//! sends the capture SIGINT, so no capture outlives the plugin. The
-//! plugin's own stop is a second exec, `kill -INT PID`, in the same
-//! container (it shares the app's PID namespace), so the capture ends with
-//! its statistics, its stream whole. The container's `sleep` bounds
+//! -w -` with the exec's stdout and watches the exec's stdin. The plugin
+//! stops the capture by writing the line `stop` there; when the exec's
+//! stream goes away instead (the plugin was killed, the network cut), the
+//! stdin ends. Either way the script sends the capture SIGINT, so it ends
+//! with its statistics, its stream whole, and no capture outlives the
+//! plugin. (One stream for both: no second exec, no second connection
+//! through the API server, no PID to trust.) The container's `sleep` bounds
 //! whatever is left; it writes nothing, so nothing reaches the container's
 //! log.
 //!
@@ -24,7 +24,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, AttachParams, AttachedProcess, Patch, PatchParams};
 
@@ -158,8 +158,7 @@ pub async fn wait_running(api: &Api<Pod>, t: &Target, name: &str, secs: u64) -> 
 const SCRIPT: &str = r#"exec 3<&0
 netshim capture -w - "$@" </dev/null &
 p=$!
-echo "netshim-capture-pid $p" >&2
-{ while read -r _; do :; done <&3; kill -INT $p; } >/dev/null 2>&1 &
+{ while read -r l; do [ "$l" = stop ] && break; done <&3; kill -INT $p; } >/dev/null 2>&1 &
 w=$!
 exec 3<&-
 wait $p
@@ -194,27 +193,4 @@ pub async fn exec_capture(
             api_error(&e)
         )
     })
-}
-
-/// Sends the capture (PID `pid` in the debug container `name`) SIGINT.
-pub async fn interrupt(api: &Api<Pod>, t: &Target, name: &str, pid: u32) -> Result<()> {
-    let ap = AttachParams::default()
-        .container(name)
-        .stdin(false)
-        .stdout(false)
-        .stderr(true);
-    let cmd = vec!["kill".to_string(), "-INT".into(), pid.to_string()];
-    let mut p = api
-        .exec(&t.name, cmd, &ap)
-        .await
-        .with_context(|| format!("cannot stop the capture in {}", t.label()))?;
-    let status = p.take_status();
-    p.join().await.ok();
-    if let Some(s) = status {
-        if let Some(s) = s.await.filter(|s| s.status.as_deref() == Some("Failure")) {
-            // The capture had already ended: nothing to stop.
-            tracing::debug!(pod = %t.label(), "kill: {}", s.message.unwrap_or_default());
-        }
-    }
-    Ok(())
 }
