@@ -8,7 +8,8 @@
 //! copy and a queue slot, not a `write`, a `poll`, a `read` and a wake-up
 //! of this thread. Writing to a file, the thread wakes every
 //! [`FILE_TICK`] and takes whatever came; writing to a live reader, it
-//! waits for the next chunk or the oldest held packet's due time.
+//! wakes when the oldest held packet is due (to a twentieth of the
+//! window), or for each chunk when there is no window.
 
 use std::fs::File;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -236,19 +237,24 @@ pub fn run(
             tracing::warn!("captures did not end in time; finishing without their statistics");
             break;
         }
-        // Live: wake for each chunk, when the oldest packet is due, and at
-        // least every 50 ms. To a file: every FILE_TICK.
-        let wait = if s.low_latency {
-            m.oldest()
-                .map(|ts| {
-                    Duration::from_nanos(ts.saturating_add(window_ns).saturating_sub(now_ns()))
-                })
-                .unwrap_or(Duration::from_millis(50))
-                .clamp(Duration::from_millis(1), Duration::from_millis(50))
+        // To a file: every FILE_TICK. Live: when the oldest packet is due,
+        // to a twentieth of the window (10 ms of the default 200), and at
+        // least every window (50 ms at most): a chunk arriving meanwhile
+        // waits, since its packets wait out the window anyway. With no
+        // window (0), each chunk wakes the merge.
+        let (wait, tick) = if !s.low_latency {
+            (FILE_TICK, true)
+        } else if s.window.is_zero() {
+            (Duration::from_millis(50), false)
         } else {
-            FILE_TICK
+            let granule = (s.window / 20).max(Duration::from_millis(1));
+            let most = s.window.clamp(granule, Duration::from_millis(50));
+            let due = m.oldest().map_or(most, |ts| {
+                Duration::from_nanos(ts.saturating_add(window_ns).saturating_sub(now_ns()))
+            });
+            (due.clamp(granule, most), true)
         };
-        inputs.pump(&rx, wait, !s.low_latency, &mut m, &mut out);
+        inputs.pump(&rx, wait, tick, &mut m, &mut out);
         m.release(now_ns(), &mut out);
         if output_error.is_some() {
             // Keep reading the streams (their captures must not block while
