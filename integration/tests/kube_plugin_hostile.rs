@@ -1,0 +1,462 @@
+//! `kubectl netshim capture` against a hostile pod, on the real cluster of
+//! integration/src/kube.rs (netshim the default handler).
+//!
+//! The pod's app runs as UID 65534 with its bounding set narrowed to
+//! NET_RAW and no privilege escalation: Pod Security `baseline` admits it,
+//! and netshim's narrowed-bounding rule gives it NET_RAW ambient — the very
+//! credentials of a debug container running as 65534. Such an app shares
+//! its PID namespace with the debug container, so with equal credentials
+//! it could signal the capture, open `/proc/PID/fd/1` of the capture (the
+//! exec's stdout, the pod's stream: forged packets) and `/proc/PID/fd/2`
+//! (the plugin's stderr: terminal escape sequences on the user's terminal).
+//! The app here tries all three, and says in its log what it managed; the
+//! test asserts that it managed none, that the merged file holds no forged
+//! packet, and that the plugin's stderr holds no control character.
+//!
+//! Without `KUBE_BIN_DIR` the test says it was SKIPPED, and why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use netshim_integration::kube::{Cluster, Options, APP_IMAGE, NETSHIM_IMAGE, NODE};
+use netshim_integration::*;
+
+// The helpers below are copies of kube_plugin.rs's; they belong to
+// integration/src/plugin.rs once that branch is merged.
+
+/// The plugin's directory (target/debug), for PATH.
+fn plugin_dir() -> PathBuf {
+    let bin = netshim();
+    let dir = bin.parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("kubectl-netshim").exists(),
+        "{} has no kubectl-netshim: build the workspace (`cargo build --workspace`; integration/run.sh does)",
+        dir.display()
+    );
+    dir
+}
+
+/// `kubectl netshim ARGS` with the plugin on PATH, as the admin.
+fn plugin(c: &Cluster, args: &[&str]) -> Command {
+    let mut all = vec!["netshim"];
+    all.extend_from_slice(args);
+    let mut k = c.kubectl(&all);
+    let path = format!(
+        "{}:{}",
+        plugin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    k.env("PATH", path);
+    k
+}
+
+fn image_flag() -> String {
+    format!("--image={NETSHIM_IMAGE}")
+}
+
+fn apply(c: &Cluster, what: &serde_json::Value) {
+    let f = c.dir.join(format!(
+        "apply-{}-{}.json",
+        what["metadata"]["namespace"].as_str().unwrap_or("cluster"),
+        what["metadata"]["name"].as_str().unwrap()
+    ));
+    std::fs::write(&f, what.to_string()).unwrap();
+    run(&mut c.kubectl(&["apply", "-f", f.to_str().unwrap()])).ok();
+}
+
+/// Host PIDs of `netshim capture` processes run by the plugin.
+fn captures_running() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.starts_with(b"netshim\0capture\0-w\0-\0"))
+        })
+        .collect()
+}
+
+/// The ephemeral containers of `ns/pod`: (name, its log).
+fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
+    let r = run(&mut c.kubectl(&["-n", ns, "get", "pod", pod, "-o", "json"])).ok();
+    let p: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<String> = p["spec"]["ephemeralContainers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|n| {
+            let l = run(&mut c.kubectl(&["-n", ns, "logs", pod, "-c", &n]));
+            (n, l.stdout + &l.stderr)
+        })
+        .collect()
+}
+
+/// The default capabilities but NET_RAW, dropped: the debug container's
+/// own narrowing (kubectl/src/debug.rs), which Pod Security `baseline`
+/// admits and netshim answers with NET_RAW ambient for a non-root UID.
+const DROP_ALL_BUT_NET_RAW: &[&str] = &[
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];
+
+/// The payload of the packet the app forges (24 bytes).
+const FORGED: &str = "FORGED-BY-A-HOSTILE-APP!";
+
+/// The hostile app: traffic on its loopback, and for every `netshim`
+/// process it sees (the capture in the debug container, which shares its
+/// PID namespace), tries to signal it (`kill -0`), to write a line with
+/// terminal escapes into its stderr and a forged EPB into its stdout. Its
+/// log says what worked: `HOSTILE signal|stderr|stdout PID ok|denied`.
+/// With `cut` in /tmp/mode it SIGKILLs the capture's lifeline (the
+/// script's child that watches the exec's stdin); with `stop`, it
+/// SIGSTOPs the capture.
+const HOSTILE: &str = r#"mkdir -p /tmp/www && echo hello > /tmp/www/index.html
+httpd -p 127.0.0.1:8080 -h /tmp/www
+echo "HOSTILE self $(grep -E '^(Uid|CapEff|CapAmb)' /proc/self/status | tr -s '\t\n' '  ')"
+le() { v=$1; for s in 0 8 16 24; do printf "\\$(printf %03o $(( (v >> s) & 255 )))"; done; }
+while :; do
+  wget -q -O /dev/null http://127.0.0.1:8080/
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ -e /tmp/seen-$p ] && continue
+    cmd=$(tr '\0' ' ' <$d/cmdline 2>/dev/null)
+    case "$(cat $d/comm 2>/dev/null)/$cmd" in
+      netshim/*) what=capture ;;
+      "sh/sh -c exec 3<&0"*) what=script ;;
+      "sh/sh -c ours()"*) what=init ;;
+      *) continue ;;
+    esac
+    touch /tmp/seen-$p
+    echo "HOSTILE found $what $p $(grep -E '^(PPid|Uid|CapPrm)' $d/status | tr -s '\t\n' '  ') fds $(ls -l $d/fd 2>&1 | tr -s '\n' ' ')"
+    if kill -0 $p 2>/dev/null; then echo "HOSTILE signal $what $p ok"; else echo "HOSTILE signal $what $p denied"; fi
+    if [ $what = init ]; then
+      if echo HOSTILE-IN-THE-LOG 2>/dev/null >$d/fd/1; then
+        echo "HOSTILE log $what $p ok"; else echo "HOSTILE log $what $p denied"; fi
+      continue
+    fi
+    if printf '\033]0;HOSTILE-TITLE\007\033[31mHOSTILE-LINE\033[0m\n' 2>/dev/null >$d/fd/2; then
+      echo "HOSTILE stderr $what $p ok"; else echo "HOSTILE stderr $what $p denied"; fi
+    ns=$(( $(date +%s) * 1000000000 ))
+    { le 6; le 56; le 0; le $((ns >> 32)); le $((ns & 4294967295)); le 24; le 24; printf '%s' "$FORGED"; le 56; } >/tmp/blk
+    if cat /tmp/blk 2>/dev/null >$d/fd/1; then echo "HOSTILE stdout $what $p ok"; else echo "HOSTILE stdout $what $p denied"; fi
+  done
+  mode=$(cat /tmp/mode 2>/dev/null)
+  for d in /proc/[0-9]*; do
+    p=${d#/proc/}
+    [ -n "$mode" ] && [ ! -e /tmp/$mode-$p ] || continue
+    cmd=$(tr '\0' ' ' <$d/cmdline 2>/dev/null)
+    ppid=$(awk '/^PPid/{print $2}' $d/status 2>/dev/null)
+    case "$mode/$(cat $d/comm 2>/dev/null)/$cmd" in
+      stop/netshim/*) sig=STOP ;;
+      cut/sh/"sh -c exec 3<&0"*) [ "$ppid" != 0 ] || continue; sig=KILL ;;
+      *) continue ;;
+    esac
+    touch /tmp/$mode-$p
+    if kill -$sig $p 2>/dev/null; then echo "HOSTILE $mode $p ok"; else echo "HOSTILE $mode $p denied"; fi
+  done
+  sleep 0.1
+done"#;
+
+fn hostile_pod(name: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "hostile"}},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65534, "runAsGroup": 65534,
+                                "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "app", "image": APP_IMAGE,
+                "command": ["sh", "-c", HOSTILE],
+                "env": [{"name": "FORGED", "value": FORGED}],
+                "securityContext": {"allowPrivilegeEscalation": false,
+                                    "capabilities": {"drop": DROP_ALL_BUT_NET_RAW}}
+            }]
+        }
+    })
+}
+
+/// The app's own account of what it managed.
+fn hostile_log(c: &Cluster, pod: &str) -> Vec<String> {
+    let r = run(&mut c.kubectl(&["logs", pod, "-c", "app"]));
+    r.stdout
+        .lines()
+        .filter(|l| l.starts_with("HOSTILE"))
+        .map(String::from)
+        .collect()
+}
+
+/// Packets of the merged file whose bytes hold the forged payload: their
+/// interface names.
+fn forged_packets(path: &Path) -> Vec<String> {
+    let r = run(Command::new("tshark").arg("-r").arg(path).args([
+        "-Y",
+        &format!("frame contains \"{FORGED}\""),
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+    ]));
+    r.stdout.lines().map(String::from).collect()
+}
+
+/// The plugin's PID: `root` or a process under it whose command is
+/// kubectl-netshim (kubectl execs its plugins in its own place).
+fn plugin_under(root: i32) -> i32 {
+    let is_plugin = |p: i32| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .is_ok_and(|c| c.trim() == "kubectl-netshim")
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|p| is_plugin(*p) && (*p == root || descends_from(*p, root)))
+        .unwrap_or_else(|| panic!("no kubectl-netshim process under PID {root}"))
+}
+
+/// Waits until no capture runs; the ones still running after `secs`.
+fn captures_left(secs: u64) -> Vec<i32> {
+    let t = Instant::now();
+    loop {
+        let v = captures_running();
+        if v.is_empty() || t.elapsed() > Duration::from_secs(secs) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Ends what a failed check left (the test's own captures, by host PID).
+fn end_captures(left: &[i32]) {
+    for p in left {
+        let _ = kill(Pid::from_raw(*p), Signal::SIGKILL);
+    }
+}
+
+/// Tells the app what to do next (`cut`, `stop`, or nothing).
+fn set_mode(c: &Cluster, mode: &str) {
+    let r = run(&mut c.kubectl(&[
+        "exec",
+        "hostile",
+        "-c",
+        "app",
+        "--",
+        "sh",
+        "-c",
+        &format!("echo {mode} > /tmp/mode"),
+    ]));
+    assert_eq!(r.code, Some(0), "{r:#?}");
+}
+
+/// Waits until the app's log has a line starting with `prefix`.
+fn wait_log(c: &Cluster, prefix: &str, secs: u64) -> Option<String> {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(secs) {
+        if let Some(l) = hostile_log(c, "hostile")
+            .into_iter()
+            .find(|l| l.starts_with(prefix))
+        {
+            return Some(l);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    None
+}
+
+/// The plugin on the hostile pod, in the background, its stderr in
+/// `NAME.err`.
+fn spawn_plugin(c: &Cluster, dir: &Path, name: &str) -> std::process::Child {
+    let out = dir.join(format!("{name}.pcapng"));
+    let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
+    let img = image_flag();
+    plugin(
+        c,
+        &[
+            "capture",
+            "hostile",
+            "-w",
+            out.to_str().unwrap(),
+            &img,
+            "--lifetime",
+            "120",
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(err)
+    .spawn()
+    .unwrap()
+}
+
+/// The pod's app has the debug container's credentials but reaches none
+/// of its processes; nothing of it reaches the user's terminal. The
+/// problems found.
+fn same_uid_app_reaches_nothing(c: &Cluster, dir: &Path) -> Vec<String> {
+    let out = dir.join("hostile.pcapng");
+    let img = image_flag();
+    let o = out.to_str().unwrap();
+    let r = run(&mut plugin(
+        c,
+        &[
+            "capture",
+            "hostile",
+            "-w",
+            o,
+            "-a",
+            "duration:8",
+            &img,
+            "--lifetime",
+            "120",
+        ],
+    ));
+    let log = hostile_log(c, "hostile");
+    println!(
+        "plugin: exit {:?}\nstderr (escaped): {:?}\napp's log:\n  {}",
+        r.code,
+        r.stderr,
+        log.join("\n  ")
+    );
+    assert!(
+        log.iter().any(|l| l.starts_with("HOSTILE found capture")),
+        "the app never saw the capture: the test proves nothing ({log:?})"
+    );
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    let mut problems = Vec::new();
+    let forged = forged_packets(&out);
+    if !forged.is_empty() {
+        problems.push(format!("forged packets in the merged file on {forged:?}"));
+    }
+    let logs = debug_containers(c, "default", "hostile");
+    if logs.iter().any(|(_, l)| !l.is_empty()) {
+        problems.push(format!("the debug containers' logs: {logs:?}"));
+    }
+    let reached: Vec<&String> = log.iter().filter(|l| l.ends_with(" ok")).collect();
+    if !reached.is_empty() {
+        problems.push(format!(
+            "the app reached the debug container's processes: {reached:?}"
+        ));
+    }
+    let controls: Vec<char> = r
+        .stderr
+        .chars()
+        .filter(|ch| ch.is_control() && *ch != '\n' && *ch != '\t')
+        .collect();
+    if !controls.is_empty() {
+        problems.push(format!(
+            "control characters on the plugin's stderr: {controls:?}"
+        ));
+    }
+    problems
+}
+
+/// The app SIGKILLs the capture's lifeline, then the plugin is killed:
+/// the capture must not outlive it.
+fn lifeline_cut(c: &Cluster, dir: &Path) -> Vec<String> {
+    set_mode(c, "cut");
+    let mut child = spawn_plugin(c, dir, "cut");
+    let seen = wait_log(c, "HOSTILE cut", 30);
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = plugin_under(child.id() as i32);
+    kill(Pid::from_raw(pid), Signal::SIGKILL).unwrap();
+    let _ = child.wait();
+    let left = captures_left(20);
+    println!(
+        "lifeline cut: the app: {seen:?}; captures running 20 s after the plugin was killed: {left:?}"
+    );
+    end_captures(&left);
+    set_mode(c, "");
+    let mut problems = Vec::new();
+    if seen.as_deref().is_some_and(|l| l.ends_with(" ok")) {
+        problems.push(format!("the app killed the capture's lifeline: {seen:?}"));
+    }
+    if !left.is_empty() {
+        problems.push(format!(
+            "captures {left:?} outlived the SIGKILLed plugin by 20 s"
+        ));
+    }
+    problems
+}
+
+/// The app SIGSTOPs its capture, then the user presses Ctrl-C: the plugin
+/// ends in its bounds, and the capture does not outlive it.
+fn stopped_capture(c: &Cluster, dir: &Path) -> Vec<String> {
+    set_mode(c, "stop");
+    let mut child = spawn_plugin(c, dir, "stop");
+    let seen = wait_log(c, "HOSTILE stop", 30);
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = plugin_under(child.id() as i32);
+    let t = Instant::now();
+    kill(Pid::from_raw(pid), Signal::SIGINT).unwrap();
+    let st = child.wait().unwrap();
+    let took = t.elapsed();
+    let left = captures_left(20);
+    let err = std::fs::read_to_string(dir.join("stop.err")).unwrap();
+    println!(
+        "stopped capture: the app: {seen:?}; the plugin ended ({st}) {:.1} s after SIGINT; \
+         captures running 20 s later: {left:?}\n{err}",
+        took.as_secs_f64()
+    );
+    end_captures(&left);
+    set_mode(c, "");
+    let mut problems = Vec::new();
+    if seen.as_deref().is_some_and(|l| l.ends_with(" ok")) {
+        problems.push(format!("the app stopped its capture: {seen:?}"));
+    }
+    if !left.is_empty() {
+        problems.push(format!(
+            "captures {left:?} outlived the plugin (Ctrl-C) by 20 s"
+        ));
+    }
+    problems
+}
+
+#[test]
+fn kubectl_netshim_withstands_a_hostile_pod() {
+    let opts = Options {
+        install_args: vec!["--default".into()],
+        ..Options::default()
+    };
+    let Some(c) = Cluster::start_with_or_skip("kube_plugin_hostile", opts) else {
+        return;
+    };
+    c.namespace("default", Some("baseline"));
+    run(&mut c.kubectl(&["label", "node", NODE, "netshim.io/default-runtime=true"])).ok();
+    apply(&c, &hostile_pod("hostile"));
+    c.wait_pod_ready("default", "hostile", 120);
+    let dir = tempfile::tempdir().unwrap();
+    let mut problems = same_uid_app_reaches_nothing(&c, dir.path());
+    problems.extend(lifeline_cut(&c, dir.path()));
+    problems.extend(stopped_capture(&c, dir.path()));
+    let left = captures_left(20);
+    end_captures(&left);
+    assert!(left.is_empty(), "captures still running: {left:?}");
+    assert!(
+        problems.is_empty(),
+        "a hostile app (UID 65534, NET_RAW ambient):\n  {}",
+        problems.join("\n  ")
+    );
+}
