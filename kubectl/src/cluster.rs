@@ -76,6 +76,9 @@ pub struct Target {
     pub image: String,
     pub runtime_class: Option<String>,
     pub phase: String,
+    /// The UIDs and GIDs the pod's spec names (`runAsUser`, `runAsGroup`
+    /// of the pod and its containers): the debug container takes none.
+    pub ids: Vec<i64>,
 }
 
 impl Target {
@@ -176,7 +179,27 @@ fn target(p: &Pod, container: Option<&str>) -> Result<Target> {
             .first()
             .context("a pod without containers")?,
     };
+    let mut ids = Vec::new();
+    if let Some(sc) = &spec.security_context {
+        ids.extend(sc.run_as_user.into_iter().chain(sc.run_as_group));
+    }
+    let every = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for sc in every.filter_map(|c| c.security_context.as_ref()) {
+        ids.extend(sc.run_as_user.into_iter().chain(sc.run_as_group));
+    }
+    for sc in spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .filter_map(|c| c.security_context.as_ref())
+    {
+        ids.extend(sc.run_as_user.into_iter().chain(sc.run_as_group));
+    }
     Ok(Target {
+        ids,
         uid: md.uid.clone().unwrap_or_default(),
         node: spec.node_name.clone().unwrap_or_default(),
         container: c.name.clone(),

@@ -23,8 +23,9 @@ Usage:
   kubectl's --kubeconfig FILE and --context NAME work with both.
 
 capture: for each pod, an ephemeral debug container of netshim's image
-(UID 65534, no privilege escalation, every default capability dropped but
-NET_RAW, seccomp RuntimeDefault) that sleeps --lifetime seconds (3600);
+(a random UID that none of the pod's containers has, no privilege
+escalation, every default capability dropped but NET_RAW, seccomp
+RuntimeDefault) that sleeps --lifetime seconds (3600);
 once it runs, `netshim capture -i any -w -` in it through the API server;
 every pod's stream merged in time order into one pcapng (interfaces named
 NS/POD/IFACE; node, pod UID, container and image in their description).
