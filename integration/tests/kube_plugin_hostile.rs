@@ -434,6 +434,88 @@ fn stopped_capture(c: &Cluster, dir: &Path) -> Vec<String> {
     problems
 }
 
+/// A pod that holds NET_ADMIN (a namespace at Pod Security `privileged`:
+/// a CNI helper, a VPN, a mesh's init) names an interface of its network
+/// namespace with terminal escapes (Linux refuses only '/', ':' and
+/// white space in a name) and sends ARP on it.
+fn escaping_pod(name: &str, ns: &str) -> serde_json::Value {
+    let script = r#"n=$(printf 'x\033]0;PWN\007\033[2J')
+ip link add name "$n" type veth
+ip link set "$n" up && ip link set veth0 up && ip addr add 198.18.99.1/24 dev "$n"
+ip -o link | grep -q PWN && echo "HOSTILE interface made"
+while :; do arping -c 1 -w 1 -I "$n" 198.18.99.2 >/dev/null 2>&1; done"#;
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "nodeName": NODE,
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{
+                "name": "app", "image": APP_IMAGE,
+                "command": ["sh", "-c", script],
+                "securityContext": {"capabilities": {"add": ["NET_ADMIN"]}}
+            }]
+        }
+    })
+}
+
+/// The escape sequences in the pod's interface name reach the user's
+/// terminal as text, never as escapes.
+fn interface_names_are_shown_as_text(c: &Cluster, dir: &Path) -> Vec<String> {
+    let out = dir.join("escapes.pcapng");
+    let img = image_flag();
+    let r = run(&mut plugin(
+        c,
+        &[
+            "capture",
+            "-n",
+            "open",
+            "escapes",
+            "-w",
+            out.to_str().unwrap(),
+            "-a",
+            "duration:4",
+            &img,
+            "--lifetime",
+            "60",
+        ],
+    ));
+    let names = run(Command::new("tshark").arg("-r").arg(&out).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.interface_name",
+    ]));
+    let names: std::collections::BTreeSet<String> =
+        names.stdout.lines().map(|l| format!("{l:?}")).collect();
+    println!(
+        "escapes: plugin exit {:?}\nstderr (escaped): {:?}\ninterface names in the merged file: {names:?}",
+        r.code, r.stderr
+    );
+    assert_eq!(r.code, Some(0), "{r:#?}");
+    assert!(
+        names.iter().any(|n| n.contains("PWN")),
+        "no packet on the pod's interface named with escapes: the check proves nothing"
+    );
+    let controls: Vec<char> = r
+        .stderr
+        .chars()
+        .filter(|ch| ch.is_control() && *ch != '\n')
+        .collect();
+    let mut problems = Vec::new();
+    if !controls.is_empty() {
+        problems.push(format!(
+            "the pod's interface name put control characters on the plugin's stderr: {controls:?}"
+        ));
+    } else if !r.stderr.contains("x\\u{1b}]0;PWN\\u{7}") {
+        problems.push(format!(
+            "the pod's interface is not named on stderr: {}",
+            r.stderr
+        ));
+    }
+    problems
+}
+
 #[test]
 fn kubectl_netshim_withstands_a_hostile_pod() {
     let opts = Options {
@@ -448,7 +530,11 @@ fn kubectl_netshim_withstands_a_hostile_pod() {
     apply(&c, &hostile_pod("hostile"));
     c.wait_pod_ready("default", "hostile", 120);
     let dir = tempfile::tempdir().unwrap();
-    let mut problems = same_uid_app_reaches_nothing(&c, dir.path());
+    c.namespace("open", Some("privileged"));
+    apply(&c, &escaping_pod("escapes", "open"));
+    c.wait_pod_ready("open", "escapes", 120);
+    let mut problems = interface_names_are_shown_as_text(&c, dir.path());
+    problems.extend(same_uid_app_reaches_nothing(&c, dir.path()));
     problems.extend(lifeline_cut(&c, dir.path()));
     problems.extend(stopped_capture(&c, dir.path()));
     let left = captures_left(20);
@@ -456,7 +542,7 @@ fn kubectl_netshim_withstands_a_hostile_pod() {
     assert!(left.is_empty(), "captures still running: {left:?}");
     assert!(
         problems.is_empty(),
-        "a hostile app (UID 65534, NET_RAW ambient):\n  {}",
+        "hostile pods:\n  {}",
         problems.join("\n  ")
     );
 }
