@@ -255,7 +255,7 @@ async fn debug_containers(
                 );
                 ok.push(t);
             }
-            Err(e) => failed.push(format!("  {e:#}")),
+            Err(e) => failed.push(format!("  {}", crate::show::line(&format!("{e:#}")))),
         }
     }
     if !failed.is_empty() && (!a.skip_unreachable || ok.is_empty()) {
@@ -311,6 +311,8 @@ async fn start(
         let mut pid_tx = Some(pid_tx);
         let mut kept = Vec::new();
         while let Ok(Some(l)) = lines.next_line().await {
+            // The pod's side wrote it: shown as text (crate::show).
+            let l = crate::show::line(&l);
             if let Some(pid) = l
                 .strip_prefix("netshim-capture-pid ")
                 .and_then(|p| p.trim().parse().ok())
@@ -386,7 +388,10 @@ fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String 
             c - 128
         ),
         Some(c) => format!("the capture failed with exit status {c}"),
-        None => format!("the capture failed: {}", s.message.unwrap_or_default()),
+        None => format!(
+            "the capture failed: {}",
+            crate::show::line(&s.message.unwrap_or_default())
+        ),
     }
 }
 
@@ -440,7 +445,7 @@ async fn stop_all(runs: &mut [Running], name: &str) {
                 return;
             };
             if let Err(e) = debug::interrupt(&api, &t, &name, pid).await {
-                eprintln!("{}: {e:#}", t.label());
+                eprintln!("{}: {}", t.label(), crate::show::line(&format!("{e:#}")));
             }
         }));
     }
@@ -600,22 +605,24 @@ async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
         }
     }
     for e in &out.stream_errors {
-        eprintln!("{e}");
+        eprintln!("{}", crate::show::line(e));
     }
     if let Some(e) = out.output_error.as_ref().filter(|_| !out.reader_gone) {
         eprintln!("{e}");
     }
     if !a.quiet {
         for i in &out.interfaces {
+            // Named by the pod's network namespace (and its stream).
+            let name = crate::show::line(&i.name);
             if i.statistics {
                 eprintln!(
-                    "{}: {} packets written, {} received by filter, {} dropped by kernel",
-                    i.name, i.written, i.received, i.dropped
+                    "{name}: {} packets written, {} received by filter, {} dropped by kernel",
+                    i.written, i.received, i.dropped
                 );
             } else {
                 eprintln!(
-                    "{}: {} packets written; its capture was killed before its statistics (counts of packets received and dropped are not known)",
-                    i.name, i.written
+                    "{name}: {} packets written; its capture was killed before its statistics (counts of packets received and dropped are not known)",
+                    i.written
                 );
             }
         }

@@ -99,8 +99,8 @@ impl Target {
 /// Why a request failed, in kubectl's words when the API server gave some.
 pub fn api_error(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(r) => format!("{} ({})", r.message, r.reason),
-        e => e.to_string(),
+        kube::Error::Api(r) => crate::show::line(&format!("{} ({})", r.message, r.reason)),
+        e => crate::show::line(&e.to_string()),
     }
 }
 

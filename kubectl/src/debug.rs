@@ -148,10 +148,13 @@ pub async fn wait_running(api: &Api<Pod>, t: &Target, name: &str, secs: u64) -> 
             }
             if let Some(term) = state.terminated {
                 bail!(
-                    "the debug container of {} ended before the capture began: {} {}",
+                    "the debug container of {} ended before the capture began: {}",
                     t.label(),
-                    term.reason.unwrap_or_default(),
-                    term.message.unwrap_or_default()
+                    crate::show::line(&format!(
+                        "{} {}",
+                        term.reason.unwrap_or_default(),
+                        term.message.unwrap_or_default()
+                    ))
                 );
             }
             if let Some(w) = state.waiting {

@@ -8,6 +8,7 @@ mod cluster;
 mod debug;
 mod doctor;
 mod merging;
+mod show;
 
 const HELP: &str = "\
 kubectl netshim: capture pods' traffic, non-root, into one pcapng
@@ -79,7 +80,7 @@ fn main() {
     match r {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("kubectl netshim: {e:#}");
+            eprintln!("kubectl netshim: {}", show::text(&format!("{e:#}")));
             std::process::exit(1);
         }
     }
