@@ -516,6 +516,181 @@ fn interface_names_are_shown_as_text(c: &Cluster, dir: &Path) -> Vec<String> {
     problems
 }
 
+/// A setup that fails (the debug container's image cannot be pulled)
+/// leaves the file of `-w` as it was: an earlier capture of that name is
+/// not lost, and no empty file is made.
+fn failed_setup_keeps_the_output(c: &Cluster, dir: &Path) -> Vec<String> {
+    let old = dir.join("earlier.pcapng");
+    std::fs::write(&old, "AN EARLIER CAPTURE").unwrap();
+    let new = dir.join("never.pcapng");
+    let mut problems = Vec::new();
+    for out in [&old, &new] {
+        let r = run(&mut plugin(
+            c,
+            &[
+                "capture",
+                "hostile",
+                "-w",
+                out.to_str().unwrap(),
+                // Refused at once: nothing listens on port 9.
+                "--image=127.0.0.1:9/netshim:none",
+            ],
+        ));
+        println!(
+            "unpullable image, -w {}: exit {:?}\n{}",
+            out.display(),
+            r.code,
+            r.stderr
+        );
+        assert_eq!(r.code, Some(1), "{r:#?}");
+        assert!(r.stderr.contains("does not start"), "{r:#?}");
+    }
+    let kept = std::fs::read_to_string(&old).unwrap_or_default();
+    if kept != "AN EARLIER CAPTURE" {
+        problems.push(format!(
+            "a failed setup replaced the earlier file of -w with {} bytes",
+            kept.len()
+        ));
+    }
+    if new.exists() {
+        problems.push(format!(
+            "a failed setup left an empty -w file ({} bytes)",
+            std::fs::metadata(&new).unwrap().len()
+        ));
+    }
+    problems
+}
+
+/// Ctrl-C while the debug container is still being made (its image pull
+/// hangs on a port that accepts and never answers): the plugin ends at
+/// once and leaves no output file.
+fn interrupted_setup_leaves_no_file(c: &Cluster, dir: &Path) -> Vec<String> {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let out = dir.join("interrupted.pcapng");
+    let err = std::fs::File::create(dir.join("interrupted.err")).unwrap();
+    let mut child = plugin(
+        c,
+        &[
+            "capture",
+            "hostile",
+            "-w",
+            out.to_str().unwrap(),
+            &format!("--image=127.0.0.1:{port}/netshim:hangs"),
+        ],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(err)
+    .spawn()
+    .unwrap();
+    // Until the pull has begun: the pod has a debug container more.
+    let before = debug_containers(c, "default", "hostile").len();
+    let t = Instant::now();
+    while debug_containers(c, "default", "hostile").len() == before {
+        assert!(t.elapsed() < Duration::from_secs(30), "no debug container");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let pid = plugin_under(child.id() as i32);
+    let t = Instant::now();
+    kill(Pid::from_raw(pid), Signal::SIGINT).unwrap();
+    let st = child.wait().unwrap();
+    let err = std::fs::read_to_string(dir.join("interrupted.err")).unwrap();
+    println!(
+        "Ctrl-C during the setup: {st} after {:.1} s\n{err}",
+        t.elapsed().as_secs_f64()
+    );
+    drop(silent);
+    let mut problems = Vec::new();
+    if out.exists() {
+        problems.push(format!(
+            "Ctrl-C during the setup left the -w file ({} bytes)",
+            std::fs::metadata(&out).unwrap().len()
+        ));
+    }
+    if t.elapsed() > Duration::from_secs(5) {
+        problems.push(format!(
+            "Ctrl-C during the setup took {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+    }
+    problems
+}
+
+/// `-w` on a full file system (a 64 KiB tmpfs): the plugin says so, stops
+/// every capture, and the file holds whole blocks (tshark reads it).
+fn full_disk(c: &Cluster, dir: &Path) -> Vec<String> {
+    let small = dir.join("small");
+    std::fs::create_dir(&small).unwrap();
+    let m = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "netshim-test"])
+        .arg(&small));
+    assert_eq!(m.code, Some(0), "{m:#?}");
+    let out = small.join("full.pcapng");
+    let t = Instant::now();
+    let r = run(&mut plugin(
+        c,
+        &[
+            "capture",
+            "hostile",
+            "-w",
+            out.to_str().unwrap(),
+            "-a",
+            "duration:30",
+            &image_flag(),
+            "--lifetime",
+            "60",
+        ],
+    ));
+    let took = t.elapsed();
+    let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let ts = run(Command::new("tshark").arg("-r").arg(&out).args([
+        "-T",
+        "fields",
+        "-e",
+        "frame.number",
+    ]));
+    let read = ts.stdout.lines().count();
+    let complaints: Vec<&str> = ts
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Running as user"))
+        .collect();
+    println!(
+        "full disk: exit {:?} after {:.1} s; {size} bytes; tshark read {read} packets, said {complaints:?}\n{}",
+        r.code,
+        took.as_secs_f64(),
+        r.stderr
+    );
+    let left = captures_left(20);
+    end_captures(&left);
+    run(Command::new("umount").arg(&small));
+    let mut problems = Vec::new();
+    if r.code != Some(1) || !r.stderr.to_lowercase().contains("no space") {
+        problems.push(format!(
+            "a full disk: exit {:?}, not said: {}",
+            r.code, r.stderr
+        ));
+    }
+    if !complaints.is_empty() || read == 0 {
+        problems.push(format!(
+            "a full disk left a file tshark does not read whole: {complaints:?}, {read} packets"
+        ));
+    }
+    if took > Duration::from_secs(25) {
+        problems.push(format!(
+            "a full disk did not stop the capture: {:.1} s",
+            took.as_secs_f64()
+        ));
+    }
+    if !left.is_empty() {
+        problems.push(format!(
+            "captures {left:?} outlived the plugin after a full disk"
+        ));
+    }
+    problems
+}
+
 #[test]
 fn kubectl_netshim_withstands_a_hostile_pod() {
     let opts = Options {
@@ -537,6 +712,9 @@ fn kubectl_netshim_withstands_a_hostile_pod() {
     problems.extend(same_uid_app_reaches_nothing(&c, dir.path()));
     problems.extend(lifeline_cut(&c, dir.path()));
     problems.extend(stopped_capture(&c, dir.path()));
+    problems.extend(failed_setup_keeps_the_output(&c, dir.path()));
+    problems.extend(interrupted_setup_leaves_no_file(&c, dir.path()));
+    problems.extend(full_disk(&c, dir.path()));
     let left = captures_left(20);
     end_captures(&left);
     assert!(left.is_empty(), "captures still running: {left:?}");
