@@ -106,16 +106,38 @@ struct Sink {
     rotating: Option<std::thread::JoinHandle<Result<Vec<PathBuf>, RotateError>>>,
 }
 
+/// The directory a file of `-w` goes in.
+fn parent_dir(f: &str) -> &Path {
+    Path::new(f)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Whether the output can be made, before anything is created: the file
+/// itself is made (truncated) only once every capture runs, so a setup
+/// that fails or is interrupted leaves an earlier file of that name as it
+/// was, and no empty one.
+fn check_output(a: &CaptureArgs) -> Result<()> {
+    let Some(f) = a.write.as_deref().filter(|f| *f != "-") else {
+        return Ok(());
+    };
+    if !a.rotation.active() && Path::new(f).exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(f)
+            .with_context(|| format!("cannot write {f}"))?;
+        return Ok(());
+    }
+    let dir = parent_dir(f);
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
+        .with_context(|| format!("cannot write files in {}", dir.display()))
+}
+
 fn open_output(a: &CaptureArgs) -> Result<Sink> {
     let w = a.write.as_deref();
     if a.rotation.active() {
         let base = w.expect("checked: -C and -G need -w FILE").to_string();
-        let dir = Path::new(&base)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
-            .with_context(|| format!("cannot write files in {}", dir.display()))?;
         let (r, wr) = merging::pipe()?;
         let rot = a.rotation.clone();
         let rotating = std::thread::Builder::new()
@@ -482,7 +504,7 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
     let c = cluster::connect(&a.kube).await?;
     let targets = cluster::pods(&c, &a.pods, a.selector.as_deref(), a.container.as_deref()).await?;
     let go = checked(&c, &a, targets).await?;
-    let sink = open_output(&a)?;
+    check_output(&a)?;
     let name = debug::container_name();
     let t0 = Instant::now();
     let go = debug_containers(&c, &a, &image, &name, go).await?;
@@ -509,6 +531,9 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
             a.window_ms
         ),
     );
+    // Made now (see check_output); failing here, the exec streams close as
+    // the plugin exits and every capture's lifeline ends it.
+    let sink = open_output(&a)?;
     let out = merge_and_stop(
         &a,
         sink.file,
