@@ -691,6 +691,45 @@ fn full_disk(c: &Cluster, dir: &Path) -> Vec<String> {
     problems
 }
 
+/// Output flags that cannot work (`-W 0`: a ring of no file; `-C` past
+/// what a u64 of bytes holds; `-w` naming a directory) are refused with
+/// the reason before any pod is touched.
+fn bad_output_creates_nothing(c: &Cluster, dir: &Path) -> Vec<String> {
+    let base = dir.join("ring");
+    let b = base.to_str().unwrap();
+    let d = dir.to_str().unwrap();
+    let mut problems = Vec::new();
+    for (flags, want) in [
+        (vec!["-w", b, "-C", "1", "-W", "0"], "-W 0"),
+        (
+            vec!["-w", b, "-C", "18446744073709552", "-W", "2"],
+            "-C 18446744073709552",
+        ),
+        (vec!["-w", d], "is a directory"),
+    ] {
+        let before = debug_containers(c, "default", "hostile").len();
+        let img = image_flag();
+        let mut args = vec!["capture", "hostile", &img, "-c", "50"];
+        args.extend(&flags);
+        let r = run(&mut plugin(c, &args));
+        let after = debug_containers(c, "default", "hostile").len();
+        println!(
+            "{flags:?}: exit {:?}, debug containers {before} -> {after}\n{}",
+            r.code, r.stderr
+        );
+        if r.code != Some(1) || !r.stderr.contains(want) || r.stderr.contains("panicked") {
+            problems.push(format!(
+                "{flags:?}: exit {:?}, not refused with the reason: {}",
+                r.code, r.stderr
+            ));
+        }
+        if after != before {
+            problems.push(format!("{flags:?} created a debug container"));
+        }
+    }
+    problems
+}
+
 #[test]
 fn kubectl_netshim_withstands_a_hostile_pod() {
     let opts = Options {
@@ -715,6 +754,7 @@ fn kubectl_netshim_withstands_a_hostile_pod() {
     problems.extend(failed_setup_keeps_the_output(&c, dir.path()));
     problems.extend(interrupted_setup_leaves_no_file(&c, dir.path()));
     problems.extend(full_disk(&c, dir.path()));
+    problems.extend(bad_output_creates_nothing(&c, dir.path()));
     let left = captures_left(20);
     end_captures(&left);
     assert!(left.is_empty(), "captures still running: {left:?}");
