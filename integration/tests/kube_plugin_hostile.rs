@@ -569,6 +569,7 @@ fn interrupted_setup_leaves_no_file(c: &Cluster, dir: &Path) -> Vec<String> {
     let port = silent.local_addr().unwrap().port();
     let out = dir.join("interrupted.pcapng");
     let err = std::fs::File::create(dir.join("interrupted.err")).unwrap();
+    let before = debug_containers(c, "default", "hostile").len();
     let mut child = plugin(
         c,
         &[
@@ -585,7 +586,6 @@ fn interrupted_setup_leaves_no_file(c: &Cluster, dir: &Path) -> Vec<String> {
     .spawn()
     .unwrap();
     // Until the pull has begun: the pod has a debug container more.
-    let before = debug_containers(c, "default", "hostile").len();
     let t = Instant::now();
     while debug_containers(c, "default", "hostile").len() == before {
         assert!(t.elapsed() < Duration::from_secs(30), "no debug container");
