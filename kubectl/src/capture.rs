@@ -123,11 +123,12 @@ fn check_output(a: &CaptureArgs) -> Result<()> {
         return Ok(());
     };
     if !a.rotation.active() && Path::new(f).exists() {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(f)
-            .with_context(|| format!("cannot write {f}"))?;
-        return Ok(());
+        // Not opened: a FIFO would wait here for its reader.
+        if Path::new(f).is_dir() {
+            bail!("cannot write {f}: it is a directory");
+        }
+        return nix::unistd::access(f, nix::unistd::AccessFlags::W_OK)
+            .with_context(|| format!("cannot write {f}"));
     }
     let dir = parent_dir(f);
     nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
