@@ -677,6 +677,14 @@ fn full_disk(c: &Cluster, dir: &Path) -> Vec<String> {
             "a full disk left a file tshark does not read whole: {complaints:?}, {read} packets"
         ));
     }
+    // The closing line says how many packets the file holds, as tshark
+    // counts them (the merge wrote more before the disk filled).
+    if !r.stderr.contains(&format!(" {read} in the file")) {
+        problems.push(format!(
+            "a full disk: the closing counts do not say the file holds {read} packets: {}",
+            r.stderr
+        ));
+    }
     if took > Duration::from_secs(25) {
         problems.push(format!(
             "a full disk did not stop the capture: {:.1} s",
