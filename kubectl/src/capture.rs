@@ -633,7 +633,8 @@ async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
     for e in &out.stream_errors {
         eprintln!("{}", crate::show::line(e));
     }
-    if let Some(e) = out.output_error.as_ref().filter(|_| !out.reader_gone) {
+    let failed = out.output_error.as_ref().filter(|_| !out.reader_gone);
+    if let Some(e) = failed {
         eprintln!("{e}");
     }
     if !a.quiet {
@@ -653,8 +654,15 @@ async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
             }
         }
     }
+    // A failed output (a full disk) holds fewer than were merged.
+    let kept = match failed {
+        Some(_) if a.write.as_deref().is_some_and(|w| w != "-") && !a.rotation.active() => {
+            format!("; {} in the file", out.in_output)
+        }
+        _ => String::new(),
+    };
     eprintln!(
-        "{} packets captured from {} pods ({} written out of order, later than the {} ms window)",
+        "{} packets captured from {} pods ({} written out of order, later than the {} ms window{kept})",
         out.written,
         ends.len(),
         out.late,
