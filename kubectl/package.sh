@@ -48,7 +48,7 @@ spec:
   shortDescription: Capture pods' traffic across nodes, non-root, into one pcapng
   description: |
     kubectl netshim capture adds an ephemeral debug container of netshim's
-    image to each pod you name or select (UID 65534, no privilege
+    image to each pod you name or select (non-root, no privilege
     escalation, only NET_RAW, seccomp RuntimeDefault: Pod Security
     "baseline" admits it), runs netshim's capture in it through the API
     server, and merges every pod's stream in time order into one pcapng,

@@ -206,8 +206,11 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
             }
             "--handler" => a.handler = w.value(&flag, g)?,
             "-C" => {
-                a.rotation.size =
-                    Some(number::<u64>(&flag, &w.value(&flag, g)?)?.max(1) * 1_000_000)
+                let v = w.value(&flag, g)?;
+                let mb = number::<u64>(&flag, &v)?.max(1);
+                a.rotation.size = Some(mb.checked_mul(1_000_000).with_context(|| {
+                    format!("-C {v}: more bytes than a file takes; give the size in MB")
+                })?)
             }
             "-G" => a.rotation.seconds = Some(number(&flag, &w.value(&flag, g)?)?),
             "-W" => a.rotation.files = Some(number(&flag, &w.value(&flag, g)?)?),
@@ -282,6 +285,13 @@ fn autostop(a: &mut CaptureArgs, c: &str) -> Result<()> {
 /// tcpdump's and dumpcap's rules for `-C`, `-G`, `-W` and `-a`.
 fn check_rotation(a: &CaptureArgs) -> Result<()> {
     let r = &a.rotation;
+    if r.seconds == Some(0) {
+        // Every packet would start a file, of the same name within a second.
+        bail!("-G 0: give the seconds between files, 1 or more");
+    }
+    if r.files == Some(0) {
+        bail!("-W 0: give the number of files, 1 or more");
+    }
     if r.files.is_some() && !r.active() {
         bail!("-W needs -C or -G (it counts the files they make)");
     }
@@ -447,5 +457,8 @@ mod tests {
         assert!(e("web -w x -a bogus:1").contains("unknown condition"));
         assert!(e("web -Z x").contains("unknown flag -Z"));
         assert!(e("web -w").contains("-w needs a value"));
+        assert!(e("web -w x -C 1 -W 0").contains("-W 0: give the number of files"));
+        assert!(e("web -w x-%S -G 0").contains("-G 0: give the seconds"));
+        assert!(e("web -w x -C 18446744073709552").contains("more bytes than a file takes"));
     }
 }

@@ -116,16 +116,39 @@ struct Sink {
     rotating: Option<std::thread::JoinHandle<Result<Vec<PathBuf>, RotateError>>>,
 }
 
+/// The directory a file of `-w` goes in.
+fn parent_dir(f: &str) -> &Path {
+    Path::new(f)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Whether the output can be made, before anything is created: the file
+/// itself is made (truncated) only once every capture runs, so a setup
+/// that fails or is interrupted leaves an earlier file of that name as it
+/// was, and no empty one.
+fn check_output(a: &CaptureArgs) -> Result<()> {
+    let Some(f) = a.write.as_deref().filter(|f| *f != "-") else {
+        return Ok(());
+    };
+    if !a.rotation.active() && Path::new(f).exists() {
+        // Not opened: a FIFO would wait here for its reader.
+        if Path::new(f).is_dir() {
+            bail!("cannot write {f}: it is a directory");
+        }
+        return nix::unistd::access(f, nix::unistd::AccessFlags::W_OK)
+            .with_context(|| format!("cannot write {f}"));
+    }
+    let dir = parent_dir(f);
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
+        .with_context(|| format!("cannot write files in {}", dir.display()))
+}
+
 fn open_output(a: &CaptureArgs) -> Result<Sink> {
     let w = a.write.as_deref();
     if a.rotation.active() {
         let base = w.expect("checked: -C and -G need -w FILE").to_string();
-        let dir = Path::new(&base)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK)
-            .with_context(|| format!("cannot write files in {}", dir.display()))?;
         let (r, wr) = nix::unistd::pipe().context("cannot make a pipe for the rotation")?;
         let rot = a.rotation.clone();
         let rotating = std::thread::Builder::new()
@@ -265,7 +288,7 @@ async fn debug_containers(
                 );
                 ok.push(t);
             }
-            Err(e) => failed.push(format!("  {e:#}")),
+            Err(e) => failed.push(format!("  {}", crate::show::line(&format!("{e:#}")))),
         }
     }
     if !failed.is_empty() && (!a.skip_unreachable || ok.is_empty()) {
@@ -331,6 +354,8 @@ async fn start(
         let mut lines = BufReader::new(stderr).lines();
         let mut kept = Vec::new();
         while let Ok(Some(l)) = lines.next_line().await {
+            // The pod's side wrote it: shown as text (crate::show).
+            let l = crate::show::line(&l);
             if !quiet {
                 eprintln!("{label}: {l}");
             }
@@ -395,7 +420,10 @@ fn failure(s: k8s_openapi::apimachinery::pkg::apis::meta::v1::Status) -> String 
             c - 128
         ),
         Some(c) => format!("the capture failed with exit status {c}"),
-        None => format!("the capture failed: {}", s.message.unwrap_or_default()),
+        None => format!(
+            "the capture failed: {}",
+            crate::show::line(&s.message.unwrap_or_default())
+        ),
     }
 }
 
@@ -483,7 +511,7 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
     let c = cluster::connect(&a.kube).await?;
     let targets = cluster::pods(&c, &a.pods, a.selector.as_deref(), a.container.as_deref()).await?;
     let go = checked(&c, &a, targets).await?;
-    let sink = open_output(&a)?;
+    check_output(&a)?;
     let name = debug::container_name();
     let t0 = Instant::now();
     let go = debug_containers(&c, &a, &image, &name, go).await?;
@@ -511,6 +539,9 @@ pub async fn run(a: CaptureArgs) -> Result<i32> {
             a.window_ms
         ),
     );
+    // Made now (see check_output); failing here, the exec streams close as
+    // the plugin exits and every capture's lifeline ends it.
+    let sink = open_output(&a)?;
     let out = merge_and_stop(
         &a,
         sink.file,
@@ -608,32 +639,42 @@ async fn report(a: &CaptureArgs, out: &merging::Outcome, runs: Vec<Running>) {
         }
     }
     for e in &out.stream_errors {
-        eprintln!("{e}");
+        eprintln!("{}", crate::show::line(e));
     }
-    if let Some(e) = out.output_error.as_ref().filter(|_| !out.reader_gone) {
+    let failed = out.output_error.as_ref().filter(|_| !out.reader_gone);
+    if let Some(e) = failed {
         eprintln!("{e}");
     }
     if !a.quiet {
         for i in &out.interfaces {
+            // Named by the pod's network namespace (and its stream).
+            let name = crate::show::line(&i.name);
             if i.statistics {
                 eprintln!(
-                    "{}: {} packets written, {} received by filter, {} dropped by kernel",
-                    i.name, i.written, i.received, i.dropped
+                    "{name}: {} packets written, {} received by filter, {} dropped by kernel",
+                    i.written, i.received, i.dropped
                 );
             } else {
                 eprintln!(
-                    "{}: {} packets written; its capture was killed before its statistics (counts of packets received and dropped are not known)",
-                    i.name, i.written
+                    "{name}: {} packets written; its capture was killed before its statistics (counts of packets received and dropped are not known)",
+                    i.written
                 );
             }
         }
     }
+    // A failed output (a full disk) holds fewer than were merged.
+    let kept = match failed {
+        Some(_) if a.write.as_deref().is_some_and(|w| w != "-") && !a.rotation.active() => {
+            format!("; {} in the file", out.in_output)
+        }
+        _ => String::new(),
+    };
     let pods = match ends.len() {
         1 => "1 pod".to_string(),
         n => format!("{n} pods"),
     };
     eprintln!(
-        "{} packets captured from {pods} ({} written out of order, later than the {} ms window)",
+        "{} packets captured from {pods} ({} written out of order, later than the {} ms window{kept})",
         out.written, out.late, a.window_ms
     );
 }

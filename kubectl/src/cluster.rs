@@ -76,6 +76,9 @@ pub struct Target {
     pub image: String,
     pub runtime_class: Option<String>,
     pub phase: String,
+    /// The UIDs and GIDs the pod's spec names (`runAsUser`, `runAsGroup`
+    /// of the pod and its containers): the debug container takes none.
+    pub ids: Vec<i64>,
 }
 
 impl Target {
@@ -96,8 +99,8 @@ impl Target {
 /// Why a request failed, in kubectl's words when the API server gave some.
 pub fn api_error(e: &kube::Error) -> String {
     match e {
-        kube::Error::Api(r) => format!("{} ({})", r.message, r.reason),
-        e => e.to_string(),
+        kube::Error::Api(r) => crate::show::line(&format!("{} ({})", r.message, r.reason)),
+        e => crate::show::line(&e.to_string()),
     }
 }
 
@@ -176,7 +179,27 @@ fn target(p: &Pod, container: Option<&str>) -> Result<Target> {
             .first()
             .context("a pod without containers")?,
     };
+    let mut ids = Vec::new();
+    if let Some(sc) = &spec.security_context {
+        ids.extend(sc.run_as_user.into_iter().chain(sc.run_as_group));
+    }
+    let every = spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten());
+    for sc in every.filter_map(|c| c.security_context.as_ref()) {
+        ids.extend(sc.run_as_user.into_iter().chain(sc.run_as_group));
+    }
+    for sc in spec
+        .ephemeral_containers
+        .iter()
+        .flatten()
+        .filter_map(|c| c.security_context.as_ref())
+    {
+        ids.extend(sc.run_as_user.into_iter().chain(sc.run_as_group));
+    }
     Ok(Target {
+        ids,
         uid: md.uid.clone().unwrap_or_default(),
         node: spec.node_name.clone().unwrap_or_default(),
         container: c.name.clone(),

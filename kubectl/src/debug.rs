@@ -32,12 +32,12 @@ use crate::cluster::{api_error, Target};
 
 /// The debug container's security context: examples/kubernetes/
 /// debug-netshim.json (Pod Security `baseline` admits it, netshim grants
-/// NET_RAW ambient to it).
-pub fn security_context() -> serde_json::Value {
+/// NET_RAW ambient to it), as UID and GID `id` ([`debug_id`]).
+pub fn security_context(id: i64) -> serde_json::Value {
     serde_json::json!({
         "runAsNonRoot": true,
-        "runAsUser": 65534,
-        "runAsGroup": 65534,
+        "runAsUser": id,
+        "runAsGroup": id,
         "allowPrivilegeEscalation": false,
         "privileged": false,
         "capabilities": {"drop": [
@@ -46,6 +46,30 @@ pub fn security_context() -> serde_json::Value {
         ]},
         "seccompProfile": {"type": "RuntimeDefault"}
     })
+}
+
+/// The first of the debug container's UIDs, and how many there are.
+const IDS: (i64, i64) = (20000, 40000);
+
+/// The debug container's UID and GID: a random one of [`IDS`] that the
+/// pod names nowhere (`avoid`). Not 65534, nor any UID of the app: its
+/// processes share the app's PID namespace, and an app of the same UID
+/// (65534 with NET_RAW ambient is what Pod Security `baseline` admits and
+/// netshim grants) could signal them — SIGKILL the capture's lifeline,
+/// SIGSTOP the capture — and reach their `/proc` files. An app cannot
+/// change its UID to this one: it is fixed when the app starts, and the
+/// app holds no SETUID (an app that can become root reaches anything
+/// anyway). An image's USER is not in the spec; one of [`IDS`] is rare.
+pub fn debug_id(avoid: &[i64]) -> i64 {
+    use std::hash::{BuildHasher, Hasher};
+    let start = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        % IDS.1 as u64;
+    (0..IDS.1)
+        .map(|k| IDS.0 + (start as i64 + k) % IDS.1)
+        .find(|id| !avoid.contains(id))
+        .unwrap_or(IDS.0 + start as i64)
 }
 
 /// A name for this run's debug containers: `netshim-` and five letters.
@@ -65,8 +89,9 @@ pub fn container_name() -> String {
 
 /// The debug container's process, `$1` its lifetime in seconds (see the
 /// module's documentation). Its captures are the processes named
-/// `netshim` it owns (`test -O` on /proc/PID: the same UID, 65534); with
-/// no capability but NET_RAW it cannot signal anyone else's.
+/// `netshim` it owns (`test -O` on /proc/PID: the same UID, its own
+/// ([`debug_id`])); with no capability but NET_RAW it cannot signal
+/// anyone else's.
 const INIT: &str = r#"ours() { for d in /proc/[0-9]*; do [ -O "$d" ] && [ "$(cat "$d/comm" 2>/dev/null)" = netshim ] && echo "${d#/proc/}"; done; }
 end() {
   kill -INT $(ours) 2>/dev/null
@@ -90,7 +115,7 @@ pub async fn add(api: &Api<Pod>, t: &Target, name: &str, image: &str, lifetime: 
         "stdin": false,
         "tty": false,
         "terminationMessagePolicy": "File",
-        "securityContext": security_context(),
+        "securityContext": security_context(debug_id(&t.ids)),
     });
     let patch = serde_json::json!({"spec": {"ephemeralContainers": [ec]}});
     api.patch_ephemeral_containers(&t.name, &PatchParams::default(), &Patch::Strategic(&patch))
@@ -123,10 +148,13 @@ pub async fn wait_running(api: &Api<Pod>, t: &Target, name: &str, secs: u64) -> 
             }
             if let Some(term) = state.terminated {
                 bail!(
-                    "the debug container of {} ended before the capture began: {} {}",
+                    "the debug container of {} ended before the capture began: {}",
                     t.label(),
-                    term.reason.unwrap_or_default(),
-                    term.message.unwrap_or_default()
+                    crate::show::line(&format!(
+                        "{} {}",
+                        term.reason.unwrap_or_default(),
+                        term.message.unwrap_or_default()
+                    ))
                 );
             }
             if let Some(w) = state.waiting {
@@ -193,4 +221,18 @@ pub async fn exec_capture(
             api_error(&e)
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{debug_id, IDS};
+
+    #[test]
+    fn the_debug_id_is_none_the_pod_names() {
+        let all_but_one: Vec<i64> = (IDS.0..IDS.0 + IDS.1).filter(|i| *i != 31337).collect();
+        assert_eq!(debug_id(&all_but_one), 31337);
+        let seen: std::collections::BTreeSet<i64> = (0..50).map(|_| debug_id(&[65534])).collect();
+        assert!(seen.len() > 40, "{seen:?}");
+        assert!(seen.iter().all(|i| (IDS.0..IDS.0 + IDS.1).contains(i)));
+    }
 }

@@ -8,6 +8,7 @@ mod cluster;
 mod debug;
 mod doctor;
 mod merging;
+mod show;
 
 const HELP: &str = "\
 kubectl netshim: capture pods' traffic, non-root, into one pcapng
@@ -23,8 +24,9 @@ Usage:
   kubectl's --kubeconfig FILE and --context NAME work with both.
 
 capture: for each pod, an ephemeral debug container of netshim's image
-(UID 65534, no privilege escalation, every default capability dropped but
-NET_RAW, seccomp RuntimeDefault) that sleeps --lifetime seconds (3600);
+(a random UID that none of the pod's containers has, no privilege
+escalation, every default capability dropped but NET_RAW, seccomp
+RuntimeDefault) that sleeps --lifetime seconds (3600);
 once it runs, `netshim capture -i any -w -` in it through the API server;
 every pod's stream merged in time order into one pcapng (interfaces named
 NS/POD/IFACE; node, pod UID, container and image in their description).
@@ -79,7 +81,7 @@ fn main() {
     match r {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            eprintln!("kubectl netshim: {e:#}");
+            eprintln!("kubectl netshim: {}", show::text(&format!("{e:#}")));
             std::process::exit(1);
         }
     }

@@ -73,6 +73,8 @@ impl Feed {
 pub struct Outcome {
     /// Packets written to the output.
     pub written: u64,
+    /// Of them, those in the output: fewer when it failed (a full disk).
+    pub in_output: u64,
     /// Packets written out of order (later than the window).
     pub late: u64,
     /// Per interface: its name, counts, and whether its capture sent them.
@@ -272,6 +274,7 @@ pub fn run(
     let reader_gone = matches!(output_error, Some(OutputError::BrokenPipe));
     Ok(Outcome {
         written: m.written(),
+        in_output: out.packets(),
         late: m.late(),
         interfaces: m.interfaces().to_vec(),
         stream_errors: inputs.errors,
