@@ -191,3 +191,45 @@ pub fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
+
+/// The ephemeral containers of `ns/pod`: (name, its log).
+pub fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
+    let r = run(&mut c.kubectl(&["-n", ns, "get", "pod", pod, "-o", "json"])).ok();
+    let p: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let names: Vec<String> = p["spec"]["ephemeralContainers"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|n| {
+            let l = run(&mut c.kubectl(&["-n", ns, "logs", pod, "-c", &n]));
+            (n, l.stdout + &l.stderr)
+        })
+        .collect()
+}
+
+/// The runtime's default capabilities but NET_RAW: what the debug
+/// container drops (examples/kubernetes/debug-netshim.json,
+/// kubectl/src/debug.rs). Pod Security `baseline` admits any drop but no
+/// `add` of NET_RAW; netshim answers the narrowed set of a non-root UID
+/// with NET_RAW ambient.
+pub const DROP_ALL_BUT_NET_RAW: [&str; 13] = [
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+];

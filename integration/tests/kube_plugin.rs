@@ -37,27 +37,6 @@ use netshim_integration::kube::{Cluster, NODE, NODE2};
 use netshim_integration::plugin::*;
 use netshim_integration::*;
 
-/// The ephemeral containers of `ns/pod`: (name, its log).
-fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
-    let r = run(&mut c.kubectl(&["-n", ns, "get", "pod", pod, "-o", "json"])).ok();
-    let p: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let names: Vec<String> = p["spec"]["ephemeralContainers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    names
-        .into_iter()
-        .map(|n| {
-            let l = run(&mut c.kubectl(&["-n", ns, "logs", pod, "-c", &n]));
-            (n, l.stdout + &l.stderr)
-        })
-        .collect()
-}
-
 fn wait_captures(n: usize, secs: u64) -> Vec<i32> {
     let t = Instant::now();
     loop {

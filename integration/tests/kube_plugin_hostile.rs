@@ -32,111 +32,16 @@
 //!
 //! Without `KUBE_BIN_DIR` the test says it was SKIPPED, and why.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use netshim_integration::kube::{Cluster, Options, APP_IMAGE, NETSHIM_IMAGE, NODE};
+use netshim_integration::kube::{Cluster, Options, APP_IMAGE, NODE};
+use netshim_integration::plugin::*;
 use netshim_integration::*;
-
-// The helpers below are copies of kube_plugin.rs's; they belong to
-// integration/src/plugin.rs once that branch is merged.
-
-/// The plugin's directory (target/debug), for PATH.
-fn plugin_dir() -> PathBuf {
-    let bin = netshim();
-    let dir = bin.parent().unwrap().to_path_buf();
-    assert!(
-        dir.join("kubectl-netshim").exists(),
-        "{} has no kubectl-netshim: build the workspace (`cargo build --workspace`; integration/run.sh does)",
-        dir.display()
-    );
-    dir
-}
-
-/// `kubectl netshim ARGS` with the plugin on PATH, as the admin.
-fn plugin(c: &Cluster, args: &[&str]) -> Command {
-    let mut all = vec!["netshim"];
-    all.extend_from_slice(args);
-    let mut k = c.kubectl(&all);
-    let path = format!(
-        "{}:{}",
-        plugin_dir().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    k.env("PATH", path);
-    k
-}
-
-fn image_flag() -> String {
-    format!("--image={NETSHIM_IMAGE}")
-}
-
-fn apply(c: &Cluster, what: &serde_json::Value) {
-    let f = c.dir.join(format!(
-        "apply-{}-{}.json",
-        what["metadata"]["namespace"].as_str().unwrap_or("cluster"),
-        what["metadata"]["name"].as_str().unwrap()
-    ));
-    std::fs::write(&f, what.to_string()).unwrap();
-    run(&mut c.kubectl(&["apply", "-f", f.to_str().unwrap()])).ok();
-}
-
-/// Host PIDs of `netshim capture` processes run by the plugin.
-fn captures_running() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/cmdline"))
-                .is_ok_and(|c| c.starts_with(b"netshim\0capture\0-w\0-\0"))
-        })
-        .collect()
-}
-
-/// The ephemeral containers of `ns/pod`: (name, its log).
-fn debug_containers(c: &Cluster, ns: &str, pod: &str) -> Vec<(String, String)> {
-    let r = run(&mut c.kubectl(&["-n", ns, "get", "pod", pod, "-o", "json"])).ok();
-    let p: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let names: Vec<String> = p["spec"]["ephemeralContainers"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| e["name"].as_str().unwrap().to_string())
-                .collect()
-        })
-        .unwrap_or_default();
-    names
-        .into_iter()
-        .map(|n| {
-            let l = run(&mut c.kubectl(&["-n", ns, "logs", pod, "-c", &n]));
-            (n, l.stdout + &l.stderr)
-        })
-        .collect()
-}
-
-/// The default capabilities but NET_RAW, dropped: the debug container's
-/// own narrowing (kubectl/src/debug.rs), which Pod Security `baseline`
-/// admits and netshim answers with NET_RAW ambient for a non-root UID.
-const DROP_ALL_BUT_NET_RAW: &[&str] = &[
-    "AUDIT_WRITE",
-    "CHOWN",
-    "DAC_OVERRIDE",
-    "FOWNER",
-    "FSETID",
-    "KILL",
-    "MKNOD",
-    "NET_BIND_SERVICE",
-    "SETFCAP",
-    "SETGID",
-    "SETPCAP",
-    "SETUID",
-    "SYS_CHROOT",
-];
 
 /// The payload of the packet the app forges (24 bytes).
 const FORGED: &str = "FORGED-BY-A-HOSTILE-APP!";
@@ -240,21 +145,6 @@ fn forged_packets(path: &Path) -> Vec<String> {
     r.stdout.lines().map(String::from).collect()
 }
 
-/// The plugin's PID: `root` or a process under it whose command is
-/// kubectl-netshim (kubectl execs its plugins in its own place).
-fn plugin_under(root: i32) -> i32 {
-    let is_plugin = |p: i32| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .is_ok_and(|c| c.trim() == "kubectl-netshim")
-    };
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .find(|p| is_plugin(*p) && (*p == root || descends_from(*p, root)))
-        .unwrap_or_else(|| panic!("no kubectl-netshim process under PID {root}"))
-}
-
 /// Waits until no capture runs; the ones still running after `secs`.
 fn captures_left(secs: u64) -> Vec<i32> {
     let t = Instant::now();
@@ -312,6 +202,7 @@ fn spawn_plugin(c: &Cluster, dir: &Path, name: &str) -> std::process::Child {
     let img = image_flag();
     plugin(
         c,
+        None,
         &[
             "capture",
             "hostile",
@@ -338,6 +229,7 @@ fn same_uid_app_reaches_nothing(c: &Cluster, dir: &Path) -> Vec<String> {
     let o = out.to_str().unwrap();
     let r = run(&mut plugin(
         c,
+        None,
         &[
             "capture",
             "hostile",
@@ -463,6 +355,7 @@ fn interface_names_are_shown_as_text(c: &Cluster, dir: &Path) -> Vec<String> {
     let img = image_flag();
     let r = run(&mut plugin(
         c,
+        None,
         &[
             "capture",
             "-n",
@@ -524,6 +417,7 @@ fn failed_setup_keeps_the_output(c: &Cluster, dir: &Path) -> Vec<String> {
     for out in [&old, &new] {
         let r = run(&mut plugin(
             c,
+            None,
             &[
                 "capture",
                 "hostile",
@@ -569,6 +463,7 @@ fn interrupted_setup_leaves_no_file(c: &Cluster, dir: &Path) -> Vec<String> {
     let before = debug_containers(c, "default", "hostile").len();
     let mut child = plugin(
         c,
+        None,
         &[
             "capture",
             "hostile",
@@ -627,6 +522,7 @@ fn full_disk(c: &Cluster, dir: &Path) -> Vec<String> {
     let t = Instant::now();
     let r = run(&mut plugin(
         c,
+        None,
         &[
             "capture",
             "hostile",
@@ -716,7 +612,7 @@ fn bad_output_creates_nothing(c: &Cluster, dir: &Path) -> Vec<String> {
         let img = image_flag();
         let mut args = vec!["capture", "hostile", &img, "-c", "50"];
         args.extend(&flags);
-        let r = run(&mut plugin(c, &args));
+        let r = run(&mut plugin(c, None, &args));
         let after = debug_containers(c, "default", "hostile").len();
         println!(
             "{flags:?}: exit {:?}, debug containers {before} -> {after}\n{}",

@@ -615,23 +615,9 @@ fn drop_all_add_net_raw() -> Capability {
 /// runtime's default set but NET_RAW is dropped.
 fn baseline_caps() -> Capability {
     Capability {
-        drop_capabilities: [
-            "AUDIT_WRITE",
-            "CHOWN",
-            "DAC_OVERRIDE",
-            "FOWNER",
-            "FSETID",
-            "KILL",
-            "MKNOD",
-            "NET_BIND_SERVICE",
-            "SETFCAP",
-            "SETGID",
-            "SETPCAP",
-            "SETUID",
-            "SYS_CHROOT",
-        ]
-        .map(String::from)
-        .to_vec(),
+        drop_capabilities: netshim_integration::plugin::DROP_ALL_BUT_NET_RAW
+            .map(String::from)
+            .to_vec(),
         ..Default::default()
     }
 }
