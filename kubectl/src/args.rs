@@ -212,7 +212,10 @@ pub fn capture(words: Vec<String>) -> Result<CaptureArgs> {
                     format!("-C {v}: more bytes than a file takes; give the size in MB")
                 })?)
             }
-            "-G" => a.rotation.seconds = Some(number(&flag, &w.value(&flag, g)?)?),
+            // tcpdump's -G 0 is no -G.
+            "-G" => {
+                a.rotation.seconds = Some(number(&flag, &w.value(&flag, g)?)?).filter(|s| *s > 0)
+            }
             "-W" => a.rotation.files = Some(number(&flag, &w.value(&flag, g)?)?),
             "-a" | "--autostop" => autostop(&mut a, &w.value(&flag, g)?)?,
             f => {
@@ -285,10 +288,6 @@ fn autostop(a: &mut CaptureArgs, c: &str) -> Result<()> {
 /// tcpdump's and dumpcap's rules for `-C`, `-G`, `-W` and `-a`.
 fn check_rotation(a: &CaptureArgs) -> Result<()> {
     let r = &a.rotation;
-    if r.seconds == Some(0) {
-        // Every packet would start a file, of the same name within a second.
-        bail!("-G 0: give the seconds between files, 1 or more");
-    }
     if r.files == Some(0) {
         bail!("-W 0: give the number of files, 1 or more");
     }
@@ -458,7 +457,11 @@ mod tests {
         assert!(e("web -Z x").contains("unknown flag -Z"));
         assert!(e("web -w").contains("-w needs a value"));
         assert!(e("web -w x -C 1 -W 0").contains("-W 0: give the number of files"));
-        assert!(e("web -w x-%S -G 0").contains("-G 0: give the seconds"));
+        assert_eq!(
+            cap("web -w x-%S -G 0").rotation.seconds,
+            None,
+            "tcpdump's -G 0"
+        );
         assert!(e("web -w x -C 18446744073709552").contains("more bytes than a file takes"));
     }
 }

@@ -307,12 +307,23 @@ pub(super) fn snaplen(a: &CaptureArgs) -> u32 {
 }
 
 pub(super) fn rotation(a: &CaptureArgs) -> anyhow::Result<Option<Rotation>> {
+    let size = match a.file_size {
+        Some(mb) => Some(mb.max(1).checked_mul(1_000_000).ok_or_else(|| {
+            anyhow::anyhow!("-C {mb}: more bytes than a file takes; give the size in MB")
+        })?),
+        None => None,
+    };
     let rot = Rotation {
-        size: a.file_size.map(|mb| mb.max(1) * 1_000_000),
+        size,
         files: a.file_count,
-        seconds: a.rotate_seconds,
+        // tcpdump's -G 0 is no -G (and FILE is then not a strftime pattern).
+        seconds: a.rotate_seconds.filter(|s| *s > 0),
         stop_after: None,
     };
+    if a.file_count == Some(0) {
+        // A ring of no file: the name of file N is N modulo 0.
+        bail!("-W 0: give the number of files, 1 or more");
+    }
     if a.file_count.is_some() && !rot.active() {
         bail!("-W needs -C or -G (it counts the files they make)");
     }

@@ -190,4 +190,21 @@ mod tests {
         let e = stop_after(&["-a", "files:3", "-w", "f"]).unwrap_err();
         assert!(e.contains("needs -C or -G"), "{e}");
     }
+
+    /// `-W 0` and a `-C` past 2^64 bytes are refused before anything
+    /// starts, as tcpdump refuses `-W 0` (the first divided by zero at the
+    /// first rotation, the second overflowed); `-G 0` is no `-G`, as in
+    /// tcpdump (it rotated on every packet).
+    #[test]
+    fn impossible_rotations_are_refused() {
+        let err = |argv: &[&str]| {
+            crate::cmd::capture::flags::rotation(&parse(argv))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err(&["-C", "1", "-W", "0", "-w", "f"]).contains("-W 0"));
+        let rot = crate::cmd::capture::flags::rotation(&parse(&["-G", "0", "-w", "f"])).unwrap();
+        assert!(rot.is_none(), "{rot:?}");
+        assert!(err(&["-C", "18446744073709552", "-w", "f"]).contains("more bytes"));
+    }
 }
